@@ -1,0 +1,259 @@
+"""Jockey events and response objects -> LangChain messages. No I/O.
+
+One reducer, `ResponseReducer.feed(event) -> AIMessageChunk | None`, serves the
+sync and async streams alike; `message_from_response` turns a non-streaming
+response object into an `AIMessage` with the same helpers, so `invoke` and an
+aggregated `stream` give equal messages.
+
+Mapping (DESIGN.md "How events become chunks", PROTOCOL.md §8):
+
+- `response.created` (and other snapshot events): the `resp_…` id, session and
+  store become known; every chunk carries the id.
+- `response.output_item.added`: remembers which items are not the final answer
+  (commentary, Jockey's tool steps); a message without `phase` is the answer.
+- `response.output_text.delta` of an answer item: a chunk with `str` content.
+- `response.completed` / `response.incomplete`: the one terminal chunk,
+  `chunk_position="last"`, with usage (total computed: Jockey sends only input
+  and output) and the string metadata. Core *concatenates* equal strings when
+  merging chunks, so strings appear on this chunk only; `model_provider` is on
+  every chunk (merging leaves it alone).
+- `response.failed`, `error`: raise the matching `JockeyError`.
+- `keepalive`, `content_part.*`, `output_text.done`, anything unknown: nothing
+  (unknown types must be ignored, PROTOCOL.md §8.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.messages.ai import UsageMetadata
+
+from langchain_jockey import errors
+
+__all__ = ["PROVIDER", "ResponseReducer", "message_from_response"]
+
+PROVIDER = "twelvelabs"
+_ANSWER_PHASES = (None, "final_answer")
+_TERMINAL = frozenset({"response.completed", "response.incomplete"})
+_SNAPSHOT = frozenset({"response.created", "response.in_progress", "response.queued"})
+
+
+def _is_answer(item: Mapping[str, Any]) -> bool:
+    """A message without `phase` is the answer; an unknown phase is not (§7.1)."""
+    return (
+        item.get("type", "message") == "message" and item.get("phase") in _ANSWER_PHASES
+    )
+
+
+def _answer_text(output: Any) -> str:
+    """The final-answer text of a response's `output` list."""
+    if not isinstance(output, list):
+        return ""
+    parts: list[str] = []
+    for item in output:
+        if isinstance(item, dict) and _is_answer(item):
+            parts.extend(
+                part["text"]
+                for part in item.get("content") or ()
+                if isinstance(part, dict) and isinstance(part.get("text"), str)
+            )
+    return "".join(parts)
+
+
+def _usage(snapshot: Mapping[str, Any]) -> UsageMetadata | None:
+    usage = snapshot.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    input_tokens = usage.get("input_tokens")
+    output_tokens = usage.get("output_tokens")
+    input_tokens = input_tokens if isinstance(input_tokens, int) else 0
+    output_tokens = output_tokens if isinstance(output_tokens, int) else 0
+    return UsageMetadata(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=input_tokens + output_tokens,
+    )
+
+
+def _metadata(snapshot: Mapping[str, Any], model_name: str) -> dict[str, Any]:
+    """The response metadata of a finished response (one chunk carries it)."""
+    return {
+        "model_provider": PROVIDER,
+        "model_name": model_name,
+        "id": snapshot.get("id"),
+        "status": snapshot.get("status"),
+        "incomplete_details": snapshot.get("incomplete_details"),
+        "session_id": snapshot.get("session_id"),
+        "knowledge_store_id": snapshot.get("knowledge_store_id"),
+        "created_at": snapshot.get("created_at"),
+    }
+
+
+def message_from_response(response: Any, model_name: str) -> AIMessage:
+    """An `AIMessage` from a non-streaming response object (`stream: false`)."""
+    if not isinstance(response, dict):
+        raise errors.JockeyServerError(
+            f"Jockey returned {type(response).__name__} instead of a response object"
+        )
+    if response.get("status") == "failed":
+        err = errors.error_from_event({"type": "response.failed", "response": response})
+        raise errors.with_progress(
+            err,
+            partial_text=_answer_text(response.get("output")),
+            session_id=response.get("session_id"),
+            response_id=response.get("id"),
+        )
+    return AIMessage(
+        content=_answer_text(response.get("output")),
+        id=response.get("id"),
+        usage_metadata=_usage(response),
+        response_metadata=_metadata(response, model_name),
+    )
+
+
+class ResponseReducer:
+    """The state of one streamed response, fed one event dict at a time.
+
+    Attributes:
+        response_id: The `resp_…` id, from `response.created`.
+        session_id: The session, known from the first event.
+        finished: Whether a terminal event arrived.
+    """
+
+    __slots__ = (
+        "_base_meta",
+        "_model_name",
+        "_other_items",
+        "_parts",
+        "finished",
+        "knowledge_store_id",
+        "response_id",
+        "session_id",
+    )
+
+    def __init__(self, model_name: str) -> None:
+        self._model_name = model_name
+        self._base_meta = {"model_provider": PROVIDER}
+        self._other_items: set[Any] = set()  # ids of items that are not the answer
+        self._parts: list[str] = []
+        self.response_id: str | None = None
+        self.session_id: str | None = None
+        self.knowledge_store_id: str | None = None
+        self.finished = False
+
+    @property
+    def text(self) -> str:
+        """The answer text received so far."""
+        return "".join(self._parts)
+
+    def feed(self, event: Mapping[str, Any]) -> AIMessageChunk | None:
+        """Apply one event; return the chunk it produces, if any.
+
+        Raises:
+            JockeyError: for `response.failed`, `error` and failed snapshots.
+        """
+        kind = event.get("type")
+        if kind == "response.output_text.delta":
+            if event.get("item_id") in self._other_items:
+                return None
+            delta = event.get("delta")
+            if not isinstance(delta, str) or not delta:
+                return None
+            self._parts.append(delta)
+            return AIMessageChunk(
+                content=delta, id=self.response_id, response_metadata=self._base_meta
+            )
+        if kind == "response.output_item.added":
+            item = event.get("item")
+            if isinstance(item, dict) and not _is_answer(item):
+                self._other_items.add(item.get("id"))
+            return None
+        if kind in _SNAPSHOT:
+            self._remember(event.get("response"))
+            return None
+        if kind in _TERMINAL:
+            return self._finish(event)
+        if kind in ("response.failed", "error"):
+            self._remember(event.get("response"))
+            raise self.progress(errors.error_from_event(dict(event)))
+        return None
+
+    def _remember(self, snapshot: Any) -> None:
+        if not isinstance(snapshot, dict):
+            return
+        self.response_id = snapshot.get("id") or self.response_id
+        self.session_id = snapshot.get("session_id") or self.session_id
+        self.knowledge_store_id = (
+            snapshot.get("knowledge_store_id") or self.knowledge_store_id
+        )
+
+    def _finish(self, event: Mapping[str, Any]) -> AIMessageChunk:
+        snapshot = event.get("response")
+        snapshot = dict(snapshot) if isinstance(snapshot, dict) else {}
+        self._remember(snapshot)
+        if snapshot.get("status") == "failed":
+            raise self.progress(
+                errors.error_from_event(
+                    {"type": "response.failed", "response": snapshot}
+                )
+            )
+        self.finished = True
+        snapshot.setdefault("id", self.response_id)
+        snapshot.setdefault("session_id", self.session_id)
+        snapshot.setdefault("knowledge_store_id", self.knowledge_store_id)
+        if not snapshot.get("status"):
+            snapshot["status"] = (
+                "incomplete"
+                if event.get("type") == "response.incomplete"
+                else "completed"
+            )
+        # Never lose an answer: if no delta came, take the text from the snapshot.
+        content = "" if self._parts else _answer_text(snapshot.get("output"))
+        if content:
+            self._parts.append(content)
+        return AIMessageChunk(
+            content=content,
+            id=self.response_id,
+            chunk_position="last",
+            usage_metadata=_usage(snapshot),
+            response_metadata=_metadata(snapshot, self._model_name),
+        )
+
+    def progress(self, err: errors.JockeyError) -> errors.JockeyError:
+        """Attach the text and session received so far to `err`."""
+        return errors.with_progress(
+            err,
+            partial_text=self.text,
+            session_id=self.session_id,
+            response_id=self.response_id,
+        )
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Wrap the reading of a stream.
+
+        A `JockeyError` raised inside gets the text and session received so
+        far; a body that ends without a terminal event raises
+        `JockeyStreamInterruptedError`. A consumer that stops early
+        (`GeneratorExit`, cancellation) passes through untouched.
+        """
+        try:
+            yield
+        except errors.JockeyError as err:
+            raise self.progress(err) from err.__cause__
+        self.end()
+
+    def end(self) -> None:
+        """The body ended. Raise if it ended before a terminal event."""
+        if not self.finished:
+            raise self.progress(
+                errors.stream_interrupted(
+                    "the Jockey stream ended before the response was complete "
+                    "(no response.completed event); the answer may be cut short. "
+                    "Jockey streams cannot be resumed: send a new request with the "
+                    "same session_id to continue."
+                )
+            )

@@ -1,0 +1,270 @@
+"""LangChain messages and call options -> a Jockey request body. No I/O.
+
+Jockey takes one kind of input item: `{"type": "message", "role": "user",
+"content": <1-10,000 characters>}` (PROTOCOL.md §3). Conversation history lives
+on the server, in a session. DESIGN.md "How LangChain messages become a Jockey
+request" sets out the mapping implemented here:
+
+1. System messages become `instructions` (a call's `instructions=` wins over
+   them; they win over the model's `instructions` field).
+2. The last `AIMessage` that carries `response_metadata["session_id"]` (every
+   message ChatJockey returns does) anchors the conversation: its session is
+   continued, and only the turns after it are sent. An explicit `session_id`
+   wins over the anchor's.
+3. Turns the server has not seen that include AI messages (history from
+   elsewhere) are folded into one labelled transcript before the new message.
+4. Consecutive human messages are joined into one input item.
+5. Anything Jockey cannot take (images, files, tool calls, `ToolMessage`) is a
+   `ValueError` that names it, raised before any request is made.
+6. The body is deterministic: same call, same bytes (cassettes match on it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    ChatMessage,
+    HumanMessage,
+    SystemMessage,
+)
+
+__all__ = [
+    "MAX_CONTENT_CHARS",
+    "RequestOptions",
+    "build_body",
+    "check_selections",
+    "encode_body",
+]
+
+MAX_CONTENT_CHARS = 10_000
+_SELECTION_PREFIXES = {"item": "ksi_", "collection": "ksic_"}
+_TRANSCRIPT_HEAD = "Conversation so far:"
+_TRANSCRIPT_NEW = "New message:"
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """Everything a request needs besides the messages, already merged.
+
+    The model's fields give the defaults and the call's keyword arguments
+    override them (see `ChatJockey._options`).
+    """
+
+    model: str | None
+    knowledge_store_id: str | None
+    instructions: str | None = None
+    """A call's `instructions=`: wins over system messages."""
+    default_instructions: str | None = None
+    """The model's `instructions` field: used when nothing else gives any."""
+    session_id: str | None = None
+    include: Sequence[str] | None = None
+    selections: Sequence[Mapping[str, Any]] | None = None
+    text: Mapping[str, Any] | None = None
+    extra_body: Mapping[str, Any] | None = None
+
+
+def _content_text(message: BaseMessage, *, skip_reasoning: bool = False) -> str:
+    """The text of a message; any non-text block is an error that names it."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+            continue
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str):
+            parts.append(block["text"])
+        elif skip_reasoning and kind in ("reasoning", "thinking"):
+            continue
+        else:
+            msg = (
+                f"Jockey accepts text only, but a {message.type} message holds a "
+                f"{kind!r} content block. Describe images, audio and files in text, "
+                "or add them to the knowledge store and refer to them with "
+                "`selections`."
+            )
+            raise ValueError(msg)
+    return "".join(parts)
+
+
+def _reject_unsupported(message: BaseMessage) -> None:
+    if isinstance(message, (HumanMessage, SystemMessage)):
+        return
+    if isinstance(message, AIMessage):
+        if message.tool_calls or message.invalid_tool_calls:
+            msg = (
+                "Jockey runs its own tools and cannot take tool calls from another "
+                "model: an AIMessage in the input holds tool_calls."
+            )
+            raise ValueError(msg)
+        return
+    if isinstance(message, ChatMessage) and message.role in ("user", "human", "system"):
+        return
+    if isinstance(message, ChatMessage) and message.role in ("assistant", "ai"):
+        return
+    msg = (
+        f"Jockey cannot take a {type(message).__name__} (type {message.type!r}): it "
+        "runs its own tools and accepts only human, AI and system messages."
+    )
+    raise ValueError(msg)
+
+
+def _role(message: BaseMessage) -> str:
+    if isinstance(message, ChatMessage):
+        return {"user": "human", "assistant": "ai"}.get(message.role, message.role)
+    return message.type
+
+
+def _session_anchor(
+    messages: Sequence[BaseMessage], knowledge_store_id: str | None
+) -> tuple[int, str | None]:
+    """Index and session of the last Jockey answer for this store (-1, None if none).
+
+    An answer from another knowledge store cannot anchor: Jockey rejects a
+    session used with a different store (PROTOCOL.md §2), so such a history is
+    treated as history from elsewhere and folded.
+    """
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if not isinstance(message, AIMessage):
+            continue
+        meta = message.response_metadata
+        session = meta.get("session_id")
+        if isinstance(session, str) and session:
+            store = meta.get("knowledge_store_id")
+            if store is None or store == knowledge_store_id:
+                return index, session
+    return -1, None
+
+
+def _fold(turns: Sequence[BaseMessage]) -> str:
+    """Turns the server has not seen -> the content of one user message."""
+    last_ai = max(
+        (i for i, m in enumerate(turns) if _role(m) == "ai"),
+        default=-1,
+    )
+    new = [_content_text(m) for m in turns[last_ai + 1 :]]
+    if not new:
+        msg = (
+            "The last message must be a human message: Jockey answers a user turn, "
+            "and the input ends with an AI message."
+        )
+        raise ValueError(msg)
+    new_text = "\n\n".join(new)
+    if last_ai < 0:
+        return new_text
+    lines = [_TRANSCRIPT_HEAD]
+    for message in turns[: last_ai + 1]:
+        speaker = "Assistant" if _role(message) == "ai" else "User"
+        text = _content_text(message, skip_reasoning=True)
+        if text:
+            lines.append(f"{speaker}: {text}")
+    return "\n".join(lines) + f"\n\n{_TRANSCRIPT_NEW}\n{new_text}"
+
+
+def check_selections(selections: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validate `selections` (`kind` item|collection, matching id prefix).
+
+    Raises:
+        ValueError: naming the bad entry.
+    """
+    checked: list[dict[str, Any]] = []
+    for index, selection in enumerate(selections):
+        if not isinstance(selection, Mapping):
+            msg = f"selections[{index}] must be a dict with 'kind' and 'id'."
+            raise TypeError(msg)
+        kind, ident = selection.get("kind"), selection.get("id")
+        prefix = _SELECTION_PREFIXES.get(kind) if isinstance(kind, str) else None
+        if prefix is None:
+            msg = (
+                f"selections[{index}]['kind'] must be 'item' or 'collection', "
+                f"not {kind!r}."
+            )
+            raise ValueError(msg)
+        if not isinstance(ident, str) or not ident.startswith(prefix):
+            msg = (
+                f"selections[{index}] is a {kind!r}, so its 'id' must start with "
+                f"{prefix!r}; got {ident!r}."
+            )
+            raise ValueError(msg)
+        checked.append({"kind": kind, "id": ident})
+    return checked
+
+
+def build_body(
+    messages: Sequence[BaseMessage], options: RequestOptions, *, stream: bool
+) -> dict[str, Any]:
+    """The JSON body of `POST /responses` for `messages`, validated.
+
+    Raises:
+        ValueError: on input Jockey cannot take, naming what is wrong.
+    """
+    if not options.knowledge_store_id:
+        msg = (
+            "ChatJockey needs a knowledge store: pass knowledge_store_id='ks_…' "
+            "or set TWELVE_LABS_KNOWLEDGE_STORE_ID."
+        )
+        raise ValueError(msg)
+    if not messages:
+        msg = "ChatJockey needs at least one message; the input is empty."
+        raise ValueError(msg)
+    for message in messages:
+        _reject_unsupported(message)
+
+    system = [m for m in messages if _role(m) == "system"]
+    turns = [m for m in messages if _role(m) != "system"]
+    system_text = "\n\n".join(t for t in (_content_text(m) for m in system) if t)
+    anchor, anchor_session = _session_anchor(turns, options.knowledge_store_id)
+    session_id = options.session_id or anchor_session
+    content = _fold(turns[anchor + 1 :])
+    if not content:
+        msg = "Jockey needs a non-empty question: the human message has no text."
+        raise ValueError(msg)
+    if len(content) > MAX_CONTENT_CHARS:
+        msg = (
+            f"Jockey takes at most {MAX_CONTENT_CHARS:,} characters per message; "
+            f"this one has {len(content):,}. Shorten it, or continue a session "
+            "instead of resending history."
+        )
+        raise ValueError(msg)
+
+    body: dict[str, Any] = {}
+    if options.model:
+        body["model"] = options.model
+    body["knowledge_store_id"] = options.knowledge_store_id
+    body["input"] = [{"type": "message", "role": "user", "content": content}]
+    body["stream"] = stream
+    if session_id:
+        body["session_id"] = session_id
+    instructions = options.instructions or system_text or options.default_instructions
+    if instructions:
+        body["instructions"] = instructions
+    if options.include:
+        if isinstance(options.include, str):
+            msg = "include must be a list such as ['intermediate_outputs']."
+            raise TypeError(msg)
+        body["include"] = list(options.include)
+    if options.selections:
+        body["selections"] = check_selections(options.selections)
+    if options.text:
+        body["text"] = dict(options.text)
+    if options.extra_body:
+        clash = sorted(set(options.extra_body) & set(body))
+        if clash:
+            msg = f"extra_body may not set {clash}: use the ChatJockey options."
+            raise ValueError(msg)
+        body.update(options.extra_body)
+    return body
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON; key order is the order `build_body` wrote them in."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

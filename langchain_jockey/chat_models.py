@@ -1,0 +1,497 @@
+"""`ChatJockey`: TwelveLabs Jockey as a LangChain chat model.
+
+Glue only: request building is in `_messages`, event handling in `_events`,
+I/O in `_http`, errors in `errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import warnings
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import aclosing, closing
+from typing import Any, NamedTuple
+
+import httpx
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.utils import from_env, secret_from_env
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from langchain_jockey import _http
+from langchain_jockey._events import PROVIDER, ResponseReducer, message_from_response
+from langchain_jockey._messages import (
+    RequestOptions,
+    build_body,
+    check_selections,
+    encode_body,
+)
+from langchain_jockey._version import __version__
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "ChatJockey"]
+
+DEFAULT_MODEL = "jockey1.0"
+DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
+
+# Jockey sends a keepalive about every 10 s while it works, so 60 s of silence on
+# a stream means a dead connection. A non-streaming answer sends nothing until it
+# is ready (30 s to 3 min), so it waits longer.
+_STREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=None)
+_NON_STREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=None)
+
+# Call options that override a field of the same name.
+_REQUEST_OPTIONS = (
+    "model",
+    "knowledge_store_id",
+    "instructions",
+    "session_id",
+    "include",
+    "selections",
+    "text",
+    "extra_body",
+)
+# LangChain passes these; Jockey has no such parameters (PROTOCOL.md §2).
+_IGNORED_OPTIONS = ("stop", "temperature", "max_tokens")
+_PASSED_BY_CORE = ("stream",)
+
+_CLIENT_LOCK = threading.Lock()
+_WARNED: set[str] = set()
+
+
+class _Call(NamedTuple):
+    request: httpx.Request
+    model_name: str
+    policy: _http.RetryPolicy
+
+
+def _warn_ignored(name: str) -> None:
+    if name in _WARNED:
+        return
+    _WARNED.add(name)
+    warnings.warn(
+        f"Jockey has no {name!r} parameter: ChatJockey accepts it for LangChain "
+        "compatibility and does not send it.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+class ChatJockey(BaseChatModel):
+    """TwelveLabs Jockey as a LangChain chat model.
+
+    Jockey is an agent that answers questions about a collection of videos (a
+    knowledge store), citing the moments it draws on.
+
+    Setup:
+        ```bash
+        pip install langchain-jockey
+        export TWELVE_LABS_API_KEY="tlk_…"
+        export TWELVE_LABS_KNOWLEDGE_STORE_ID="ks_…"
+        ```
+
+    Instantiate:
+        ```python
+        from langchain_jockey import ChatJockey
+
+        llm = ChatJockey(knowledge_store_id="ks_…")
+        ```
+
+    Invoke:
+        ```python
+        msg = llm.invoke("What happens after the corner kick?")
+        msg.text  # -> the answer, with [N] citation markers
+        msg.response_metadata["session_id"]  # -> "sess_…"
+        ```
+
+    Stream:
+        ```python
+        for chunk in llm.stream("Summarise the match"):
+            print(chunk.text, end="", flush=True)
+        ```
+
+    Async:
+        ```python
+        msg = await llm.ainvoke("Who scores first?")
+        async for chunk in llm.astream("Who scores first?"):
+            ...
+        ```
+
+    Sessions: Jockey keeps the conversation on the server. Pass the previous
+    answer back in the message list (as `RunnableWithMessageHistory` or a
+    LangGraph `MessagesState` do) and ChatJockey continues its session, sending
+    only the new human turn:
+        ```python
+        history = [HumanMessage("Who scores first?")]
+        history.append(llm.invoke(history))
+        history.append(HumanMessage("And what happens next?"))
+        llm.invoke(history)  # -> same session, one new turn sent
+        ```
+
+    Token usage:
+        ```python
+        msg.usage_metadata
+        # -> {"input_tokens": …, "output_tokens": …, "total_tokens": …}
+        ```
+
+    Response metadata:
+        ```python
+        msg.response_metadata
+        # -> {"model_provider": "twelvelabs", "model_name": "jockey1.0",
+        #     "id": "resp_…", "status": "completed", "incomplete_details": None,
+        #     "session_id": "sess_…", "knowledge_store_id": "ks_…", "created_at": "…"}
+        ```
+
+    Per-call options: every request field can be set per call, e.g.
+    `llm.invoke(question, session_id="sess_…", instructions="Answer in one line")`.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    model: str = Field(default=DEFAULT_MODEL, alias="model_name")
+    """Jockey model name, sent as `model` (the only documented value is
+    `"jockey1.0"`) and reported as `response_metadata["model_name"]`."""
+
+    knowledge_store_id: str | None = Field(
+        default_factory=from_env("TWELVE_LABS_KNOWLEDGE_STORE_ID", default=None)
+    )
+    """The knowledge store (`ks_…`) to answer from. Required for every request.
+    Default: env `TWELVE_LABS_KNOWLEDGE_STORE_ID`."""
+
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env(
+            ["TWELVE_LABS_API_KEY", "TWELVELABS_API_KEY"], default=None
+        )
+    )
+    """TwelveLabs API key, sent as `x-api-key`. Default: env `TWELVE_LABS_API_KEY`,
+    else `TWELVELABS_API_KEY`. Never shown in reprs, logs or traces."""
+
+    base_url: str = Field(
+        default_factory=from_env("TWELVELABS_BASE_URL", default=DEFAULT_BASE_URL)
+    )
+    """API root; requests go to `{base_url}/responses`. Default: env
+    `TWELVELABS_BASE_URL`, else `https://api.twelvelabs.io/v1.3`."""
+
+    instructions: str | None = None
+    """Default system prompt, used when neither the call's `instructions=` nor a
+    system message in the input gives one."""
+
+    session_id: str | None = None
+    """Continue this Jockey session (`sess_…`). Normally left unset: the session
+    is taken from the last Jockey answer in the input."""
+
+    include: list[str] | None = None
+    """Extra output to request; `["intermediate_outputs"]` asks for Jockey's
+    commentary and tool steps."""
+
+    selections: list[dict[str, str]] | None = None
+    """Items (`{"kind": "item", "id": "ksi_…"}`) or collections (`"collection"`,
+    `"ksic_…"`) that `{{sel:N}}` tokens in the question refer to."""
+
+    timeout: float | httpx.Timeout | None = None
+    """Timeout in seconds, or an `httpx.Timeout`. Default (`None`): connect 10 s;
+    read 60 s between bytes of a stream (Jockey sends keepalives about every
+    10 s); read 600 s for a non-streaming answer; no limit on the total time."""
+
+    max_retries: int = Field(default=2, ge=0)
+    """Retries of a request that failed before any of its answer arrived (429
+    except `plan_limit_exceeded`, 408, 5xx, connection failures). A stream is
+    never retried once it has started."""
+
+    http_client: httpx.Client | None = Field(default=None, exclude=True)
+    """An `httpx.Client` to use for sync calls (proxies, custom transports).
+    Default: one created on first use and reused."""
+
+    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
+    """An `httpx.AsyncClient` to use for async calls. Default: one created on
+    first use in each event loop and reused."""
+
+    default_headers: dict[str, str] | None = None
+    """Extra HTTP headers for every request."""
+
+    extra_body: dict[str, Any] | None = None
+    """Extra top-level fields for the request body, for API parameters this
+    version does not know. May not repeat a field ChatJockey sets."""
+
+    streaming: bool = False
+    """Whether `invoke` streams (LangChain's convention); `stream()` always does."""
+
+    temperature: float | None = None
+    """Accepted for LangChain compatibility; Jockey has no temperature."""
+
+    max_tokens: int | None = None
+    """Accepted for LangChain compatibility; Jockey has no token limit option."""
+
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    """Accepted for LangChain compatibility; Jockey has no stop sequences."""
+
+    _client: httpx.Client | None = PrivateAttr(default=None)
+    _async_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = PrivateAttr(
+        default_factory=dict
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown(cls, values: Any) -> Any:
+        """Name unknown constructor arguments instead of dropping them."""
+        if isinstance(values, dict):
+            known = set(cls.model_fields)
+            known.update(f.alias for f in cls.model_fields.values() if f.alias)
+            unknown = sorted(set(values) - known)
+            if unknown:
+                msg = (
+                    f"ChatJockey got unknown argument(s) {unknown}. Request fields "
+                    "Jockey documents are fields of ChatJockey; anything else can go "
+                    "in extra_body={…}."
+                )
+                raise ValueError(msg)
+        return values
+
+    @field_validator("selections")
+    @classmethod
+    def _check_selections(
+        cls, value: list[dict[str, str]] | None
+    ) -> list[dict[str, str]] | None:
+        if value:
+            check_selections(value)
+        return value
+
+    @property
+    def _llm_type(self) -> str:
+        return "jockey-chat"
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """Where the secret fields come from, for LangChain serialization."""
+        return {"api_key": "TWELVE_LABS_API_KEY"}
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        # Everything that changes the answer, never the key (this is traced
+        # and is the LLM-cache key).
+        return {
+            "model": self.model,
+            "knowledge_store_id": self.knowledge_store_id,
+            "instructions": self.instructions,
+            "session_id": self.session_id,
+            "include": self.include,
+            "selections": self.selections,
+            "extra_body": self.extra_body,
+            "base_url": self.base_url,
+        }
+
+    def _get_ls_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> LangSmithParams:
+        del stop
+        return LangSmithParams(
+            ls_provider=PROVIDER,
+            ls_model_name=kwargs.get("model") or self.model,
+            ls_model_type="chat",
+        )
+
+    # -- clients -------------------------------------------------------------
+
+    def _sync_client(self) -> httpx.Client:
+        if self.http_client is not None:
+            return self.http_client
+        if self._client is None:
+            with _CLIENT_LOCK:
+                if self._client is None:
+                    self._client = httpx.Client()
+        return self._client
+
+    def _async_client(self) -> httpx.AsyncClient:
+        if self.http_async_client is not None:
+            return self.http_async_client
+        # An AsyncClient belongs to the loop it first ran in: keep one per loop.
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            with _CLIENT_LOCK:
+                for old in [lp for lp in self._async_clients if lp.is_closed()]:
+                    del self._async_clients[old]
+                client = self._async_clients.setdefault(loop, httpx.AsyncClient())
+        return client
+
+    def close(self) -> None:
+        """Close the sync HTTP client ChatJockey created (not one you passed in)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close the async HTTP client ChatJockey created for this event loop."""
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    # -- requests --------------------------------------------------------------
+
+    def _options(
+        self, stop: list[str] | None, kwargs: Mapping[str, Any]
+    ) -> RequestOptions:
+        unknown = sorted(
+            set(kwargs)
+            - set(_REQUEST_OPTIONS)
+            - set(_IGNORED_OPTIONS)
+            - set(_PASSED_BY_CORE)
+        )
+        if unknown:
+            msg = (
+                f"ChatJockey got unknown call option(s) {unknown}; it takes "
+                f"{list(_REQUEST_OPTIONS)} (and ignores {list(_IGNORED_OPTIONS)})."
+            )
+            raise TypeError(msg)
+        ignored = {
+            "stop": self.stop if stop is None else stop,
+            "temperature": kwargs.get("temperature", self.temperature),
+            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
+        }
+        for name, value in ignored.items():
+            if value:
+                _warn_ignored(name)
+
+        def pick(name: str) -> Any:
+            return kwargs[name] if name in kwargs else getattr(self, name, None)
+
+        return RequestOptions(
+            model=pick("model"),
+            knowledge_store_id=pick("knowledge_store_id"),
+            instructions=kwargs.get("instructions"),
+            default_instructions=self.instructions,
+            session_id=pick("session_id"),
+            include=pick("include"),
+            selections=pick("selections"),
+            text=kwargs.get("text"),
+            extra_body=pick("extra_body"),
+        )
+
+    def _timeout(self, stream: bool) -> httpx.Timeout:
+        if self.timeout is None:
+            return _STREAM_TIMEOUT if stream else _NON_STREAM_TIMEOUT
+        if isinstance(self.timeout, httpx.Timeout):
+            return self.timeout
+        return httpx.Timeout(self.timeout)
+
+    def _prepare(
+        self,
+        messages: Sequence[BaseMessage],
+        stop: list[str] | None,
+        kwargs: Mapping[str, Any],
+        *,
+        stream: bool,
+        client: httpx.Client | httpx.AsyncClient,
+    ) -> _Call:
+        """Validate and build the request. Raises before any I/O on bad input."""
+        options = self._options(stop, kwargs)
+        body = build_body(messages, options, stream=stream)
+        if self.api_key is None or not self.api_key.get_secret_value():
+            msg = (
+                "ChatJockey needs a TwelveLabs API key: pass api_key=… or set "
+                "TWELVE_LABS_API_KEY."
+            )
+            raise ValueError(msg)
+        headers = {
+            "x-api-key": self.api_key.get_secret_value(),
+            "content-type": "application/json",
+            "accept": "text/event-stream" if stream else "application/json",
+            "user-agent": f"langchain-jockey/{__version__}",
+            **(self.default_headers or {}),
+        }
+        request = client.build_request(
+            "POST",
+            f"{self.base_url.rstrip('/')}/responses",
+            content=encode_body(body),
+            headers=headers,
+            timeout=self._timeout(stream),
+        )
+        return _Call(
+            request=request,
+            model_name=options.model or self.model,
+            policy=_http.RetryPolicy(max_retries=self.max_retries),
+        )
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        del run_manager
+        client = self._sync_client()
+        call = self._prepare(messages, stop, kwargs, stream=False, client=client)
+        response = _http.post_json(client, call.request, call.policy)
+        message = message_from_response(response, call.model_name)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        del run_manager
+        client = self._async_client()
+        call = self._prepare(messages, stop, kwargs, stream=False, client=client)
+        response = await _http.apost_json(client, call.request, call.policy)
+        message = message_from_response(response, call.model_name)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        client = self._sync_client()
+        call = self._prepare(messages, stop, kwargs, stream=True, client=client)
+        reducer = ResponseReducer(call.model_name)
+        with (
+            reducer.guard(),
+            closing(_http.iter_events(client, call.request, call.policy)) as events,
+        ):
+            for event in events:
+                message = reducer.feed(event)
+                if message is not None:
+                    chunk = ChatGenerationChunk(message=message)
+                    if run_manager is not None:
+                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        client = self._async_client()
+        call = self._prepare(messages, stop, kwargs, stream=True, client=client)
+        reducer = ResponseReducer(call.model_name)
+        with reducer.guard():
+            async with aclosing(
+                _http.aiter_events(client, call.request, call.policy)
+            ) as events:
+                async for event in events:
+                    message = reducer.feed(event)
+                    if message is not None:
+                        chunk = ChatGenerationChunk(message=message)
+                        if run_manager is not None:
+                            await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                        yield chunk

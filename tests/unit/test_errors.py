@@ -1,0 +1,157 @@
+"""Errors: one tree, built in one place, mixed into langchain-core's ModelError."""
+
+from __future__ import annotations
+
+import pickle
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+from langchain_core import exceptions as core
+
+from langchain_jockey import errors
+
+
+def response(status: int, body=None, headers=None, text=None) -> httpx.Response:
+    if text is not None:
+        return httpx.Response(status, text=text, headers=headers or {})
+    return httpx.Response(status, json=body, headers=headers or {})
+
+
+@pytest.mark.parametrize(
+    ("status", "cls", "core_cls", "retryable"),
+    [
+        (400, errors.JockeyBadRequestError, core.ModelInvalidRequestError, False),
+        (401, errors.JockeyAuthenticationError, core.ModelAuthenticationError, False),
+        (
+            403,
+            errors.JockeyPermissionDeniedError,
+            core.ModelPermissionDeniedError,
+            False,
+        ),
+        (404, errors.JockeyNotFoundError, core.ModelNotFoundError, False),
+        (409, errors.JockeyBadRequestError, core.ModelInvalidRequestError, False),
+        (422, errors.JockeyBadRequestError, core.ModelInvalidRequestError, False),
+        (429, errors.JockeyRateLimitError, core.ModelRateLimitError, True),
+        (500, errors.JockeyServerError, core.ModelAPIError, True),
+        (503, errors.JockeyServerError, core.ModelAPIError, True),
+    ],
+)
+def test_status_maps_to_a_jockey_error_that_is_also_the_core_error(
+    status, cls, core_cls, retryable
+) -> None:
+    err = errors.error_from_response(response(status, {"code": "x", "message": "m"}))
+    assert type(err) is cls
+    assert isinstance(err, core_cls)
+    assert isinstance(err, errors.JockeyError)
+    assert err.is_retryable is retryable
+    assert err.status_code == status
+
+
+def test_flat_error_body_is_parsed() -> None:
+    err = errors.error_from_response(
+        response(
+            401,
+            {
+                "code": "api_key_invalid",
+                "message": "API Key is either invalid or expired.",
+                "docs_url": "https://docs/x",
+            },
+        )
+    )
+    assert (err.code, err.message, err.docs_url) == (
+        "api_key_invalid",
+        "API Key is either invalid or expired.",
+        "https://docs/x",
+    )
+    assert (
+        str(err)
+        == "401 api_key_invalid: API Key is either invalid or expired. (see https://docs/x)"
+    )
+
+
+def test_nested_error_body_is_parsed() -> None:
+    err = errors.error_from_response(
+        response(400, {"error": {"type": "invalid_request_error", "message": "bad"}})
+    )
+    assert (err.code, err.message) == ("invalid_request_error", "bad")
+
+
+def test_non_json_error_body_keeps_its_text() -> None:
+    err = errors.error_from_response(response(502, text="<html>Bad gateway</html>"))
+    assert isinstance(err, errors.JockeyServerError)
+    assert err.message == "<html>Bad gateway</html>"
+
+
+def test_plan_limit_exceeded_is_a_rate_limit_that_is_not_retryable() -> None:
+    err = errors.error_from_response(
+        response(
+            429,
+            {"code": "plan_limit_exceeded", "message": "daily Response limit (15/day)"},
+        )
+    )
+    assert isinstance(err, errors.JockeyRateLimitError)
+    assert err.is_retryable is False
+    assert errors.JockeyRateLimitError("x").is_retryable is True
+
+
+def test_retry_after_seconds_ms_and_http_date() -> None:
+    now = datetime(2026, 6, 23, 13, 46, 0, tzinfo=timezone.utc)
+    later = format_datetime(now + timedelta(seconds=30), usegmt=True)
+    assert errors.parse_retry_after({"Retry-After": "7"}) == 7.0
+    assert (
+        errors.parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    )
+    assert errors.parse_retry_after(
+        {"Retry-After": later}, now=now.timestamp()
+    ) == pytest.approx(30.0)
+    assert errors.parse_retry_after({"Retry-After": "garbage"}) is None
+    assert errors.parse_retry_after({}) is None
+
+
+def test_retry_after_from_a_reset_time_in_the_message() -> None:
+    now = datetime(2026, 6, 23, 13, 46, 0, tzinfo=timezone.utc).timestamp()
+    message = "You have exceeded the rate limit. Please try again later after 2026-06-23T13:46:59Z."
+    assert errors.parse_retry_after({}, message, now=now) == pytest.approx(59.0)
+    err = errors.error_from_response(
+        response(429, {"code": "too_many_requests", "message": message})
+    )
+    assert err.retry_after is not None
+
+
+def test_errors_pickle_without_their_response() -> None:
+    err = errors.error_from_response(
+        response(
+            429, {"code": "too_many_requests", "message": "slow"}, {"retry-after": "2"}
+        )
+    )
+    err.partial_text, err.session_id = "abc", "sess_1"
+    clone = pickle.loads(pickle.dumps(err))
+    assert type(clone) is errors.JockeyRateLimitError
+    assert (clone.code, clone.retry_after, clone.partial_text, clone.session_id) == (
+        "too_many_requests",
+        2.0,
+        "abc",
+        "sess_1",
+    )
+    assert clone.response is None
+    assert str(clone) == str(err)
+
+
+def test_transport_errors_map_to_connection_timeout_and_interrupted() -> None:
+    assert isinstance(
+        errors.error_from_transport(httpx.ConnectError("refused")),
+        errors.JockeyConnectionError,
+    )
+    assert isinstance(
+        errors.error_from_transport(httpx.ReadTimeout("slow")),
+        errors.JockeyTimeoutError,
+    )
+    assert isinstance(
+        errors.error_from_transport(httpx.ReadTimeout("slow")), core.ModelTimeoutError
+    )
+    assert isinstance(
+        errors.error_from_transport(httpx.RemoteProtocolError("peer closed")),
+        errors.JockeyStreamInterruptedError,
+    )

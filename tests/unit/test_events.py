@@ -1,0 +1,165 @@
+"""The reducer on golden transcripts (PROTOCOL.md §8), without I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessageChunk
+
+from langchain_jockey import (
+    JockeyRateLimitError,
+    JockeyServerError,
+    JockeyStreamInterruptedError,
+)
+from langchain_jockey._events import ResponseReducer, message_from_response
+from tests.support import RESPONSE_ID, SESSION, STORE, deltas_of, events_of, transcript
+
+
+def reduce(
+    events: list[dict[str, Any]],
+) -> tuple[ResponseReducer, list[AIMessageChunk]]:
+    reducer = ResponseReducer("jockey1.0")
+    chunks = [c for e in events if (c := reducer.feed(e)) is not None]
+    return reducer, chunks
+
+
+def aggregate(chunks: list[AIMessageChunk]) -> AIMessageChunk:
+    total = chunks[0]
+    for chunk in chunks[1:]:
+        total += chunk
+    return total
+
+
+def test_plain_answer_yields_each_delta_in_order_then_one_terminal_chunk() -> None:
+    body = transcript("plain_answer")
+    reducer, chunks = reduce(events_of(body))
+    assert [c.content for c in chunks[:-1]] == deltas_of(body)
+    assert chunks[-1].chunk_position == "last"
+    assert chunks[-1].content == ""
+    assert all(c.chunk_position is None for c in chunks[:-1])
+    assert reducer.finished
+
+
+def test_every_chunk_carries_the_response_id_and_provider() -> None:
+    _, chunks = reduce(events_of(transcript("plain_answer")))
+    assert {c.id for c in chunks} == {RESPONSE_ID}
+    assert all(c.response_metadata["model_provider"] == "twelvelabs" for c in chunks)
+
+
+def test_usage_and_string_metadata_are_on_exactly_one_chunk() -> None:
+    _, chunks = reduce(events_of(transcript("plain_answer")))
+    assert [c.usage_metadata is not None for c in chunks].count(True) == 1
+    assert [("model_name" in c.response_metadata) for c in chunks].count(True) == 1
+    merged = aggregate(chunks)
+    assert merged.usage_metadata == {
+        "input_tokens": 9000,
+        "output_tokens": 120,
+        "total_tokens": 9120,
+    }
+    assert merged.response_metadata["model_name"] == "jockey1.0"
+    assert merged.response_metadata["model_provider"] == "twelvelabs"
+    assert merged.response_metadata["session_id"] == SESSION
+    assert merged.response_metadata["knowledge_store_id"] == STORE
+    assert merged.response_metadata["status"] == "completed"
+    assert merged.response_metadata["incomplete_details"] is None
+    assert merged.response_metadata["id"] == RESPONSE_ID
+    assert merged.text == "".join(deltas_of(transcript("plain_answer")))
+
+
+def test_commentary_and_tool_steps_stay_out_of_the_answer_text() -> None:
+    body = transcript("intermediate_outputs")
+    _, chunks = reduce(events_of(body))
+    text = aggregate(chunks).text
+    assert text == "".join(deltas_of(body))
+    assert "Searching" not in text
+    assert "Searching" in "".join(deltas_of(body, phase_filter=False))
+
+
+def test_keepalives_and_unknown_events_produce_no_chunks() -> None:
+    for name in ("keepalives", "unknown_events"):
+        body = transcript(name)
+        _, chunks = reduce(events_of(body))
+        assert [c.content for c in chunks[:-1]] == deltas_of(body), name
+        assert "internal thought" not in aggregate(chunks).text
+
+
+def test_incomplete_answer_is_a_success_with_status_and_reason() -> None:
+    _, chunks = reduce(events_of(transcript("incomplete")))
+    meta = aggregate(chunks).response_metadata
+    assert meta["status"] == "incomplete"
+    assert meta["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+def test_response_incomplete_event_is_terminal() -> None:
+    events = events_of(transcript("incomplete"))
+    events[-1] = {
+        "type": "response.incomplete",
+        "response": {**events[-1]["response"], "status": None},
+    }
+    reducer, chunks = reduce(events)
+    assert reducer.finished
+    assert chunks[-1].response_metadata["status"] == "incomplete"
+
+
+def test_response_failed_raises_server_error_with_partial_text_and_session() -> None:
+    body = transcript("failed")
+    reducer = ResponseReducer("jockey1.0")
+    with pytest.raises(JockeyServerError) as info:
+        for event in events_of(body):
+            reducer.feed(event)
+    assert info.value.partial_text == "".join(deltas_of(body)) == "The goal comes "
+    assert info.value.session_id == SESSION
+    assert info.value.response_id == RESPONSE_ID
+
+
+def test_error_event_is_classified_by_its_code() -> None:
+    reducer = ResponseReducer("jockey1.0")
+    with pytest.raises(JockeyRateLimitError) as info:
+        for event in events_of(transcript("error_then_failed")):
+            reducer.feed(event)
+    assert info.value.code == "too_many_requests"
+    assert "rate limit" in info.value.message
+    assert info.value.partial_text == "The goal "
+    assert info.value.status_code is None
+
+
+def test_end_without_terminal_event_raises_interrupted_with_partial_text() -> None:
+    events = events_of(transcript("plain_answer"))[:10]
+    reducer, _ = reduce(events)
+    with pytest.raises(JockeyStreamInterruptedError) as info:
+        reducer.end()
+    assert info.value.partial_text == reducer.text
+    assert info.value.partial_text
+    assert info.value.session_id == SESSION
+
+
+def test_snapshot_text_is_used_when_no_delta_arrived() -> None:
+    events = [
+        e
+        for e in events_of(transcript("plain_answer"))
+        if e["type"] != "response.output_text.delta"
+    ]
+    _, chunks = reduce(events)
+    assert aggregate(chunks).text == "".join(deltas_of(transcript("plain_answer")))
+
+
+def test_non_streaming_message_equals_the_aggregated_stream() -> None:
+    events = events_of(transcript("plain_answer"))
+    _, chunks = reduce(events)
+    streamed = aggregate(chunks)
+    message = message_from_response(events[-1]["response"], "jockey1.0")
+    assert message.text == streamed.text
+    assert message.id == streamed.id == RESPONSE_ID
+    assert message.usage_metadata == streamed.usage_metadata
+    assert message.response_metadata == streamed.response_metadata
+
+
+def test_non_streaming_failed_response_raises() -> None:
+    response = {
+        **events_of(transcript("plain_answer"))[-1]["response"],
+        "status": "failed",
+    }
+    with pytest.raises(JockeyServerError) as info:
+        message_from_response(response, "jockey1.0")
+    assert info.value.session_id == SESSION

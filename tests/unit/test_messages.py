@@ -1,0 +1,253 @@
+"""LangChain messages -> Jockey request body (DESIGN.md), without I/O."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from langchain_core.messages import (
+    AIMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+
+from langchain_jockey._messages import RequestOptions, build_body, encode_body
+
+STORE = "ks_1"
+
+
+def body(messages, **options):
+    opts = {"model": "jockey1.0", "knowledge_store_id": STORE, **options}
+    return build_body(messages, RequestOptions(**opts), stream=True)
+
+
+def jockey_answer(text: str, session: str = "sess_A", store: str = STORE) -> AIMessage:
+    return AIMessage(
+        text, response_metadata={"session_id": session, "knowledge_store_id": store}
+    )
+
+
+def content(b) -> str:
+    assert len(b["input"]) == 1
+    item = b["input"][0]
+    assert item["type"] == "message"
+    assert item["role"] == "user"
+    return item["content"]
+
+
+def test_single_human_message_becomes_one_user_item() -> None:
+    assert body([HumanMessage("hi")]) == {
+        "model": "jockey1.0",
+        "knowledge_store_id": STORE,
+        "input": [{"type": "message", "role": "user", "content": "hi"}],
+        "stream": True,
+    }
+
+
+def test_system_messages_become_instructions() -> None:
+    b = body(
+        [SystemMessage("Be brief."), SystemMessage("Use bullets."), HumanMessage("hi")]
+    )
+    assert b["instructions"] == "Be brief.\n\nUse bullets."
+    assert content(b) == "hi"
+
+
+def test_instructions_precedence_call_then_system_then_field() -> None:
+    msgs = [SystemMessage("from system"), HumanMessage("hi")]
+    assert (
+        body(msgs, instructions="call", default_instructions="field")["instructions"]
+        == "call"
+    )
+    assert body(msgs, default_instructions="field")["instructions"] == "from system"
+    assert (
+        body([HumanMessage("hi")], default_instructions="field")["instructions"]
+        == "field"
+    )
+
+
+def test_session_continues_from_the_last_jockey_answer_and_sends_only_later_turns() -> (
+    None
+):
+    msgs = [
+        HumanMessage("first question"),
+        jockey_answer("first answer", "sess_A"),
+        HumanMessage("second"),
+        jockey_answer("second answer", "sess_B"),
+        HumanMessage("third"),
+        HumanMessage("and more"),
+    ]
+    b = body(msgs)
+    assert b["session_id"] == "sess_B"
+    assert content(b) == "third\n\nand more"
+
+
+def test_explicit_session_id_wins_over_the_history() -> None:
+    msgs = [HumanMessage("q"), jockey_answer("a", "sess_A"), HumanMessage("next")]
+    b = body(msgs, session_id="sess_EXPLICIT")
+    assert b["session_id"] == "sess_EXPLICIT"
+    assert content(b) == "next"
+
+
+def test_answer_from_another_store_does_not_anchor_a_session() -> None:
+    msgs = [
+        HumanMessage("q"),
+        jockey_answer("a", "sess_A", store="ks_other"),
+        HumanMessage("next"),
+    ]
+    b = body(msgs)
+    assert "session_id" not in b
+    assert (
+        content(b)
+        == "Conversation so far:\nUser: q\nAssistant: a\n\nNew message:\nnext"
+    )
+
+
+def test_foreign_history_is_folded_into_a_labelled_transcript() -> None:
+    msgs = [
+        SystemMessage("sys"),
+        SystemMessage("sys2"),
+        HumanMessage("hello"),
+        HumanMessage("there"),
+        AIMessage("hi!"),
+        AIMessage("how can I help?"),
+        HumanMessage("what is in the videos?"),
+    ]
+    b = body(msgs)
+    assert "session_id" not in b
+    assert content(b) == (
+        "Conversation so far:\nUser: hello\nUser: there\nAssistant: hi!\n"
+        "Assistant: how can I help?\n\nNew message:\nwhat is in the videos?"
+    )
+
+
+def test_foreign_turns_after_a_jockey_answer_are_folded_into_the_session_turn() -> None:
+    msgs = [
+        HumanMessage("q"),
+        jockey_answer("a"),
+        HumanMessage("x"),
+        AIMessage("y"),
+        HumanMessage("z"),
+    ]
+    b = body(msgs)
+    assert b["session_id"] == "sess_A"
+    assert (
+        content(b) == "Conversation so far:\nUser: x\nAssistant: y\n\nNew message:\nz"
+    )
+
+
+def test_text_blocks_are_joined_and_chat_messages_map_by_role() -> None:
+    msgs = [
+        ChatMessage(role="system", content="sys"),
+        ChatMessage(role="user", content=[{"type": "text", "text": "a"}, "b"]),
+    ]
+    b = body(msgs)
+    assert b["instructions"] == "sys"
+    assert content(b) == "ab"
+
+
+@pytest.mark.parametrize(
+    ("messages", "fragment"),
+    [
+        ([], "at least one message"),
+        ([HumanMessage("")], "non-empty"),
+        ([HumanMessage("x" * 10_001)], "10,000"),
+        (
+            [HumanMessage([{"type": "image_url", "image_url": {"url": "data:"}}])],
+            "'image_url'",
+        ),
+        ([HumanMessage([{"type": "image", "url": "https://x/y.png"}])], "'image'"),
+        ([HumanMessage("q"), ToolMessage("r", tool_call_id="1")], "ToolMessage"),
+        ([HumanMessage("q"), FunctionMessage("r", name="f")], "FunctionMessage"),
+        (
+            [
+                HumanMessage("q"),
+                AIMessage("", tool_calls=[{"name": "f", "args": {}, "id": "1"}]),
+            ],
+            "tool_calls",
+        ),
+        ([HumanMessage("q"), AIMessage("a")], "last message must be a human"),
+    ],
+)
+def test_unsupported_input_raises_a_value_error_naming_it(messages, fragment) -> None:
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        body(messages)
+
+
+def test_exactly_ten_thousand_characters_is_accepted() -> None:
+    assert len(content(body([HumanMessage("x" * 10_000)]))) == 10_000
+
+
+def test_folded_history_over_the_limit_raises_instead_of_truncating() -> None:
+    msgs = [HumanMessage("a" * 6000), AIMessage("b" * 6000), HumanMessage("c")]
+    with pytest.raises(ValueError, match="10,000"):
+        body(msgs)
+
+
+def test_missing_knowledge_store_is_an_error() -> None:
+    with pytest.raises(ValueError, match="knowledge_store_id"):
+        build_body(
+            [HumanMessage("q")],
+            RequestOptions(model="m", knowledge_store_id=None),
+            stream=True,
+        )
+
+
+@pytest.mark.parametrize(
+    ("selections", "fragment"),
+    [
+        ([{"kind": "video", "id": "ksi_1"}], "'item' or 'collection'"),
+        ([{"kind": "item", "id": "ksic_1"}], "start with 'ksi_'"),
+        ([{"kind": "collection", "id": "ksi_1"}], "start with 'ksic_'"),
+        ([{"kind": "item"}], "start with 'ksi_'"),
+    ],
+)
+def test_bad_selections_are_rejected(selections, fragment) -> None:
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        body([HumanMessage("Describe {{sel:0}}")], selections=selections)
+
+
+def test_optional_fields_are_sent_when_set() -> None:
+    b = body(
+        [HumanMessage("Describe {{sel:0}}")],
+        session_id="sess_X",
+        include=["intermediate_outputs"],
+        selections=[
+            {"kind": "item", "id": "ksi_1"},
+            {"kind": "collection", "id": "ksic_2"},
+        ],
+        text={"format": {"type": "text"}},
+        extra_body={"max_output_tokens": 50},
+    )
+    assert b["session_id"] == "sess_X"
+    assert b["include"] == ["intermediate_outputs"]
+    assert b["selections"] == [
+        {"kind": "item", "id": "ksi_1"},
+        {"kind": "collection", "id": "ksic_2"},
+    ]
+    assert b["text"] == {"format": {"type": "text"}}
+    assert b["max_output_tokens"] == 50
+
+
+def test_extra_body_cannot_override_fields_chatjockey_sets() -> None:
+    with pytest.raises(ValueError, match="input"):
+        body([HumanMessage("q")], extra_body={"input": []})
+
+
+def test_request_body_bytes_are_deterministic() -> None:
+    msgs = [
+        SystemMessage("s"),
+        HumanMessage("q"),
+        jockey_answer("a"),
+        HumanMessage("n"),
+    ]
+    first = encode_body(body(msgs, include=["intermediate_outputs"]))
+    assert all(
+        encode_body(body(msgs, include=["intermediate_outputs"])) == first
+        for _ in range(5)
+    )
+    assert first.decode().startswith(
+        '{"model":"jockey1.0","knowledge_store_id":"ks_1","input":'
+    )
