@@ -158,7 +158,9 @@ class ChatJockey(BaseChatModel):
     `llm.invoke(question, session_id="sess_…", instructions="Answer in one line")`.
     """
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        populate_by_name=True, extra="forbid", use_attribute_docstrings=True
+    )
 
     model: str = Field(default=DEFAULT_MODEL, alias="model_name")
     """Jockey model name, sent as `model` (the only documented value is
