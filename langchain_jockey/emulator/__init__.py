@@ -1,0 +1,38 @@
+"""A local Jockey emulator: what moto is for AWS, for TwelveLabs Jockey.
+
+It speaks the `POST /v1.3/responses` protocol (streaming and not) from a
+built-in demo knowledge store of invented videos, keeps sessions, returns
+schema-valid JSON for `text.format`, validates requests like the API and
+injects faults on request. Use it in-process::
+
+    from langchain_jockey.emulator import Emulator
+
+    with Emulator() as emu:
+        llm = ChatJockey(**emu.chat_kwargs())
+
+or as a server: `python -m langchain_jockey.emulator --port 8600`.
+Importing `langchain_jockey` does not import this package.
+"""
+
+from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
+from langchain_jockey.emulator._runner import Emulator
+from langchain_jockey.emulator._server import (
+    DEMO_API_KEY,
+    EmulatorConfig,
+    EmulatorServer,
+    ReceivedRequest,
+)
+from langchain_jockey.emulator._store import DEMO_STORE_ID, KITCHEN_STORE_ID, STORES
+
+__all__ = [
+    "DEMO_API_KEY",
+    "DEMO_STORE_ID",
+    "FAULT_HEADER",
+    "KITCHEN_STORE_ID",
+    "STORES",
+    "Emulator",
+    "EmulatorConfig",
+    "EmulatorServer",
+    "Fault",
+    "ReceivedRequest",
+]

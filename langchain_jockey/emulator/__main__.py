@@ -1,0 +1,115 @@
+"""`python -m langchain_jockey.emulator`: serve the Jockey emulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from langchain_jockey.emulator._faults import Fault
+from langchain_jockey.emulator._server import (
+    DEMO_API_KEY,
+    EmulatorConfig,
+    EmulatorServer,
+)
+from langchain_jockey.emulator._store import STORES
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m langchain_jockey.emulator",
+        description="Serve a local emulator of the TwelveLabs Jockey responses API.",
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="interface (default: loopback only)"
+    )
+    p.add_argument(
+        "--port", type=int, default=8600, help="port (default 8600; 0: any free)"
+    )
+    p.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        help=f"accepted x-api-key (repeatable; default {DEMO_API_KEY})",
+    )
+    p.add_argument(
+        "--first-token-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds before the first output item, with keepalives",
+    )
+    p.add_argument(
+        "--delta-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds before each delta",
+    )
+    p.add_argument(
+        "--keepalive-interval",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds between keepalives (default 10)",
+    )
+    p.add_argument(
+        "--rate-limit",
+        metavar="N/S",
+        help="allow N requests per key per S seconds, e.g. 15/86400",
+    )
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a server-wide fault, e.g. 'drop_after=5' (repeatable)",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the emulator until interrupted."""
+    args = _parser().parse_args(argv)
+    rate_limit, rate_window = None, 60.0
+    if args.rate_limit:
+        count, _, window = args.rate_limit.partition("/")
+        rate_limit, rate_window = int(count), float(window or 60)
+    config = EmulatorConfig(
+        api_keys=tuple(args.api_keys or (DEMO_API_KEY,)),
+        first_token_delay=args.first_token_delay,
+        delta_delay=args.delta_delay,
+        keepalive_interval=args.keepalive_interval,
+        rate_limit=rate_limit,
+        rate_window=rate_window,
+        faults=tuple(Fault.parse(f) for f in args.fault),
+    )
+
+    async def serve() -> None:
+        server = EmulatorServer(config)
+        host, port = await server.start(args.host, args.port)
+        print(
+            f"Jockey emulator on http://{host}:{port}/v1.3 "
+            f"(x-api-key: {config.api_keys[0]})",
+            flush=True,
+        )
+        for store in STORES.values():
+            print(
+                f"  knowledge store {store.store_id}: {store.name}, "
+                f"{len(store.videos)} videos",
+                flush=True,
+            )
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.aclose()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

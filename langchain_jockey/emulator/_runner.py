@@ -1,0 +1,145 @@
+"""Running the emulator in-process, on its own thread and event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import replace
+from types import TracebackType
+from typing import Any
+
+from typing_extensions import Self
+
+from langchain_jockey.emulator._faults import Fault
+from langchain_jockey.emulator._server import (
+    EmulatorConfig,
+    EmulatorServer,
+    ReceivedRequest,
+)
+from langchain_jockey.emulator._store import DEMO_STORE_ID
+
+__all__ = ["Emulator"]
+
+
+class Emulator:
+    """A Jockey emulator on a free loopback port, for as long as the `with` lasts.
+
+    ```python
+    with Emulator() as emu:
+        llm = ChatJockey(**emu.chat_kwargs())
+        llm.invoke("When do the fishing boats leave?")
+    ```
+
+    Works with sync and async clients alike (it runs its own event loop on a
+    background thread). `requests` lists what it received.
+    """
+
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: list[Fault | str] | None = None,
+        **settings: Any,
+    ) -> None:
+        """Configure the emulator (nothing starts until `start()` / `with`).
+
+        Args:
+            config: Server settings; `settings` override its fields.
+            host: Interface to listen on (loopback by default).
+            port: Port to listen on; 0 picks a free one.
+            faults: Server-wide faults, as `Fault`s or specs like `"drop_after=3"`.
+            **settings: Any `EmulatorConfig` field, e.g. `delta_delay=0.02`.
+        """
+        config = config or EmulatorConfig()
+        if faults is not None:
+            settings["faults"] = tuple(
+                Fault.parse(f) if isinstance(f, str) else f for f in faults
+            )
+        self.config = replace(config, **settings)
+        self.host = host
+        self.port = port
+        self.server = EmulatorServer(self.config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The `base_url` to give ChatJockey or the TwelveLabs SDK."""
+        return f"http://{self.host}:{self.port}/v1.3"
+
+    @property
+    def api_key(self) -> str:
+        """A key the emulator accepts."""
+        return self.config.api_keys[0]
+
+    @property
+    def knowledge_store_id(self) -> str:
+        """The demo knowledge store."""
+        return DEMO_STORE_ID
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        """The requests received so far, oldest first."""
+        return list(self.server.requests)
+
+    def chat_kwargs(self) -> dict[str, str]:
+        """`base_url`, `api_key` and `knowledge_store_id` for `ChatJockey(**…)`."""
+        return {
+            "base_url": self.base_url,
+            "api_key": self.api_key,
+            "knowledge_store_id": self.knowledge_store_id,
+        }
+
+    def start(self) -> Self:
+        """Start serving; return once the port is bound."""
+        if self._thread is not None:
+            return self
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                self.host, self.port = loop.run_until_complete(
+                    self.server.start(self.host, self.port)
+                )
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                failure.append(exc)
+                started.set()
+                return
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(self.server.aclose())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="jockey-emulator", daemon=True)
+        self._thread.start()
+        started.wait()
+        if failure:
+            self._thread.join()
+            self._thread = self._loop = None
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every connection."""
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._thread = self._loop = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,476 @@
+"""The emulator's HTTP server: asyncio for I/O, h11 for HTTP/1.1 framing.
+
+h11 (already installed: httpx depends on it through httpcore) handles request
+parsing, keep-alive and chunked encoding correctly; writing the bytes
+ourselves keeps wire-level faults exact (a connection closed mid-chunk, a
+half-written event, a silent stall).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import h11
+
+from langchain_jockey.emulator._answers import Session, Turn
+from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
+from langchain_jockey.emulator._requests import ApiError, ParsedRequest, parse_request
+from langchain_jockey.emulator._responses import (
+    Plan,
+    events,
+    failed_snapshot,
+    new_id,
+    plan_response,
+)
+from langchain_jockey.emulator._store import STORES
+
+__all__ = ["DEMO_API_KEY", "EmulatorConfig", "EmulatorServer", "ReceivedRequest"]
+
+DEMO_API_KEY = "tlk_emulator_demo_key"
+PATH = "/v1.3/responses"
+_MAX_BODY = 1 << 20
+_MAX_SESSIONS = 10_000
+_UNKNOWN_TYPES = ("response.emulator_trace", "acme:debug")
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Server-wide settings. Durations are in seconds.
+
+    Attributes:
+        api_keys: Keys accepted in `x-api-key`; any other gets 401.
+        first_token_delay: Wait before the first output item (Jockey thinks for
+            30 s to 3 min), sending `keepalive` every `keepalive_interval`.
+        delta_delay: Wait before each answer delta.
+        keepalive_interval: Seconds between keepalives while nothing else is sent.
+        rate_limit: Requests allowed per key per `rate_window`; more get 429
+            with `Retry-After`. `None`: unlimited.
+        rate_window: The rate-limit window.
+        faults: Faults applied to every request.
+        max_stall: The longest a stall fault holds a connection.
+    """
+
+    api_keys: tuple[str, ...] = (DEMO_API_KEY,)
+    first_token_delay: float = 0.0
+    delta_delay: float = 0.0
+    keepalive_interval: float = 10.0
+    rate_limit: int | None = None
+    rate_window: float = 60.0
+    faults: tuple[Fault, ...] = ()
+    max_stall: float = 300.0
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """A request as the emulator saw it (the API key is not kept)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    key_accepted: bool
+
+
+class _ClientGoneError(Exception):
+    """The client went away."""
+
+
+@dataclass
+class _Exchange:
+    """One request/response on a connection."""
+
+    conn: h11.Connection
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    seq: int = 0
+    deltas: int = 0
+    written: int = 0
+
+    async def send(self, *h11_events: Any) -> None:
+        for event in h11_events:
+            data = self.conn.send(event)
+            if data:
+                self.writer.write(data)
+        try:
+            await self.writer.drain()
+        except (ConnectionError, RuntimeError) as exc:
+            raise _ClientGoneError from exc
+        if self.writer.is_closing():
+            raise _ClientGoneError
+
+
+@dataclass
+class EmulatorServer:
+    """The Jockey emulator: sessions, rate limits and faults over one asyncio server."""
+
+    config: EmulatorConfig = field(default_factory=EmulatorConfig)
+    requests: list[ReceivedRequest] = field(default_factory=list)
+    sessions: OrderedDict[str, Session] = field(default_factory=OrderedDict)
+    _hits: dict[str, deque[float]] = field(default_factory=dict)
+    _fault_counts: dict[tuple[str, Fault], int] = field(default_factory=dict)
+    _server: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Listen on `host:port` (port 0: a free one); return the bound address."""
+        self._server = await asyncio.start_server(self._connection, host, port)
+        address = self._server.sockets[0].getsockname()
+        return str(address[0]), int(address[1])
+
+    async def aclose(self) -> None:
+        """Stop listening and end every open connection."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    async def _connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_BODY)
+        try:
+            while True:
+                request, body = await self._read_request(conn, reader)
+                if request is None:
+                    return
+                exchange = _Exchange(conn, reader, writer)
+                keep = await self._handle(exchange, request, body)
+                if (
+                    not keep
+                    or conn.our_state is not h11.DONE
+                    or conn.their_state is not h11.DONE
+                ):
+                    return
+                conn.start_next_cycle()
+        except (
+            _ClientGoneError,
+            h11.ProtocolError,
+            ConnectionError,
+            asyncio.IncompleteReadError,
+        ):
+            return
+        except asyncio.CancelledError:
+            # Shutting down. Ending normally keeps asyncio's stream callback from
+            # logging the cancellation as an error.
+            return
+        finally:
+            writer.close()
+            if task is not None:
+                self._tasks.discard(task)
+
+    @staticmethod
+    async def _read_request(
+        conn: h11.Connection, reader: asyncio.StreamReader
+    ) -> tuple[h11.Request | None, bytes]:
+        request: h11.Request | None = None
+        body = bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await reader.read(65536))
+            elif isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > _MAX_BODY:
+                    return None, b""
+            elif isinstance(event, h11.EndOfMessage):
+                return request, bytes(body)
+            else:  # ConnectionClosed or PAUSED
+                return None, b""
+
+    # -- one request -----------------------------------------------------------
+
+    async def _handle(self, ex: _Exchange, request: h11.Request, raw: bytes) -> bool:
+        headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
+        path = request.target.decode("latin-1").split("?", 1)[0]
+        key = headers.get("x-api-key")
+        self.requests.append(
+            ReceivedRequest(
+                request.method.decode(),
+                path,
+                {
+                    k: ("<redacted>" if k == "x-api-key" else v)
+                    for k, v in headers.items()
+                },
+                _json_or_text(raw),
+                key in self.config.api_keys,
+            )
+        )
+        try:
+            fault, req, session, plan = self._admit(
+                request.method, path, key, headers, raw
+            )
+        except ApiError as err:
+            await self._send_json(ex, err.status, err.body(), err.headers)
+            return True
+        self._keep_session(session)
+        if not req.stream:
+            await asyncio.sleep(self.config.first_token_delay)
+            self._record(session, plan, req.question)
+            await self._send_json(ex, 200, plan.final)
+            return True
+        return await self._stream(ex, plan, fault, session, req.question)
+
+    def _admit(
+        self,
+        method: bytes,
+        path: str,
+        key: str | None,
+        headers: dict[str, str],
+        raw: bytes,
+    ) -> tuple[Fault, ParsedRequest, Session, Plan]:
+        """Route, authenticate, rate-limit, validate and plan; or raise ApiError."""
+        if path != PATH:
+            msg = f"No route for {path}; the endpoint is POST {PATH}."
+            raise ApiError(404, "not_found", msg)
+        if method != b"POST":
+            raise ApiError(405, "method_not_allowed", f"{PATH} accepts POST only.")
+        if not key:
+            raise ApiError(401, "unauthorized", "The x-api-key header is required.")
+        if key not in self.config.api_keys:
+            msg = "API Key is either invalid or expired. Check it in the dashboard."
+            raise ApiError(401, "api_key_invalid", msg)
+        fault = self._fault(key, headers.get(FAULT_HEADER))
+        self._rate_limit(key)
+        req = parse_request(raw)
+        store = STORES.get(req.store_id)
+        if store is None:
+            msg = f"Knowledge store {req.store_id} does not exist."
+            raise ApiError(404, "resource_not_exist", msg)
+        session = self._session(req.session_id, store.store_id)
+        plan = plan_response(req, store, session, truncate_after=fault.truncate_after)
+        return fault, req, session, plan
+
+    def _fault(self, key: str, header: str | None) -> Fault:
+        """The fault for this request; raises the HTTP error of a `status` fault."""
+        found = [(f"server:{i}", f) for i, f in enumerate(self.config.faults)]
+        if header:
+            try:
+                found.append((f"key:{key}:{header}", Fault.parse(header)))
+            except ValueError as exc:
+                raise ApiError(
+                    400, "emulator_fault_invalid", f"{FAULT_HEADER}: {exc}"
+                ) from None
+        merged: dict[str, Any] = {}
+        for scope, fault in found:
+            if fault.status is not None:
+                count = self._fault_counts.get((scope, fault), 0)
+                if count < fault.times:
+                    self._fault_counts[(scope, fault)] = count + 1
+                    extra = (
+                        {"retry-after": fault.retry_after} if fault.retry_after else {}
+                    )
+                    raise ApiError(
+                        fault.status,
+                        fault.error_code,
+                        f"Injected fault: HTTP {fault.status}.",
+                        extra,
+                    )
+            merged.update(
+                {k: v for k, v in vars(fault).items() if v not in (None, False)}
+            )
+        merged.pop("status", None)
+        return Fault(**merged)
+
+    def _rate_limit(self, key: str) -> None:
+        limit = self.config.rate_limit
+        if limit is None:
+            return
+        now = time.monotonic()
+        hits = self._hits.setdefault(key, deque())
+        while hits and hits[0] <= now - self.config.rate_window:
+            hits.popleft()
+        if len(hits) >= limit:
+            wait = max(1, math.ceil(hits[0] + self.config.rate_window - now))
+            reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + wait))
+            raise ApiError(
+                429,
+                "too_many_requests",
+                f"You have exceeded the rate limit ({limit}/"
+                f"{self.config.rate_window:g}s). Please try again later after {reset}.",
+                {"retry-after": str(wait)},
+            )
+        hits.append(now)
+
+    def _session(self, session_id: str | None, store_id: str) -> Session:
+        if session_id is None:
+            return Session(new_id("sess"), store_id)
+        session = self.sessions.get(session_id)
+        if session is None:
+            # The guides list "invalid session" among 400 causes (PROTOCOL.md §9.1).
+            raise ApiError(
+                400,
+                "parameter_invalid",
+                f"Invalid session: {session_id} does not exist or has expired. "
+                "Start a new session by omitting session_id.",
+            )
+        if session.store_id != store_id:
+            raise ApiError(
+                400,
+                "parameter_invalid",
+                f"Session {session_id} was created with knowledge store "
+                f"{session.store_id}; knowledge_store_id must match it, "
+                f"not {store_id}.",
+            )
+        return session
+
+    def _keep_session(self, session: Session) -> None:
+        self.sessions[session.session_id] = session
+        self.sessions.move_to_end(session.session_id)
+        while len(self.sessions) > _MAX_SESSIONS:
+            self.sessions.popitem(last=False)
+
+    @staticmethod
+    def _record(session: Session, plan: Plan, question: str) -> None:
+        session.turns.append(Turn(question, plan.answer_text, plan.cited))
+
+    async def _send_json(
+        self,
+        ex: _Exchange,
+        status: int,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        head = [
+            ("content-type", "application/json"),
+            ("content-length", str(len(body))),
+            ("x-api-version", "1.3"),
+        ]
+        head += list((headers or {}).items())
+        await ex.send(
+            h11.Response(status_code=status, headers=head),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        )
+
+    # -- streaming ---------------------------------------------------------------
+
+    async def _emit(self, ex: _Exchange, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        data = json.dumps(
+            {"type": kind, "sequence_number": ex.seq, **event}, ensure_ascii=False
+        )
+        ex.seq += 1
+        ex.written += 1
+        await ex.send(h11.Data(data=f"event: {kind}\ndata: {data}\n\n".encode()))
+
+    async def _wait(self, ex: _Exchange, seconds: float) -> None:
+        """Wait, sending a keepalive every `keepalive_interval`."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, self.config.keepalive_interval))
+            if time.monotonic() < deadline:
+                await self._emit(ex, {"type": "keepalive"})
+
+    async def _stall(self, ex: _Exchange, *, silent: bool) -> None:
+        deadline = time.monotonic() + self.config.max_stall
+        while time.monotonic() < deadline:
+            if silent:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    if (
+                        await asyncio.wait_for(
+                            ex.reader.read(1), deadline - time.monotonic()
+                        )
+                        == b""
+                    ):
+                        return
+            else:
+                await asyncio.sleep(self.config.keepalive_interval)
+                await self._emit(ex, {"type": "keepalive"})
+
+    async def _stream(
+        self, ex: _Exchange, plan: Plan, fault: Fault, session: Session, question: str
+    ) -> bool:
+        head = [
+            ("content-type", "text/event-stream; charset=utf-8"),
+            ("cache-control", "no-cache"),
+            ("x-api-version", "1.3"),
+        ]
+        await ex.send(h11.Response(status_code=200, headers=head))
+        first_item = True
+        for event in events(plan):
+            kind = event["type"]
+            if kind == "response.output_item.added" and first_item:
+                first_item = False
+                await self._wait(ex, self.config.first_token_delay)
+            if kind == "response.output_text.delta":
+                ended = await self._before_delta(ex, fault, plan)
+                if ended is not None:
+                    return ended
+                if self.config.delta_delay:
+                    await asyncio.sleep(self.config.delta_delay)
+                ex.deltas += 1
+            if fault.drop_after is not None and ex.written >= fault.drop_after:
+                return False  # the connection is closed with no terminal chunk
+            await self._emit(ex, event)
+        self._record(session, plan, question)
+        await ex.send(h11.Data(data=b"data: [DONE]\n\n"), h11.EndOfMessage())
+        return True
+
+    async def _before_delta(
+        self, ex: _Exchange, fault: Fault, plan: Plan
+    ) -> bool | None:
+        """Apply the faults due before the next delta.
+
+        Returns `None` to go on, else whether the connection may be kept.
+        """
+        n = ex.deltas
+        if fault.unknown_events:
+            await self._emit(
+                ex, {"type": _UNKNOWN_TYPES[n % 2], "note": "ignore me", "n": n}
+            )
+        if fault.malformed_after == n:
+            ex.seq += 1
+            bad = (
+                "event: response.output_text.delta\ndata: "
+                f'{{"type":"response.output_text.delta","sequence_number":{ex.seq - 1},'
+                '"delta":"\n\n'
+            )
+            await ex.send(h11.Data(data=bad.encode()))
+        if fault.error_after == n:
+            await self._emit(
+                ex,
+                {
+                    "type": "error",
+                    "error": {
+                        "type": "server_error",
+                        "code": "internal_error",
+                        "message": "Injected fault: the agent failed while answering.",
+                        "param": None,
+                    },
+                },
+            )
+        if n in (fault.error_after, fault.fail_after):
+            await self._emit(
+                ex, {"type": "response.failed", "response": failed_snapshot(plan)}
+            )
+            await ex.send(h11.Data(data=b"data: [DONE]\n\n"), h11.EndOfMessage())
+            return True
+        if n in (fault.stall_after, fault.silent_stall_after):
+            await self._stall(ex, silent=fault.silent_stall_after == n)
+            return False
+        return None
+
+
+def _json_or_text(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
