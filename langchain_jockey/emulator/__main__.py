@@ -71,7 +71,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the emulator until interrupted."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        faults = tuple(Fault.parse(f) for f in args.fault)
+    except ValueError as exc:
+        parser.error(f"--fault: {exc}")
     rate_limit, rate_window = None, 60.0
     if args.rate_limit:
         count, _, window = args.rate_limit.partition("/")
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         keepalive_interval=args.keepalive_interval,
         rate_limit=rate_limit,
         rate_window=rate_window,
-        faults=tuple(Fault.parse(f) for f in args.fault),
+        faults=faults,
     )
 
     async def serve() -> None:

@@ -116,8 +116,9 @@ def _number(
 
 def _enum(values: list[Any], moment: Moment | None) -> Any:
     if moment is not None:
+        words = moment.words | moment.video.title_words
         for value in values:
-            if isinstance(value, str) and tokens(value) & moment.words:
+            if isinstance(value, str) and tokens(value) & words:
                 return value
     return values[0]
 

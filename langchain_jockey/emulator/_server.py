@@ -347,7 +347,7 @@ class EmulatorServer:
         payload: Any,
         headers: dict[str, str] | None = None,
     ) -> None:
-        body = json.dumps(payload, ensure_ascii=False).encode()
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         head = [
             ("content-type", "application/json"),
             ("content-length", str(len(body))),
@@ -365,7 +365,9 @@ class EmulatorServer:
     async def _emit(self, ex: _Exchange, event: dict[str, Any]) -> None:
         kind = event["type"]
         data = json.dumps(
-            {"type": kind, "sequence_number": ex.seq, **event}, ensure_ascii=False
+            {"type": kind, "sequence_number": ex.seq, **event},
+            ensure_ascii=False,
+            separators=(",", ":"),
         )
         ex.seq += 1
         ex.written += 1

@@ -1,24 +1,18 @@
-"""The README's main command: examples/quickstart.py streams an answer."""
+"""The README's main command: examples/quickstart.py streams an answer from the emulator."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from langchain_jockey import ChatJockey
+from langchain_jockey.emulator import Emulator
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def demo_answer() -> str:
-    body = (ROOT / "examples" / "demo_transcript.sse").read_text(encoding="utf-8")
-    events = [
-        json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: {")
-    ]
-    return "".join(
-        e["delta"] for e in events if e["type"] == "response.output_text.delta"
-    )
+sys.path.insert(0, str(ROOT / "examples"))
+from quickstart import QUESTION  # noqa: E402
 
 
 def test_quickstart_streams_tokens_before_it_finishes() -> None:
@@ -35,16 +29,17 @@ def test_quickstart_streams_tokens_before_it_finishes() -> None:
     )
     assert proc.stdout is not None
     seen = b""
-    while b"A: In the" not in seen:
+    while b"A: In " not in seen:
         byte = proc.stdout.read(1)
         assert byte, f"quickstart ended before streaming an answer: {seen!r}"
         seen += byte
-    # The first token was printed while the answer was still streaming.
-    assert proc.poll() is None
+    assert proc.poll() is None  # the first token was printed while the answer streamed
     rest = proc.stdout.read()
     assert proc.wait(timeout=60) == 0
     out = (seen + rest).decode()
-    assert "replaying a recorded Jockey transcript offline" in out
-    assert f"A: {demo_answer()}\n" in out
+    assert "using the local Jockey emulator at http://127.0.0.1:" in out
+    with Emulator() as emu:
+        expected = ChatJockey(**emu.chat_kwargs()).invoke(QUESTION).text
+    assert f"A: {expected}\n" in out
+    assert "[1]" in expected
     assert "status completed" in out
-    assert "8412 in / 71 out tokens" in out
