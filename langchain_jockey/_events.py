@@ -12,6 +12,11 @@ Mapping (DESIGN.md "How events become chunks", PROTOCOL.md §8):
 - `response.output_item.added`: remembers which items are not the final answer
   (commentary, Jockey's tool steps); a message without `phase` is the answer.
 - `response.output_text.delta` of an answer item: a chunk with `str` content.
+  Of a commentary item (with `include=["intermediate_outputs"]`): a chunk with
+  empty content and `additional_kwargs["reasoning_content"]`, so progress shows
+  while Jockey works and never enters `.text`.
+- `response.output_item.done` of a `function_call` / `function_call_output`:
+  a chunk with `additional_kwargs["jockey_steps"] = [step]`.
 - `response.completed` / `response.incomplete`: the one terminal chunk,
   `chunk_position="last"`, with usage (total computed: Jockey sends only input
   and output) and the string metadata. Core *concatenates* equal strings when
@@ -32,35 +37,20 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.messages.ai import UsageMetadata
 
 from langchain_jockey import errors
+from langchain_jockey._output import (
+    REASONING_KEY,
+    STEPS_KEY,
+    Output,
+    is_answer,
+    read_output,
+    step_of,
+)
 
 __all__ = ["PROVIDER", "ResponseReducer", "message_from_response"]
 
 PROVIDER = "twelvelabs"
-_ANSWER_PHASES = (None, "final_answer")
 _TERMINAL = frozenset({"response.completed", "response.incomplete"})
 _SNAPSHOT = frozenset({"response.created", "response.in_progress", "response.queued"})
-
-
-def _is_answer(item: Mapping[str, Any]) -> bool:
-    """A message without `phase` is the answer; an unknown phase is not (§7.1)."""
-    return (
-        item.get("type", "message") == "message" and item.get("phase") in _ANSWER_PHASES
-    )
-
-
-def _answer_text(output: Any) -> str:
-    """The final-answer text of a response's `output` list."""
-    if not isinstance(output, list):
-        return ""
-    parts: list[str] = []
-    for item in output:
-        if isinstance(item, dict) and _is_answer(item):
-            parts.extend(
-                part["text"]
-                for part in item.get("content") or ()
-                if isinstance(part, dict) and isinstance(part.get("text"), str)
-            )
-    return "".join(parts)
 
 
 def _usage(snapshot: Mapping[str, Any]) -> UsageMetadata | None:
@@ -78,7 +68,9 @@ def _usage(snapshot: Mapping[str, Any]) -> UsageMetadata | None:
     )
 
 
-def _metadata(snapshot: Mapping[str, Any], model_name: str) -> dict[str, Any]:
+def _metadata(
+    snapshot: Mapping[str, Any], model_name: str, output: Output
+) -> dict[str, Any]:
     """The response metadata of a finished response (one chunk carries it)."""
     return {
         "model_provider": PROVIDER,
@@ -89,6 +81,7 @@ def _metadata(snapshot: Mapping[str, Any], model_name: str) -> dict[str, Any]:
         "session_id": snapshot.get("session_id"),
         "knowledge_store_id": snapshot.get("knowledge_store_id"),
         "created_at": snapshot.get("created_at"),
+        "annotations": output.annotations,
     }
 
 
@@ -98,19 +91,21 @@ def message_from_response(response: Any, model_name: str) -> AIMessage:
         raise errors.JockeyServerError(
             f"Jockey returned {type(response).__name__} instead of a response object"
         )
+    output = read_output(response.get("output"))
     if response.get("status") == "failed":
         err = errors.error_from_event({"type": "response.failed", "response": response})
         raise errors.with_progress(
             err,
-            partial_text=_answer_text(response.get("output")),
+            partial_text=output.text,
             session_id=response.get("session_id"),
             response_id=response.get("id"),
         )
     return AIMessage(
-        content=_answer_text(response.get("output")),
+        content=output.text,
         id=response.get("id"),
+        additional_kwargs=output.additional_kwargs(),
         usage_metadata=_usage(response),
-        response_metadata=_metadata(response, model_name),
+        response_metadata=_metadata(response, model_name, output),
     )
 
 
@@ -125,9 +120,11 @@ class ResponseReducer:
 
     __slots__ = (
         "_base_meta",
+        "_commentary",
         "_model_name",
         "_other_items",
         "_parts",
+        "_reasoned",
         "finished",
         "knowledge_store_id",
         "response_id",
@@ -138,6 +135,8 @@ class ResponseReducer:
         self._model_name = model_name
         self._base_meta = {"model_provider": PROVIDER}
         self._other_items: set[Any] = set()  # ids of items that are not the answer
+        self._commentary: dict[Any, bool] = {}  # commentary item id -> has spoken
+        self._reasoned = False  # some commentary was already streamed
         self._parts: list[str] = []
         self.response_id: str | None = None
         self.session_id: str | None = None
@@ -157,10 +156,13 @@ class ResponseReducer:
         """
         kind = event.get("type")
         if kind == "response.output_text.delta":
-            if event.get("item_id") in self._other_items:
-                return None
             delta = event.get("delta")
             if not isinstance(delta, str) or not delta:
+                return None
+            item_id = event.get("item_id")
+            if item_id in self._commentary:
+                return self._reasoning(item_id, delta)
+            if item_id in self._other_items:
                 return None
             self._parts.append(delta)
             return AIMessageChunk(
@@ -168,9 +170,17 @@ class ResponseReducer:
             )
         if kind == "response.output_item.added":
             item = event.get("item")
-            if isinstance(item, dict) and not _is_answer(item):
+            if isinstance(item, dict) and not is_answer(item):
                 self._other_items.add(item.get("id"))
+                if item.get("type", "message") == "message":
+                    self._commentary[item.get("id")] = False
             return None
+        if kind == "response.output_item.done":
+            item = event.get("item")
+            step = step_of(item) if isinstance(item, dict) else None
+            if step is None:
+                return None
+            return self._extra({STEPS_KEY: [step]})
         if kind in _SNAPSHOT:
             self._remember(event.get("response"))
             return None
@@ -180,6 +190,23 @@ class ResponseReducer:
             self._remember(event.get("response"))
             raise self.progress(errors.error_from_event(dict(event)))
         return None
+
+    def _extra(self, additional_kwargs: dict[str, Any]) -> AIMessageChunk:
+        return AIMessageChunk(
+            content="",
+            id=self.response_id,
+            additional_kwargs=additional_kwargs,
+            response_metadata=self._base_meta,
+        )
+
+    def _reasoning(self, item_id: Any, delta: str) -> AIMessageChunk:
+        """Commentary streams as reasoning; separate messages by a blank line."""
+        if not self._commentary[item_id]:
+            self._commentary[item_id] = True
+            if self._reasoned:
+                delta = "\n\n" + delta
+            self._reasoned = True
+        return self._extra({REASONING_KEY: delta})
 
     def _remember(self, snapshot: Any) -> None:
         if not isinstance(snapshot, dict):
@@ -210,8 +237,9 @@ class ResponseReducer:
                 if event.get("type") == "response.incomplete"
                 else "completed"
             )
+        output = read_output(snapshot.get("output"))
         # Never lose an answer: if no delta came, take the text from the snapshot.
-        content = "" if self._parts else _answer_text(snapshot.get("output"))
+        content = "" if self._parts else output.text
         if content:
             self._parts.append(content)
         return AIMessageChunk(
@@ -219,7 +247,7 @@ class ResponseReducer:
             id=self.response_id,
             chunk_position="last",
             usage_metadata=_usage(snapshot),
-            response_metadata=_metadata(snapshot, self._model_name),
+            response_metadata=_metadata(snapshot, self._model_name, output),
         )
 
     def progress(self, err: errors.JockeyError) -> errors.JockeyError:

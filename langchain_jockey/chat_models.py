@@ -11,18 +11,25 @@ import threading
 import warnings
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import aclosing, closing
-from typing import Any, NamedTuple
+from operator import itemgetter
+from typing import Any, Literal, NamedTuple
 
 import httpx
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
-from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.language_models import (
+    BaseChatModel,
+    LangSmithParams,
+    LanguageModelInput,
+)
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import (
+    BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -30,8 +37,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.v1 import BaseModel as BaseModelV1
 
-from langchain_jockey import _http
+from langchain_jockey import _blocks, _http
 from langchain_jockey._events import PROVIDER, ResponseReducer, message_from_response
 from langchain_jockey._messages import (
     RequestOptions,
@@ -39,6 +47,7 @@ from langchain_jockey._messages import (
     check_selections,
     encode_body,
 )
+from langchain_jockey._structured import JockeyJsonParser, response_format
 from langchain_jockey._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "ChatJockey"]
@@ -67,6 +76,7 @@ _REQUEST_OPTIONS = (
 _IGNORED_OPTIONS = ("stop", "temperature", "max_tokens")
 _PASSED_BY_CORE = ("stream",)
 
+_blocks.register()
 _CLIENT_LOCK = threading.Lock()
 _WARNED: set[str] = set()
 
@@ -75,6 +85,11 @@ class _Call(NamedTuple):
     request: httpx.Request
     model_name: str
     policy: _http.RetryPolicy
+
+
+_key_from_env = secret_from_env(
+    ["TWELVE_LABS_API_KEY", "TWELVELABS_API_KEY"], default=None
+)
 
 
 def _warn_ignored(name: str) -> None:
@@ -172,11 +187,7 @@ class ChatJockey(BaseChatModel):
     """The knowledge store (`ks_…`) to answer from. Required for every request.
     Default: env `TWELVE_LABS_KNOWLEDGE_STORE_ID`."""
 
-    api_key: SecretStr | None = Field(
-        default_factory=secret_from_env(
-            ["TWELVE_LABS_API_KEY", "TWELVELABS_API_KEY"], default=None
-        )
-    )
+    api_key: SecretStr | None = Field(default_factory=_key_from_env)
     """TwelveLabs API key, sent as `x-api-key`. Default: env `TWELVE_LABS_API_KEY`,
     else `TWELVELABS_API_KEY`. Never shown in reprs, logs or traces."""
 
@@ -303,6 +314,94 @@ class ChatJockey(BaseChatModel):
             ls_model_name=kwargs.get("model") or self.model,
             ls_model_type="chat",
         )
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: Literal["json_schema", "json_mode", "function_calling"] = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """A runnable that answers with an object of `schema`.
+
+        Jockey fills in a JSON schema given as `text.format` (its only
+        structured-output mechanism): `method="json_mode"` and
+        `"function_calling"` warn and use it too. Streaming yields
+        progressively filled objects: partial dicts, or for Pydantic models
+        unvalidated partial objects and then the validated one.
+
+        Args:
+            schema: A Pydantic model (v2 or v1), a TypedDict or a JSON schema
+                dict. Its title (made valid) names the format.
+            method: Only `"json_schema"` exists for Jockey.
+            include_raw: Return `{"raw", "parsed", "parsing_error"}` instead of
+                raising when the answer cannot be parsed (for example when it
+                was truncated: `status == "incomplete"`).
+            strict: Sent as `text.format.strict`, which Jockey accepts and
+                ignores today.
+            **kwargs: Not supported; named in the error.
+
+        Returns:
+            A runnable whose output is the parsed object (or the raw dict).
+        """
+        if kwargs:
+            msg = f"with_structured_output got unknown argument(s) {sorted(kwargs)}."
+            raise TypeError(msg)
+        if method != "json_schema":
+            warnings.warn(
+                f"Jockey has no {method!r}; ChatJockey uses method='json_schema' "
+                "(Jockey's text.format) instead.",
+                UserWarning,
+                stacklevel=2,
+            )
+        llm = self.bind(
+            text={"format": response_format(schema, strict=strict)},
+            ls_structured_output_format={
+                "kwargs": {"method": "json_schema", "strict": strict},
+                "schema": schema,
+            },
+        )
+        is_model = isinstance(schema, type) and issubclass(
+            schema, (BaseModel, BaseModelV1)
+        )
+        parser = JockeyJsonParser(pydantic_object=schema if is_model else None)
+        if not include_raw:
+            return llm | parser
+        parse = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        on_error = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parse.with_fallbacks(
+            [on_error], exception_key="parsing_error"
+        )
+
+    # -- pickling ------------------------------------------------------------
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickle without the API key and without HTTP clients.
+
+        The unpickled model reads its key from the environment again and
+        creates its clients on first use. A model given its own `http_client`
+        or `http_async_client` cannot be pickled (httpx clients cannot be).
+        """
+        if self.http_client is not None or self.http_async_client is not None:
+            msg = (
+                "A ChatJockey with its own http_client / http_async_client cannot "
+                "be pickled: httpx clients cannot be. Pickle one without them."
+            )
+            raise TypeError(msg)
+        state = super().__getstate__()
+        state["__dict__"] = {**state["__dict__"], "api_key": None}
+        state["__pydantic_private__"] = {"_client": None, "_async_clients": {}}
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        """Restore a pickled model; its key comes from the environment."""
+        super().__setstate__(state)
+        if self.api_key is None:
+            self.api_key = _key_from_env()
 
     # -- clients -------------------------------------------------------------
 

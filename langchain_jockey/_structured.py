@@ -1,0 +1,153 @@
+"""Structured output: schemas -> `text.format`, and the parser of Jockey's JSON.
+
+Jockey has one structured-output mechanism, `text.format` `json_schema`
+(PROTOCOL.md §4): no JSON mode, no client tool calls. The JSON arrives as the
+answer text, streamed in deltas like any text, so the parser yields
+progressively filled objects while it streams:
+
+- for dict schemas (JSON schema dicts, TypedDicts): partial dicts;
+- for Pydantic models (v2 or v1): partial objects built without validation
+  (`model_construct`; fields not received yet are unset), then the validated
+  object once the answer is complete.
+
+The answer is complete when the terminal chunk's `status` arrives (or, for
+`invoke`, at once). A `status` of `incomplete` means Jockey cut the answer at
+its token limit: the parser raises an `OutputParserException` that says so.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, cast
+
+import pydantic
+from langchain_core.exceptions import OutputParserException
+from langchain_core.output_parsers.transform import BaseCumulativeTransformOutputParser
+from langchain_core.outputs import Generation
+from langchain_core.utils.function_calling import convert_to_json_schema
+from langchain_core.utils.json import parse_partial_json
+from typing_extensions import is_typeddict
+
+__all__ = ["JockeyJsonParser", "response_format"]
+
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def _rename_definitions(node: Any) -> Any:
+    """Pydantic v1 writes `definitions`; Jockey resolves `$ref` into `$defs` only."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                out[key] = value.replace("#/definitions/", "#/$defs/")
+            else:
+                out["$defs" if key == "definitions" else key] = _rename_definitions(
+                    value
+                )
+        return out
+    if isinstance(node, list):
+        return [_rename_definitions(v) for v in node]
+    return node
+
+
+def _json_schema(schema: Any) -> tuple[str, dict[str, Any]]:
+    """A title and a JSON schema for any schema form LangChain users pass."""
+    if isinstance(schema, type) and issubclass(schema, pydantic.BaseModel):
+        return schema.__name__, schema.model_json_schema()
+    if isinstance(schema, type) and issubclass(schema, pydantic.v1.BaseModel):
+        return schema.__name__, schema.schema()
+    if is_typeddict(schema):
+        return cast("type", schema).__name__, convert_to_json_schema(schema)
+    if isinstance(schema, dict):
+        if "parameters" in schema or schema.get("type") == "function":
+            converted = convert_to_json_schema(schema)
+            return str(converted.get("title") or "response"), converted
+        return str(schema.get("title") or "response"), schema
+    msg = (
+        "with_structured_output takes a Pydantic model (v2 or v1), a TypedDict or a "
+        f"JSON schema dict, not {schema!r}."
+    )
+    raise TypeError(msg)
+
+
+def response_format(schema: Any, *, strict: bool | None = None) -> dict[str, Any]:
+    """The `text.format` of a schema: `{"type": "json_schema", name, schema, …}`.
+
+    The name comes from the schema's title, made valid (`[A-Za-z0-9_-]{1,64}`).
+    """
+    title, json_schema = _json_schema(schema)
+    name = _NAME_CHARS.sub("_", title).strip("_")[:64] or "response"
+    fmt: dict[str, Any] = {
+        "type": "json_schema",
+        "name": name,
+        "schema": _rename_definitions(json_schema),
+    }
+    description = json_schema.get("description")
+    if isinstance(description, str) and description:
+        fmt["description"] = description
+    if strict is not None:
+        fmt["strict"] = strict  # accepted and reserved by Jockey: no effect today
+    return fmt
+
+
+class JockeyJsonParser(BaseCumulativeTransformOutputParser[Any]):
+    """Parses Jockey's JSON answer into a dict or a Pydantic object, streaming."""
+
+    pydantic_object: Any = None
+    """A Pydantic model class (v2 or v1) to build, or `None` for plain JSON."""
+
+    @property
+    def _type(self) -> str:
+        return "jockey_json"
+
+    def parse(self, text: str) -> Any:
+        """Parse a complete JSON answer."""
+        return self.parse_result([Generation(text=text)])
+
+    def parse_result(self, result: list[Generation], *, partial: bool = False) -> Any:
+        """Parse the (accumulated) answer; partial until the response is final."""
+        generation = result[0]
+        text = generation.text
+        message = getattr(generation, "message", None)
+        meta = getattr(message, "response_metadata", {}) or {}
+        status = meta.get("status")
+        final = not partial or status is not None
+        if final and status == "incomplete":
+            reason = (meta.get("incomplete_details") or {}).get("reason", "unknown")
+            msg = (
+                f"Jockey's answer was truncated (status 'incomplete', reason "
+                f"{reason!r}), so its JSON is incomplete and cannot be parsed."
+            )
+            raise OutputParserException(msg, llm_output=text)
+        if final:
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                msg = f"Jockey's answer is not valid JSON: {exc}"
+                raise OutputParserException(msg, llm_output=text) from exc
+            return self._build(value, text)
+        value = parse_partial_json(text) if text.strip() else None
+        if value is None or self.pydantic_object is None:
+            return value
+        if not isinstance(value, dict):
+            return None
+        try:
+            return self._build(value, text)
+        except OutputParserException:
+            cls = self.pydantic_object
+            if issubclass(cls, pydantic.BaseModel):
+                return cls.model_construct(**value)
+            return cls.construct(**value)
+
+    def _build(self, value: Any, text: str) -> Any:
+        cls = self.pydantic_object
+        if cls is None:
+            return value
+        try:
+            if issubclass(cls, pydantic.BaseModel):
+                return cls.model_validate(value)
+            return cls.parse_obj(value)
+        except (pydantic.ValidationError, pydantic.v1.ValidationError) as exc:
+            msg = f"Jockey's JSON does not match {cls.__name__}: {exc}"
+            raise OutputParserException(msg, llm_output=text) from exc
