@@ -155,6 +155,27 @@ class ChatJockey(BaseChatModel):
         llm.invoke(history)  # -> same session, one new turn sent
         ```
 
+    Structured output:
+        ```python
+        class Moment(BaseModel):
+            title: str
+            start_sec: float
+
+
+        llm.with_structured_output(Moment).invoke("Who saves the penalty?")
+        # -> Moment(title=…, start_sec=…); .stream() yields partial Moments
+        ```
+
+    Citations:
+        ```python
+        block = msg.content_blocks[-1]  # the text block
+        block["annotations"][0]["extras"]["start_sec"]  # -> the cited moment
+        ```
+
+    Intermediate steps (`include=["intermediate_outputs"]`): Jockey's
+    commentary streams as `additional_kwargs["reasoning_content"]` and its
+    tool steps as `additional_kwargs["jockey_steps"]`, never in `.text`.
+
     Token usage:
         ```python
         msg.usage_metadata
@@ -166,7 +187,8 @@ class ChatJockey(BaseChatModel):
         msg.response_metadata
         # -> {"model_provider": "twelvelabs", "model_name": "jockey1.0",
         #     "id": "resp_…", "status": "completed", "incomplete_details": None,
-        #     "session_id": "sess_…", "knowledge_store_id": "ks_…", "created_at": "…"}
+        #     "session_id": "sess_…", "knowledge_store_id": "ks_…", "created_at": "…",
+        #     "annotations": [Jockey's citations]}
         ```
 
     Per-call options: every request field can be set per call, e.g.
