@@ -17,7 +17,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 
 from langchain_jockey import ChatJockey, JockeyServerError
 from langchain_jockey.emulator import FAULT_HEADER, Emulator
-from tests.features.conftest import merged
+from tests.features.conftest import merged, run
 
 QUESTION = "Who saves the penalty?"
 QUESTIONS = [
@@ -48,21 +48,25 @@ def test_astream_events_gives_one_stream_event_per_delta(emulator, llm) -> None:
     assert [e["event"] for e in events][-1] == "on_chat_model_end"
 
 
-def test_langgraph_messages_mode_streams_tokens_from_a_node(emulator, llm) -> None:
+def test_langgraph_messages_mode_streams_tokens_from_a_node(mode, llm) -> None:
     def node(state: MessagesState) -> dict:
         return {"messages": [llm.invoke(state["messages"])]}
 
+    async def anode(state: MessagesState) -> dict:
+        return {"messages": [await llm.ainvoke(state["messages"])]}
+
     graph = StateGraph(MessagesState)
-    graph.add_node("jockey", node)
+    graph.add_node("jockey", node if mode == "sync" else anode)
     graph.add_edge(START, "jockey")
     app = graph.compile()
-    parts = [
-        m
-        for m, meta in app.stream(
-            {"messages": [HumanMessage(QUESTION)]}, stream_mode="messages"
-        )
-        if meta["langgraph_node"] == "jockey"
-    ]
+    streamed = run(
+        mode,
+        app,
+        {"messages": [HumanMessage(QUESTION)]},
+        method="stream",
+        stream_mode="messages",
+    )
+    parts = [m for m, meta in streamed if meta["langgraph_node"] == "jockey"]
     tokens = [m for m in parts if isinstance(m, AIMessageChunk) and m.text]
     assert len(tokens) == deltas_sent(llm, QUESTION)
     assert "".join(t.text for t in tokens) == llm.invoke(QUESTION).text
@@ -88,10 +92,10 @@ class _Counter(BaseCallbackHandler):
             self.active -= 1
 
 
-def test_callback_gets_on_llm_new_token_once_per_delta(emulator, llm) -> None:
+def test_callback_gets_on_llm_new_token_once_per_delta(mode, llm) -> None:
     n = deltas_sent(llm, QUESTION)
     handler = _Counter()
-    message = llm.invoke(QUESTION, config={"callbacks": [handler]}, stream=True)
+    message = run(mode, llm, QUESTION, config={"callbacks": [handler]}, stream=True)
     assert len([t for t in handler.tokens if t]) == n
     assert len(handler.tokens) == n + 1  # the terminal chunk's "" token
     assert "".join(handler.tokens) == message.text
@@ -129,20 +133,26 @@ def test_without_retry_the_same_failure_raises(fresh) -> None:
     assert len(fresh.requests) == 1
 
 
-def test_with_fallbacks_uses_the_fallback_on_error(fresh) -> None:
+def test_with_fallbacks_uses_the_fallback_on_error(mode, fresh) -> None:
     broken = ChatJockey(**{**fresh.chat_kwargs(), "api_key": "tlk_wrong"})
     good = ChatJockey(**fresh.chat_kwargs(), instructions="Be brief.")
-    message = broken.with_fallbacks([good]).invoke(QUESTION)
+    message = run(mode, broken.with_fallbacks([good]), QUESTION)
     assert (
         len(message.response_metadata["annotations"]) == 1
     )  # the brief fallback answered
     assert [r.key_accepted for r in fresh.requests] == [False, True]
 
 
-def test_batch_respects_max_concurrency(llm) -> None:
+def test_batch_respects_max_concurrency(mode, llm) -> None:
     handler = _Counter()
     inputs = QUESTIONS * 2
-    results = llm.batch(inputs, config={"max_concurrency": 2, "callbacks": [handler]})
+    results = run(
+        mode,
+        llm,
+        inputs,
+        method="batch",
+        config={"max_concurrency": 2, "callbacks": [handler]},
+    )
     assert [r.text for r in results] == [llm.invoke(q).text for q in inputs]
     assert handler.peak <= 2
 
