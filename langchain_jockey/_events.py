@@ -29,7 +29,8 @@ Mapping (DESIGN.md "How events become chunks", PROTOCOL.md §8):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -120,7 +121,10 @@ class ResponseReducer:
 
     __slots__ = (
         "_base_meta",
+        "_clock",
         "_commentary",
+        "_idle_limit",
+        "_last_content",
         "_model_name",
         "_other_items",
         "_parts",
@@ -131,8 +135,26 @@ class ResponseReducer:
         "session_id",
     )
 
-    def __init__(self, model_name: str) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        idle_limit: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Start reading one response.
+
+        Args:
+            model_name: Reported as `response_metadata["model_name"]`.
+            idle_limit: Seconds of keepalives-only after which the stream is
+                abandoned with `JockeyTimeoutError` (`None`: no limit). Checked
+                when events arrive; silence is the read timeout's job.
+            clock: Monotonic seconds (injectable for tests).
+        """
         self._model_name = model_name
+        self._idle_limit = idle_limit
+        self._clock = clock
+        self._last_content = clock()
         self._base_meta = {"model_provider": PROVIDER}
         self._other_items: set[Any] = set()  # ids of items that are not the answer
         self._commentary: dict[Any, bool] = {}  # commentary item id -> has spoken
@@ -155,6 +177,15 @@ class ResponseReducer:
             JockeyError: for `response.failed`, `error` and failed snapshots.
         """
         kind = event.get("type")
+        if kind == "keepalive":
+            if (
+                self._idle_limit is not None
+                and self._clock() - self._last_content > self._idle_limit
+            ):
+                raise self.progress(errors.content_idle(self._idle_limit))
+            return None
+        if self._idle_limit is not None:
+            self._last_content = self._clock()
         if kind == "response.output_text.delta":
             delta = event.get("delta")
             if not isinstance(delta, str) or not delta:

@@ -240,6 +240,11 @@ class ChatJockey(BaseChatModel):
     read 60 s between bytes of a stream (Jockey sends keepalives about every
     10 s); read 600 s for a non-streaming answer; no limit on the total time."""
 
+    stream_idle_timeout: float | None = Field(default=600.0, gt=0)
+    """Seconds a stream may send only keepalives before it is abandoned with
+    `JockeyTimeoutError` (default 600: Jockey answers take 30 s to 3 min).
+    `None`: no limit. Silence (no bytes at all) is caught by the read timeout."""
+
     max_retries: int = Field(default=2, ge=0)
     """Retries of a request that failed before any of its answer arrived (429
     except `plan_limit_exceeded`, 408, 5xx, connection failures). A stream is
@@ -584,7 +589,7 @@ class ChatJockey(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         client = self._sync_client()
         call = self._prepare(messages, stop, kwargs, stream=True, client=client)
-        reducer = ResponseReducer(call.model_name)
+        reducer = ResponseReducer(call.model_name, idle_limit=self.stream_idle_timeout)
         with (
             reducer.guard(),
             closing(_http.iter_events(client, call.request, call.policy)) as events,
@@ -606,7 +611,7 @@ class ChatJockey(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         client = self._async_client()
         call = self._prepare(messages, stop, kwargs, stream=True, client=client)
-        reducer = ResponseReducer(call.model_name)
+        reducer = ResponseReducer(call.model_name, idle_limit=self.stream_idle_timeout)
         with reducer.guard():
             async with aclosing(
                 _http.aiter_events(client, call.request, call.policy)

@@ -373,6 +373,14 @@ def error_from_transport(exc: httpx.TransportError) -> JockeyError:
     return cls(message)
 
 
+def content_idle(seconds: float) -> JockeyTimeoutError:
+    """The error for a stream that sent only keepalives for too long."""
+    return JockeyTimeoutError(
+        f"Jockey sent only keepalives for more than {seconds:g} s "
+        "(stream_idle_timeout): the answer is not progressing."
+    )
+
+
 def stream_interrupted(reason: str) -> JockeyStreamInterruptedError:
     """The error for a stream that ended before its terminal event."""
     return JockeyStreamInterruptedError(reason)

@@ -163,3 +163,33 @@ def test_non_streaming_failed_response_raises() -> None:
     with pytest.raises(JockeyServerError) as info:
         message_from_response(response, "jockey1.0")
     assert info.value.session_id == SESSION
+
+
+def test_keepalives_past_the_idle_limit_raise_a_timeout_with_partial_text() -> None:
+    from langchain_jockey import JockeyTimeoutError
+
+    now = [0.0]
+    reducer = ResponseReducer("jockey1.0", idle_limit=30.0, clock=lambda: now[0])
+    events = events_of(transcript("plain_answer"))
+    first_delta = next(i for i, e in enumerate(events) if e["type"] == "response.output_text.delta")
+    for event in events[: first_delta + 1]:
+        reducer.feed(event)
+    for _ in range(3):
+        now[0] += 10.0
+        assert reducer.feed({"type": "keepalive"}) is None  # 30 s: still within the limit
+    now[0] += 0.5
+    with pytest.raises(JockeyTimeoutError, match="only keepalives") as info:
+        reducer.feed({"type": "keepalive"})
+    assert info.value.partial_text == "The "
+    assert info.value.session_id == SESSION
+
+
+def test_content_resets_the_idle_clock() -> None:
+    now = [0.0]
+    reducer = ResponseReducer("jockey1.0", idle_limit=5.0, clock=lambda: now[0])
+    for event in events_of(transcript("plain_answer")):  # has one keepalive itself
+        now[0] += 2.0
+        reducer.feed(event)
+        now[0] += 2.0  # 35 s in all, never 5 s without content
+        reducer.feed({"type": "keepalive"})
+    assert reducer.finished
