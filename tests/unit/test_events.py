@@ -187,9 +187,10 @@ def test_keepalives_past_the_idle_limit_raise_a_timeout_with_partial_text() -> N
 def test_content_resets_the_idle_clock() -> None:
     now = [0.0]
     reducer = ResponseReducer("jockey1.0", idle_limit=5.0, clock=lambda: now[0])
-    for event in events_of(transcript("plain_answer")):  # has one keepalive itself
-        now[0] += 2.0
+    content = [e for e in events_of(transcript("plain_answer")) if e["type"] != "keepalive"]
+    for event in content:
+        now[0] += 4.0
         reducer.feed(event)
-        now[0] += 2.0  # 35 s in all, never 5 s without content
+        now[0] += 4.0  # 8 s between content events, 4 s from content to keepalive
         reducer.feed({"type": "keepalive"})
     assert reducer.finished
