@@ -13,7 +13,8 @@ emulator does, so that tests and demos can rely on it:
   nothing by itself searches the video discussed last.
 - **Instructions** change the answer observably: "bullet" gives a bulleted
   list; "brief" / "short" / "concise" / "one sentence" cite one moment;
-  "detail" / "thorough" cite up to five; "no timestamps" drops the mm:ss ranges.
+  "detail" / "thorough" cite up to five; "no timestamps" drops the mm:ss ranges;
+  `Start your answer with "X"` puts X first (citations shift with it).
 - **Citations**: every cited moment gets a `[N]` marker, numbered in order of
   appearance, and a `video_citation` whose inclusive `end_index` points at the
   `]` (code point offsets).
@@ -41,6 +42,9 @@ _GO_BACK = re.compile(
 _OVERVIEW = re.compile(
     r"\b(summar\w*|overview|what videos|which videos|what is in the|list the videos)",
     re.IGNORECASE,
+)
+_PREFIX = re.compile(
+    r'start (?:your answer |the answer )?with "([^"]+)"', re.IGNORECASE
 )
 _PIECES = re.compile(r"\[\d+\]|[^\s\[]+\s*|\s+")
 
@@ -85,6 +89,7 @@ class _Style:
     bullets: bool
     limit: int
     timestamps: bool
+    prefix: str = ""
 
 
 def _style(instructions: str | None) -> _Style:
@@ -94,10 +99,12 @@ def _style(instructions: str | None) -> _Style:
         limit = 1
     elif re.search(r"\b(detail\w*|thorough\w*|everything)\b", text):
         limit = 5
+    prefix = _PREFIX.search(instructions or "")
     return _Style(
         bullets="bullet" in text,
         limit=limit,
         timestamps=not re.search(r"\b(no|without) timestamps?\b", text),
+        prefix=prefix.group(1) + " " if prefix else "",
     )
 
 
@@ -146,7 +153,7 @@ def select(
 
 
 def _render(moments: list[Moment], style: _Style) -> tuple[str, list[dict[str, Any]]]:
-    text = ""
+    text = style.prefix
     annotations: list[dict[str, Any]] = []
     previous: Moment | None = None
     for number, moment in enumerate(moments, 1):
@@ -179,8 +186,8 @@ def compose(
     if not moments:
         titles = "; ".join(v.title for v in store.videos)
         return Answer(
-            "I could not find anything about that in this knowledge store. "
-            f"It holds: {titles}.",
+            f"{style.prefix}I could not find anything about that in this knowledge "
+            f"store. It holds: {titles}.",
             [],
             (),
         )

@@ -108,6 +108,10 @@ def test_unmatched_question_says_so_without_citations(client) -> None:
         ("Be brief.", lambda text, n: n == 1),
         ("Answer in detail.", lambda text, n: n == 5),
         ("Answer without timestamps.", lambda text, n: "\u2013" not in text and n == 3),
+        (
+            'Start your answer with "Ticket 42:".',
+            lambda text, n: text.startswith("Ticket 42: In ") and n == 3,
+        ),
     ],
 )
 def test_instructions_change_the_answer_observably(client, instructions, check) -> None:

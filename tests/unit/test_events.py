@@ -171,12 +171,16 @@ def test_keepalives_past_the_idle_limit_raise_a_timeout_with_partial_text() -> N
     now = [0.0]
     reducer = ResponseReducer("jockey1.0", idle_limit=30.0, clock=lambda: now[0])
     events = events_of(transcript("plain_answer"))
-    first_delta = next(i for i, e in enumerate(events) if e["type"] == "response.output_text.delta")
+    first_delta = next(
+        i for i, e in enumerate(events) if e["type"] == "response.output_text.delta"
+    )
     for event in events[: first_delta + 1]:
         reducer.feed(event)
     for _ in range(3):
         now[0] += 10.0
-        assert reducer.feed({"type": "keepalive"}) is None  # 30 s: still within the limit
+        assert (
+            reducer.feed({"type": "keepalive"}) is None
+        )  # 30 s: still within the limit
     now[0] += 0.5
     with pytest.raises(JockeyTimeoutError, match="only keepalives") as info:
         reducer.feed({"type": "keepalive"})
@@ -187,7 +191,9 @@ def test_keepalives_past_the_idle_limit_raise_a_timeout_with_partial_text() -> N
 def test_content_resets_the_idle_clock() -> None:
     now = [0.0]
     reducer = ResponseReducer("jockey1.0", idle_limit=5.0, clock=lambda: now[0])
-    content = [e for e in events_of(transcript("plain_answer")) if e["type"] != "keepalive"]
+    content = [
+        e for e in events_of(transcript("plain_answer")) if e["type"] != "keepalive"
+    ]
     for event in content:
         now[0] += 4.0
         reducer.feed(event)

@@ -1,0 +1,114 @@
+"""One shared ChatJockey under load: no cross-talk between concurrent answers."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from langchain_jockey import ChatJockey
+from langchain_jockey.emulator import Emulator
+from langchain_jockey.emulator._answers import compose
+from langchain_jockey.emulator._store import STORES
+from tests.reliability.conftest import checked_out
+
+QUESTIONS = [
+    "When do the fishing boats leave?",
+    "Who saves the penalty?",
+    "How is the loaf shaped?",
+    "Where does the rider crash?",
+]
+
+
+def expected(i: int) -> tuple[str, str]:
+    """Question i, and the answer only request i can get (its own ticket number first)."""
+    question = QUESTIONS[i % len(QUESTIONS)]
+    instructions = f'Start your answer with "Ticket {i}:"'
+    store = next(iter(STORES.values()))
+    return question, compose(
+        store, question, None, instructions=instructions, within=None
+    ).text
+
+
+def check(results: list[tuple[int, str, str]], n: int) -> None:
+    assert sorted(i for i, _, _ in results) == list(range(n))
+    assert all(
+        text == expected(i)[1] for i, text, _ in results
+    )  # each answer is its own
+    assert len({text for _, text, _ in results}) == n
+    assert len({session for _, _, session in results}) == n
+
+
+async def _run(llm: ChatJockey, n: int) -> list[tuple[int, str, str]]:
+    async def one(i: int) -> tuple[int, str, str]:
+        question, _ = expected(i)
+        chunks = [
+            c
+            async for c in llm.astream(
+                question, instructions=f'Start your answer with "Ticket {i}:"'
+            )
+        ]
+        total = chunks[0]
+        for chunk in chunks[1:]:
+            total += chunk
+        return i, total.text, total.response_metadata["session_id"]
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+def test_500_concurrent_astreams_on_one_instance() -> None:
+    # A pool wide enough not to queue: httpcore re-scans queued requests against
+    # every connection on each request start and close (O(queued x connections)),
+    # which at 400 queued streams costs tens of seconds of CPU by itself.
+    with Emulator() as emu:
+
+        async def main() -> tuple[list[tuple[int, str, str]], int]:
+            client = httpx.AsyncClient(limits=httpx.Limits(max_connections=500))
+            llm = ChatJockey(**emu.chat_kwargs(), http_async_client=client)
+            results = await _run(llm, 500)
+            busy = checked_out(client)
+            await client.aclose()
+            return results, busy
+
+        results, busy = asyncio.run(main())
+    check(results, 500)
+    assert busy == 0
+
+
+def test_the_pool_stays_bounded_under_load() -> None:
+    with Emulator(delta_delay=0.001) as emu:
+
+        async def main() -> tuple[list[tuple[int, str, str]], int, int]:
+            client = httpx.AsyncClient(limits=httpx.Limits(max_connections=10))
+            llm = ChatJockey(**emu.chat_kwargs(), http_async_client=client)
+            results = await _run(llm, 120)
+            pool = client._transport._pool
+            return results, len(pool.connections), checked_out(client)
+
+        results, connections, busy = asyncio.run(main())
+    check(results, 120)
+    assert connections <= 10
+    assert busy == 0
+
+
+def test_50_threads_streaming_on_one_instance() -> None:
+    with Emulator() as emu:
+        llm = ChatJockey(**emu.chat_kwargs())
+
+        def one(i: int) -> tuple[int, str, str]:
+            question, _ = expected(i)
+            chunks = list(
+                llm.stream(
+                    question, instructions=f'Start your answer with "Ticket {i}:"'
+                )
+            )
+            total = chunks[0]
+            for chunk in chunks[1:]:
+                total += chunk
+            return i, total.text, total.response_metadata["session_id"]
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            results = list(pool.map(one, range(50)))
+        assert checked_out(llm._sync_client()) == 0
+    check(results, 50)

@@ -1,0 +1,103 @@
+"""Consumers that stop early, and connection reuse, over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from langchain_jockey import ChatJockey
+from langchain_jockey.emulator import Emulator
+from tests.reliability.conftest import checked_out
+
+QUESTION = "When do the fishing boats leave?"
+
+
+@pytest.fixture
+def slow():
+    """Deltas 20 ms apart, so a stream is still open when the consumer stops."""
+    with Emulator(delta_delay=0.02) as emu:
+        yield emu
+
+
+def test_break_releases_the_connection(slow) -> None:
+    llm = ChatJockey(**slow.chat_kwargs())
+    for chunk in llm.stream(QUESTION):
+        assert chunk.text
+        assert checked_out(llm._sync_client()) == 1  # the probe sees the open stream
+        break
+    assert checked_out(llm._sync_client()) == 0
+    assert len(slow.requests) == 1
+
+
+def test_generator_close_releases_the_connection(slow) -> None:
+    llm = ChatJockey(**slow.chat_kwargs())
+    chunks = llm.stream(QUESTION)
+    next(chunks)
+    chunks.close()
+    assert checked_out(llm._sync_client()) == 0
+
+
+async def _settle(llm: ChatJockey) -> None:
+    # Core's astream leaves the generator it wraps to the loop's async-generator
+    # finalizer, which closes it (and the response) a few loop iterations later.
+    for _ in range(100):
+        if checked_out(llm._async_client()) == 0:
+            return
+        await asyncio.sleep(0)
+
+
+async def test_async_break_releases_the_connection(slow) -> None:
+    llm = ChatJockey(**slow.chat_kwargs())
+    async for _ in llm.astream(QUESTION):
+        assert checked_out(llm._async_client()) == 1
+        break
+    await _settle(llm)
+    assert checked_out(llm._async_client()) == 0
+
+
+async def test_aclose_releases_the_connection(slow) -> None:
+    llm = ChatJockey(**slow.chat_kwargs())
+    chunks = llm.astream(QUESTION)
+    await chunks.__anext__()
+    await chunks.aclose()
+    await _settle(llm)
+    assert checked_out(llm._async_client()) == 0
+
+
+async def test_task_cancellation_mid_stream_releases_the_connection(slow) -> None:
+    llm = ChatJockey(**slow.chat_kwargs())
+    got: list[str] = []
+
+    async def consume() -> None:
+        async for chunk in llm.astream(QUESTION):
+            got.append(chunk.text)
+
+    task = asyncio.create_task(consume())
+    while len(got) < 2:
+        await asyncio.sleep(0.005)
+    assert checked_out(llm._async_client()) == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert checked_out(llm._async_client()) == 0
+    assert len(slow.requests) == 1
+
+
+def test_sequential_requests_reuse_one_connection(mode, emulator) -> None:
+    llm = ChatJockey(**emulator.chat_kwargs())
+    if mode == "sync":
+        for _ in range(3):
+            list(llm.stream(QUESTION))
+            llm.invoke(QUESTION)
+        pool = llm._sync_client()._transport._pool
+        assert len(pool.connections) == 1
+        return
+
+    async def go() -> int:
+        for _ in range(3):
+            [c async for c in llm.astream(QUESTION)]
+            await llm.ainvoke(QUESTION)
+        return len(llm._async_client()._transport._pool.connections)
+
+    assert asyncio.run(go()) == 1
