@@ -579,3 +579,39 @@ def test_stop_temperature_and_max_tokens_are_accepted_not_sent_and_warned(
     }
     body = server.json_bodies[0]
     assert not {"stop", "temperature", "max_tokens", "max_output_tokens"} & set(body)
+
+
+def test_retry_after_as_an_http_date_is_honoured(stream) -> None:
+    from email.utils import format_datetime
+    from datetime import datetime, timedelta, timezone
+
+    when = format_datetime(
+        datetime.now(timezone.utc) + timedelta(seconds=2), usegmt=True
+    )
+    server = serve(
+        json_reply(
+            429,
+            {"code": "too_many_requests", "message": "slow down"},
+            {"retry-after": when},
+        ),
+        sse("plain_answer"),
+    )
+    started = time.monotonic()
+    check_answer(stream(server.model(), "q"))
+    assert (
+        time.monotonic() - started >= 0.9
+    )  # waited until (about) the date; HTTP dates have 1 s resolution
+    assert len(server.requests) == 2
+
+
+def test_no_retry_once_a_chunk_was_yielded(stream) -> None:
+    # A 200 whose body breaks after some text: retrying would replay text and add
+    # a turn to the session, so the error goes to the caller after one request.
+    cut = PLAIN.index(b"event: response.output_text.done")
+    server = serve(
+        Reply(200, [PLAIN[:cut]], error_after=httpx.ReadError("reset")),
+        sse("plain_answer"),
+    )
+    with pytest.raises(JockeyStreamInterruptedError):
+        stream(server.model(max_retries=5), "q")
+    assert len(server.requests) == 1
