@@ -16,6 +16,7 @@ import pytest
 from langchain_jockey import (
     ChatJockey,
     JockeyAuthenticationError,
+    JockeyBadRequestError,
     JockeyNotFoundError,
     JockeyRateLimitError,
     JockeyServerError,
@@ -77,6 +78,12 @@ MATRIX = {
         3,
         settings={"max_retries": 2},
     ),
+    "400_bad_request": Row(
+        None,
+        JockeyBadRequestError,
+        1,
+        settings={"session_id": "sess_0195d0e0-0000-7000-8000-00000000dead"},
+    ),
     "401": Row(None, JockeyAuthenticationError, 1, settings={"api_key": "tlk_wrong"}),
     "404_unknown_store": Row(
         None,
@@ -129,7 +136,7 @@ def test_fault(mode, emulator, name) -> None:
         assert outcome.error.session_id.startswith("sess_")
         assert outcome.error.response_id.startswith("resp_")
     else:
-        assert outcome.error.status_code in (401, 404, 429, 503)
+        assert outcome.error.status_code in (400, 401, 404, 429, 503)
         assert outcome.text == ""
 
 
