@@ -1,0 +1,179 @@
+"""Every example runs against the emulator, and its output shows what it promises."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+ENV = {
+    **{
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TWELVE_LABS_API_KEY", "TWELVELABS_API_KEY")
+    },
+    "JOCKEY_EMULATOR_FIRST_TOKEN_DELAY": "0.2",
+    "JOCKEY_EMULATOR_DELTA_DELAY": "0.01",
+    "PYTHONUNBUFFERED": "1",
+}
+NOTICE = "No TWELVE_LABS_API_KEY: using the local Jockey emulator at http://127.0.0.1:"
+
+
+def run(name: str, streamed_marker: str | None = None) -> str:
+    """Run examples/<name>.py; if given, `streamed_marker` must show up before it ends."""
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / f"{name}.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    seen = b""
+    if streamed_marker is not None:
+        while streamed_marker.encode() not in seen:
+            byte = proc.stdout.read(1)
+            assert byte, f"{name} ended before {streamed_marker!r}: {seen!r}"
+            seen += byte
+        assert proc.poll() is None, (
+            f"{name}: {streamed_marker!r} arrived only at the end"
+        )
+    out = proc.stdout.read()  # the buffered reader: communicate() would skip its buffer
+    err = proc.stderr.read() if proc.stderr else b""
+    assert proc.wait(timeout=120) == 0, err.decode()
+    text = (seen + out).decode()
+    assert NOTICE in text.splitlines()[0]  # one line says the emulator is in use
+    return text
+
+
+def test_chain_streams_through_the_parser() -> None:
+    out = run("chain", streamed_marker="- Under-12")
+    bullets = [line for line in out.splitlines() if line.startswith("- ")]
+    assert len(bullets) >= 2
+    assert all(re.search(r"\[\d+\]$", line) for line in bullets)
+
+
+def test_structured_output_prints_partials_then_the_final_object() -> None:
+    out = run("structured_output", streamed_marker="partial (")
+    sizes = [int(m) for m in re.findall(r"partial \(\s*(\d+) chars\)", out)]
+    assert len(set(sizes)) >= 3
+    assert sizes[0] < sizes[-1]  # they fill in
+    assert "final (3 moments):" in out
+    assert "- Harbour at dawn (timelapse) 42-75s: the fishing boats leave" in out
+
+
+def test_sessions_continue_one_session() -> None:
+    out = run("sessions")
+    sessions = re.findall(r"\(session (sess_[0-9a-f-]+)\)", out)
+    assert len(sessions) == 3
+    assert len(set(sessions)) == 1
+    answers = re.findall(r"Jockey: (.+)", out)
+    assert len(answers) == 3 and len(set(answers)) == 3
+
+
+def test_citations_resolve_to_titles_and_time_ranges() -> None:
+    out = run("citations")
+    answer = out.splitlines()[1]
+    resolved = re.findall(
+        r"^(\[\d+\]) (.+) \((\d\d:\d\d)–(\d\d:\d\d)\)", out, re.MULTILINE
+    )
+    assert len(resolved) == 3
+    for marker, title, start, end in resolved:
+        assert marker in answer
+        assert title == "Fish market walkthrough"
+        assert start < end
+
+
+def test_callbacks_show_intermediate_steps_live_before_the_answer() -> None:
+    out = run("callbacks", streamed_marker="[answer]")
+    assert (
+        out.index("[thinking] Searching")
+        < out.index("[tool] search_knowledge_store")
+        < out.index("[answer] In ")
+    )
+    assert "[tool result] 1 moments found" in out
+
+
+def test_langgraph_nodes_stream_in_one_session() -> None:
+    out = run("langgraph_agent", streamed_marker="[research] In")
+    research = re.search(r"\[research\] (.+)", out).group(1)
+    follow_up = re.search(r"\[follow_up\] (.+)", out).group(1)
+    assert "saves a penalty" in research
+    assert (
+        "half time" in follow_up
+    )  # the moment after the penalty: the session continued
+
+
+class Terminal:
+    """examples/chat.py on a pseudo-terminal (so Ctrl-C is a real SIGINT)."""
+
+    def __init__(self) -> None:
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: the pty is its controlling terminal
+            os.execvpe(
+                sys.executable,
+                [sys.executable, str(EXAMPLES / "chat.py")],
+                {**ENV, "JOCKEY_EMULATOR_DELTA_DELAY": "0.05"},
+            )
+        self.pid, self.fd, self.screen = pid, fd, ""
+
+    def read_until(self, pattern: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, self.screen):
+            left = deadline - time.monotonic()
+            assert left > 0, (
+                f"timed out waiting for {pattern!r}; screen: {self.screen[-500:]!r}"
+            )
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                try:
+                    self.screen += os.read(self.fd, 4096).decode("utf-8", "replace")
+                except OSError:
+                    break
+        return self.screen
+
+    def type(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def wait(self) -> int:
+        _, status = os.waitpid(self.pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+
+def test_terminal_chat_streams_spins_cites_and_cancels() -> None:
+    term = Terminal()
+    term.read_until(r"You: ")
+    term.type("Who saves the penalty?\n")
+    screen = term.read_until(r"\[1\] Under-12 football final \(03:05–03:50\)")
+    assert re.search(
+        f"[{'⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏'}] Jockey is thinking", screen
+    )  # the spinner ran first
+    assert (
+        "Jockey: In Under-12 football final, the red keeper Zoe saves a penalty"
+        in screen
+    )
+
+    term.read_until(r"You: $")
+    term.type("Summarise the football final in detail\n")
+    term.read_until(r"Jockey: In Under-12")  # streaming has started...
+    term.type("\x03")  # ...Ctrl-C
+    term.read_until(r"\[cancelled\]\s+You: $")
+
+    term.type(
+        "what happens next?\n"
+    )  # the session goes on from the last *answered* turn
+    screen = term.read_until(r"half time talk")
+    term.read_until(r"You: $")
+    term.type("exit\n")
+    term.read_until("Bye.")
+    assert term.wait() == 0
+    assert "Traceback" not in screen
