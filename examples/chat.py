@@ -3,59 +3,78 @@ citations after each answer. Ctrl-C cancels the answer being streamed; Ctrl-C
 or Ctrl-D at the prompt (or "exit") quits.
 
 Answers take 30 s to 3 min on the live API: the spinner shows Jockey is working.
+The answer streams on a worker thread and the main thread only waits on a
+queue, so Ctrl-C never lands inside the HTTP client: the worker stops at the
+next event and closes its stream itself.
 """
 
 from __future__ import annotations
 
 import itertools
+import queue
 import sys
 import threading
 import time
 from contextlib import closing
+from typing import Any
 
-from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
 
 from _common import jockey, mmss
 
-FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+FRAMES = itertools.cycle("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+DONE = object()
 
 
-def spin(first_token: threading.Event) -> None:
-    """Show a spinner until the first token arrives."""
-    started = time.monotonic()
-    for frame in itertools.cycle(FRAMES):
-        if first_token.wait(0.1):
-            break
-        sys.stdout.write(
-            f"\r{frame} Jockey is thinking… {time.monotonic() - started:4.1f}s"
-        )
-        sys.stdout.flush()
-    sys.stdout.write("\r" + " " * 40 + "\rJockey: ")
-    sys.stdout.flush()
-
-
-def answer(llm, history: list[BaseMessage]):  # type: ignore[no-untyped-def]
-    first_token = threading.Event()
-    spinner = threading.Thread(target=spin, args=(first_token,), daemon=True)
-    spinner.start()
-    total = None
+def stream_into(
+    llm: Any, history: list[BaseMessage], out: queue.Queue[Any], cancel: threading.Event
+) -> None:
+    """(Worker thread) put each chunk on `out`, then DONE or the error."""
     try:
-        with closing(
-            llm.stream(history)
-        ) as chunks:  # closing: Ctrl-C releases the connection at once
+        with closing(llm.stream(history)) as chunks:
             for chunk in chunks:
-                if chunk.text and not first_token.is_set():
-                    first_token.set()
-                    spinner.join()
-                print(chunk.text, end="", flush=True)
-                total = chunk if total is None else total + chunk
-    finally:
-        first_token.set()
-        spinner.join()
-    return total
+                if cancel.is_set():
+                    return
+                out.put(chunk)
+        out.put(DONE)
+    except Exception as exc:  # noqa: BLE001 - shown to the user by the main thread
+        out.put(exc)
 
 
-def citations(message) -> None:  # type: ignore[no-untyped-def]
+def answer(llm: Any, history: list[BaseMessage]) -> AIMessageChunk:
+    """Stream one answer; KeyboardInterrupt (Ctrl-C) cancels it."""
+    out: queue.Queue[Any] = queue.Queue()
+    cancel = threading.Event()
+    threading.Thread(
+        target=stream_into, args=(llm, list(history), out, cancel), daemon=True
+    ).start()
+    started, total, speaking = time.monotonic(), None, False
+    try:
+        while True:
+            try:
+                item = out.get(timeout=0.1)
+            except queue.Empty:
+                if not speaking:
+                    sys.stdout.write(
+                        f"\r{next(FRAMES)} Jockey is thinking… {time.monotonic() - started:4.1f}s"
+                    )
+                    sys.stdout.flush()
+                continue
+            if item is DONE:
+                return total
+            if isinstance(item, Exception):
+                raise item
+            if item.text and not speaking:
+                speaking = True
+                sys.stdout.write("\r" + " " * 40 + "\rJockey: ")
+            print(item.text, end="", flush=True)
+            total = item if total is None else total + item
+    except KeyboardInterrupt:
+        cancel.set()
+        raise
+
+
+def citations(message: AIMessageChunk) -> None:
     block = next((b for b in message.content_blocks if b["type"] == "text"), None)
     for citation in (block or {}).get("annotations", []):
         extras = citation["extras"]
@@ -83,13 +102,15 @@ def main() -> None:
                 return
             if not question:
                 continue
-            history.append(HumanMessage(question))
             try:
-                message = answer(llm, history)
+                message = answer(llm, [*history, HumanMessage(question)])
             except KeyboardInterrupt:
-                history.pop()  # the question went unanswered
-                print("\n[cancelled]")
+                print("\n[cancelled]")  # the question went unanswered: not kept
                 continue
+            except Exception as exc:  # noqa: BLE001 - a chat shows the error and goes on
+                print(f"\n[error] {exc}")
+                continue
+            history.append(HumanMessage(question))
             print()
             history.append(message)
             citations(message)

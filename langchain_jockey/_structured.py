@@ -29,9 +29,16 @@ from langchain_core.utils.function_calling import convert_to_json_schema
 from langchain_core.utils.json import parse_partial_json
 from typing_extensions import is_typeddict
 
-__all__ = ["JockeyJsonParser", "response_format"]
+__all__ = ["JockeyJsonParser", "is_pydantic_class", "response_format"]
 
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def is_pydantic_class(schema: Any) -> bool:
+    """Whether `schema` is a Pydantic (v2 or v1) model class."""
+    return isinstance(schema, type) and issubclass(
+        schema, (pydantic.BaseModel, pydantic.v1.BaseModel)
+    )
 
 
 def _rename_definitions(node: Any) -> Any:

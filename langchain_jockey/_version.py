@@ -1,8 +1,3 @@
-"""The package version, kept in one place."""
+"""The package version, kept in one place (pyproject.toml reads it from here)."""
 
-from importlib import metadata
-
-try:
-    __version__ = metadata.version("langchain-jockey")
-except metadata.PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0"
+__version__ = "0.1.0"

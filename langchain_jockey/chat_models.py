@@ -37,17 +37,20 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.v1 import BaseModel as BaseModelV1
 
 from langchain_jockey import _blocks, _http
-from langchain_jockey._events import PROVIDER, ResponseReducer, message_from_response
+from langchain_jockey._events import (
+    PROVIDER,
+    ResponseReducer,
+    generation,
+    message_from_response,
+)
 from langchain_jockey._messages import (
     RequestOptions,
     build_body,
     check_selections,
     encode_body,
 )
-from langchain_jockey._structured import JockeyJsonParser, response_format
 from langchain_jockey._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "ChatJockey"]
@@ -195,9 +198,9 @@ class ChatJockey(BaseChatModel):
     `llm.invoke(question, session_id="sess_…", instructions="Answer in one line")`.
     """
 
-    model_config = ConfigDict(
-        populate_by_name=True, extra="forbid", use_attribute_docstrings=True
-    )
+    # Fields are documented by attribute docstrings, for readers and IDEs;
+    # `use_attribute_docstrings` would re-parse the source at import (~30 ms).
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     model: str = Field(default=DEFAULT_MODEL, alias="model_name")
     """Jockey model name, sent as `model` (the only documented value is
@@ -383,6 +386,13 @@ class ChatJockey(BaseChatModel):
                 UserWarning,
                 stacklevel=2,
             )
+        # Imported on first use: parsers and schema conversion cost import time.
+        from langchain_jockey._structured import (  # noqa: PLC0415
+            JockeyJsonParser,
+            is_pydantic_class,
+            response_format,
+        )
+
         llm = self.bind(
             text={"format": response_format(schema, strict=strict)},
             ls_structured_output_format={
@@ -390,10 +400,9 @@ class ChatJockey(BaseChatModel):
                 "schema": schema,
             },
         )
-        is_model = isinstance(schema, type) and issubclass(
-            schema, (BaseModel, BaseModelV1)
+        parser = JockeyJsonParser(
+            pydantic_object=schema if is_pydantic_class(schema) else None
         )
-        parser = JockeyJsonParser(pydantic_object=schema if is_model else None)
         if not include_raw:
             return llm | parser
         parse = RunnablePassthrough.assign(
@@ -597,7 +606,7 @@ class ChatJockey(BaseChatModel):
             for event in events:
                 message = reducer.feed(event)
                 if message is not None:
-                    chunk = ChatGenerationChunk(message=message)
+                    chunk = generation(message)
                     if run_manager is not None:
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
@@ -619,7 +628,7 @@ class ChatJockey(BaseChatModel):
                 async for event in events:
                     message = reducer.feed(event)
                     if message is not None:
-                        chunk = ChatGenerationChunk(message=message)
+                        chunk = generation(message)
                         if run_manager is not None:
                             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                         yield chunk

@@ -18,6 +18,7 @@ from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
 from langchain_jockey.emulator._runner import Emulator
 from langchain_jockey.emulator._server import (
     DEMO_API_KEY,
+    LENGTH_HEADER,
     EmulatorConfig,
     EmulatorServer,
     ReceivedRequest,
@@ -29,6 +30,7 @@ __all__ = [
     "DEMO_STORE_ID",
     "FAULT_HEADER",
     "KITCHEN_STORE_ID",
+    "LENGTH_HEADER",
     "STORES",
     "Emulator",
     "EmulatorConfig",

@@ -185,8 +185,12 @@ def plan_response(
     session: Session,
     *,
     truncate_after: int | None = None,
+    length: int | None = None,
 ) -> Plan:
     """Decide the whole response.
+
+    `length` (a load knob for benchmarks) makes the answer exactly that many
+    deltas, repeating the composed answer's pieces, without citations.
 
     Raises:
         ApiError: for selections or a schema the emulator cannot use (400).
@@ -212,6 +216,11 @@ def plan_response(
         )
         text, annotations, cited = answer.text, answer.annotations, answer.cited
         answer_pieces = pieces(text)
+        if length is not None:
+            answer_pieces = [
+                answer_pieces[i % len(answer_pieces)] for i in range(length)
+            ]
+            text, annotations = "".join(answer_pieces), []
     outputs = _steps(session, question, list(cited), within) if req.intermediate else []
     limit = min(
         x

@@ -31,9 +31,17 @@ from langchain_jockey.emulator._responses import (
 )
 from langchain_jockey.emulator._store import STORES
 
-__all__ = ["DEMO_API_KEY", "EmulatorConfig", "EmulatorServer", "ReceivedRequest"]
+__all__ = [
+    "DEMO_API_KEY",
+    "LENGTH_HEADER",
+    "EmulatorConfig",
+    "EmulatorServer",
+    "ReceivedRequest",
+]
 
 DEMO_API_KEY = "tlk_emulator_demo_key"
+LENGTH_HEADER = "x-emulator-length"
+"""Request header: answer with exactly this many deltas (a load knob)."""
 PATH = "/v1.3/responses"
 _MAX_BODY = 1 << 20
 _MAX_SESSIONS = 10_000
@@ -254,7 +262,13 @@ class EmulatorServer:
             msg = f"Knowledge store {req.store_id} does not exist."
             raise ApiError(404, "resource_not_exist", msg)
         session = self._session(req.session_id, store.store_id)
-        plan = plan_response(req, store, session, truncate_after=fault.truncate_after)
+        plan = plan_response(
+            req,
+            store,
+            session,
+            truncate_after=fault.truncate_after,
+            length=_length(headers.get(LENGTH_HEADER)),
+        )
         return fault, req, session, plan
 
     def _fault(self, key: str, header: str | None) -> Fault:
@@ -469,6 +483,15 @@ class EmulatorServer:
             await self._stall(ex, silent=fault.silent_stall_after == n)
             return False
         return None
+
+
+def _length(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= 1_000_000:
+        msg = f"{LENGTH_HEADER} must be a whole number from 1 to 1,000,000"
+        raise ApiError(400, "emulator_length_invalid", msg)
+    return int(value)
 
 
 def _json_or_text(raw: bytes) -> Any:

@@ -95,3 +95,17 @@ def test_two_hundred_concurrent_streams_each_get_their_own_session(emulator) -> 
         expected = {q: answer_text(stream_events(c, body(q))) for q in questions}
     for question, _, text in results:
         assert text == expected[question]
+
+
+def test_length_header_gives_exactly_that_many_deltas(client) -> None:
+    from langchain_jockey.emulator import LENGTH_HEADER
+
+    events = stream_events(client, body(), **{LENGTH_HEADER: "1234"})
+    assert sum(e["type"] == "response.output_text.delta" for e in events) == 1234
+    assert events[-1]["response"]["usage"]["output_tokens"] == 1234
+    assert (
+        client.post(
+            "/responses", json=body(), headers={LENGTH_HEADER: "lots"}
+        ).status_code
+        == 400
+    )

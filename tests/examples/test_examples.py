@@ -124,11 +124,12 @@ class Terminal:
                 [sys.executable, str(EXAMPLES / "chat.py")],
                 {**ENV, "JOCKEY_EMULATOR_DELTA_DELAY": "0.05"},
             )
-        self.pid, self.fd, self.screen = pid, fd, ""
+        self.pid, self.fd, self.screen, self.mark = pid, fd, "", 0
 
     def read_until(self, pattern: str, timeout: float = 30) -> str:
+        """Wait for `pattern` in what was printed since the last keystrokes."""
         deadline = time.monotonic() + timeout
-        while not re.search(pattern, self.screen):
+        while not re.search(pattern, self.screen[self.mark :]):
             left = deadline - time.monotonic()
             assert left > 0, (
                 f"timed out waiting for {pattern!r}; screen: {self.screen[-500:]!r}"
@@ -142,6 +143,7 @@ class Terminal:
         return self.screen
 
     def type(self, text: str) -> None:
+        self.mark = len(self.screen)
         os.write(self.fd, text.encode())
 
     def wait(self) -> int:
@@ -164,7 +166,7 @@ def test_terminal_chat_streams_spins_cites_and_cancels() -> None:
 
     term.read_until(r"You: $")
     term.type("Summarise the football final in detail\n")
-    term.read_until(r"Jockey: In Under-12")  # streaming has started...
+    term.read_until(r"Jockey: In Under-12")  # this answer has started streaming...
     term.type("\x03")  # ...Ctrl-C
     term.read_until(r"\[cancelled\]\s+You: $")
 

@@ -200,3 +200,36 @@ def test_content_resets_the_idle_clock() -> None:
         now[0] += 4.0  # 8 s between content events, 4 s from content to keepalive
         reducer.feed({"type": "keepalive"})
     assert reducer.finished
+
+
+def test_fast_text_chunks_equal_validated_ones() -> None:
+    from langchain_core.outputs import ChatGenerationChunk
+
+    from langchain_jockey._events import generation
+
+    reducer = ResponseReducer("jockey1.0")
+    events = events_of(transcript("plain_answer"))
+    fast = [c for e in events if (c := reducer.feed(e)) is not None][:-1]
+    for chunk, delta in zip(fast, deltas_of(transcript("plain_answer")), strict=True):
+        slow = AIMessageChunk(
+            content=delta,
+            id=RESPONSE_ID,
+            response_metadata={"model_provider": "twelvelabs"},
+        )
+        assert chunk == slow
+        assert chunk.model_dump() == slow.model_dump()
+        assert chunk.model_fields_set == slow.model_fields_set
+        assert generation(chunk) == ChatGenerationChunk(message=slow)
+        assert (
+            generation(chunk).model_dump()
+            == ChatGenerationChunk(message=slow).model_dump()
+        )
+    # Every mutable field is the chunk's own: mutating one leaves the others alone.
+    fast[0].additional_kwargs["x"] = 1
+    fast[0].response_metadata["y"] = 2
+    fast[0].tool_call_chunks.append(
+        {"name": "n", "args": "", "id": "1", "index": 0, "type": "tool_call_chunk"}
+    )
+    assert fast[1].additional_kwargs == {}
+    assert fast[1].response_metadata == {"model_provider": "twelvelabs"}
+    assert fast[1].tool_call_chunks == []

@@ -1,0 +1,376 @@
+"""Client-side cost of ChatJockey against a raw httpx baseline, in one run.
+
+    .venv/bin/python benchmarks/run.py            # about 3 minutes on 2 cores
+    .venv/bin/python benchmarks/run.py --quick    # fewer/shorter streams, for a smoke test
+
+The emulator runs in a separate process (zero pacing unless a measure needs it),
+so process CPU time is the client's alone. Every figure is the median of at
+least 5 repetitions, with min-max; targets are ratios within this run, never
+wall-clock limits. Prints a Markdown table and writes benchmarks/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+
+from langchain_jockey import ChatJockey
+from langchain_jockey.emulator import DEMO_API_KEY, DEMO_STORE_ID, LENGTH_HEADER
+
+HERE = Path(__file__).resolve().parent
+QUESTION = "Who saves the penalty?"
+REPS = 5
+
+
+# -- plumbing ------------------------------------------------------------------
+
+
+def start_emulator(*flags: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "langchain_jockey.emulator", "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    match = re.search(r"(http://127\.0\.0\.1:\d+/v1\.3)", proc.stdout.readline())
+    assert match, "the emulator did not start"
+    return proc, match.group(1)
+
+
+def body(stream: bool) -> dict[str, Any]:
+    return {
+        "model": "jockey1.0",
+        "knowledge_store_id": DEMO_STORE_ID,
+        "input": [{"type": "message", "role": "user", "content": QUESTION}],
+        "stream": stream,
+    }
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def repeat(measure: Callable[[], float], reps: int = REPS) -> dict[str, float]:
+    measure()  # warm-up: connections, caches, lazy imports
+    return summary([measure() for _ in range(reps)])
+
+
+def cpu_of(run: Callable[[], Any]) -> float:
+    started = time.process_time()
+    run()
+    return time.process_time() - started
+
+
+# -- the contenders -------------------------------------------------------------
+
+
+def raw_stream(client: httpx.Client, url: str, n: int) -> list[str]:
+    """The baseline: httpx iter_lines + json.loads, collecting the deltas."""
+    deltas = []
+    headers = {"x-api-key": DEMO_API_KEY, LENGTH_HEADER: str(n)}
+    with client.stream("POST", f"{url}/responses", json=body(True), headers=headers) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                event = json.loads(line[6:])
+                if event["type"] == "response.output_text.delta":
+                    deltas.append(event["delta"])
+    return deltas
+
+
+class Floor(BaseChatModel):
+    """LangChain's floor: a model that yields pre-built chunks through stream()."""
+
+    chunks: list[AIMessageChunk] = []
+
+    @property
+    def _llm_type(self) -> str:
+        return "floor"
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        raise NotImplementedError
+
+    def _stream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        for chunk in self.chunks:
+            yield ChatGenerationChunk(message=chunk)
+
+
+def floor(n: int) -> Floor:
+    chunks = [AIMessageChunk(content="word ", response_metadata={"model_provider": "floor"}) for _ in range(n)]
+    chunks.append(AIMessageChunk(content="", chunk_position="last", usage_metadata={"input_tokens": 1, "output_tokens": n, "total_tokens": n + 1}))
+    return Floor(chunks=chunks)
+
+
+def jockey(url: str, n: int, **kwargs: Any) -> ChatJockey:
+    return ChatJockey(base_url=url, api_key=DEMO_API_KEY, knowledge_store_id=DEMO_STORE_ID, default_headers={LENGTH_HEADER: str(n)}, **kwargs)
+
+
+LOOP = asyncio.new_event_loop()  # one loop for every async measure, as in an app
+
+
+def astream_cpu(llm: ChatJockey) -> float:
+    async def go() -> float:
+        started = time.process_time()
+        async for _ in llm.astream(QUESTION):
+            pass
+        return time.process_time() - started
+
+    return LOOP.run_until_complete(go())
+
+
+# -- the measures ------------------------------------------------------------------
+
+
+def per_delta(url: str, n: int) -> dict[str, Any]:
+    """Client CPU µs per delta for each contender."""
+    client = httpx.Client()
+    model = jockey(url, n)
+    fl = floor(n)
+    contenders: dict[str, Callable[[], float]] = {
+        "raw_httpx": lambda: cpu_of(lambda: raw_stream(client, url, n)),
+        "langchain_floor": lambda: cpu_of(lambda: [None for _ in fl.stream(QUESTION)]),
+        "jockey_stream": lambda: cpu_of(lambda: [None for _ in model.stream(QUESTION)]),
+        "jockey_astream": lambda: astream_cpu(model),
+        "jockey_invoke_streaming": lambda: cpu_of(lambda: model.invoke(QUESTION, stream=True)),
+        "jockey_invoke": lambda: cpu_of(lambda: model.invoke(QUESTION)),
+    }
+    out = {}
+    for name, measure in contenders.items():
+        stats = repeat(measure)
+        out[name] = {k: v / n * 1e6 for k, v in stats.items()}
+    return out
+
+
+def ttft(url: str, samples: int) -> dict[str, Any]:
+    """Time to first token over a paced stream: ChatJockey minus raw httpx."""
+    client = httpx.Client()
+    model = jockey(url, 20)
+
+    def raw_first() -> float:
+        started = time.perf_counter()
+        headers = {"x-api-key": DEMO_API_KEY, LENGTH_HEADER: "20"}
+        first = 0.0
+        with client.stream("POST", f"{url}/responses", json=body(True), headers=headers) as response:
+            for line in response.iter_lines():  # read to the end, so the connection is reused
+                if not first and line.startswith('data: {"type":"response.output_text.delta"'):
+                    first = time.perf_counter() - started
+        return first
+
+    def jockey_first() -> float:
+        started = time.perf_counter()
+        first = 0.0
+        for chunk in model.stream(QUESTION):
+            if not first and chunk.text:
+                first = time.perf_counter() - started
+        return first
+
+    raw_first(), jockey_first()
+    raw, ours = [], []
+    for _ in range(samples):  # interleaved, so drift hits both alike
+        raw.append(raw_first())
+        ours.append(jockey_first())
+
+    def pct(values: list[float], q: float) -> float:
+        return statistics.quantiles(values, n=100)[int(q) - 1]
+
+    return {
+        "raw_ms": {"p50": pct(raw, 50) * 1e3, "p95": pct(raw, 95) * 1e3},
+        "jockey_ms": {"p50": pct(ours, 50) * 1e3, "p95": pct(ours, 95) * 1e3},
+        "added_ms": {"p50": (pct(ours, 50) - pct(raw, 50)) * 1e3, "p95": (pct(ours, 95) - pct(raw, 95)) * 1e3},
+    }
+
+
+def fixed_cost(url: str, requests: int) -> dict[str, Any]:
+    """CPU per request for short answers (N=10), and connection reuse."""
+    client = httpx.Client()
+    model = jockey(url, 10)
+    raw = repeat(lambda: cpu_of(lambda: [raw_stream(client, url, 10) for _ in range(requests)]))
+    ours = repeat(lambda: cpu_of(lambda: [[None for _ in model.stream(QUESTION)] for _ in range(requests)]))
+    pool = model._sync_client()._transport._pool  # type: ignore[attr-defined]  # noqa: SLF001
+    return {
+        "raw_httpx_us": {k: v / requests * 1e6 for k, v in raw.items()},
+        "jockey_stream_us": {k: v / requests * 1e6 for k, v in ours.items()},
+        "connections_after_all_requests": len(pool.connections),
+    }
+
+
+def rss_child(kind: str, url: str, n: int) -> None:
+    """(In a child process) print the peak RSS growth of one n-delta stream, in KiB."""
+    model: BaseChatModel = floor(n) if kind == "floor" else jockey(url, n)
+    small: BaseChatModel = floor(10) if kind == "floor" else jockey(url, 10)
+    for _ in small.stream(QUESTION):  # warm up: imports, connection, caches
+        pass
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in model.stream(QUESTION):
+        pass
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+
+
+def rss(url: str, n: int) -> dict[str, Any]:
+    """Peak RSS growth over an n-delta stream, each contender in a fresh process."""
+
+    def grow(kind: str) -> float:
+        out = subprocess.run([sys.executable, __file__, "--rss-child", kind, "--url", url, "--n", str(n)], capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
+    return {"langchain_floor_kib": summary([grow("floor") for _ in range(REPS)]), "jockey_stream_kib": summary([grow("jockey") for _ in range(REPS)])}
+
+
+def concurrency(url: str, streams: int, n: int) -> dict[str, Any]:
+    """Client CPU per event with `streams` concurrent astreams vs one, on one loop."""
+
+    def measure(count: int) -> dict[str, float]:
+        client = httpx.AsyncClient(limits=httpx.Limits(max_connections=count))
+        model = jockey(url, n, http_async_client=client)
+
+        async def one() -> None:
+            async for _ in model.astream(QUESTION):
+                pass
+
+        async def run() -> float:
+            started = time.process_time()
+            await asyncio.gather(*(one() for _ in range(count)))
+            return (time.process_time() - started) / (count * n) * 1e6
+
+        stats = repeat(lambda: LOOP.run_until_complete(run()))  # warm-up opens the connections
+        LOOP.run_until_complete(client.aclose())
+        return stats
+
+    return {"single_us_per_event": measure(1), "concurrent_us_per_event": measure(streams), "streams": streams, "deltas_each": n}
+
+
+def import_time() -> dict[str, Any]:
+    """Import time of langchain_jockey against langchain_core's BaseChatModel module."""
+
+    def timed(module: str) -> float:
+        code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+        return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+    check = "import sys, langchain_jockey; print(any(m.startswith('langchain_jockey.emulator') for m in sys.modules))"
+    imports_emulator = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout.strip() == "True"
+    return {
+        "langchain_core_ms": {k: v * 1e3 for k, v in summary([timed("langchain_core.language_models.chat_models") for _ in range(REPS)]).items()},
+        "langchain_jockey_ms": {k: v * 1e3 for k, v in summary([timed("langchain_jockey") for _ in range(REPS)]).items()},
+        "imports_emulator": imports_emulator,
+    }
+
+
+# -- report ------------------------------------------------------------------------
+
+
+def fmt(stats: dict[str, float], digits: int = 1) -> str:
+    return f"{stats['median']:.{digits}f} ({stats['min']:.{digits}f}–{stats['max']:.{digits}f})"
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = [
+        f"Machine: {results['machine']} · {results['date']} · `{results['command']}`",
+        "",
+        "| measure | value: median (min–max) |",
+        "|---|---|",
+    ]
+    for n, table in results["per_delta"].items():
+        for name, stats in table.items():
+            lines.append(f"| CPU µs/delta, N={n}: {name} | {fmt(stats)} |")
+    t = results["ttft"]
+    lines.append(f"| TTFT added by ChatJockey vs raw httpx, p50 / p95 | {t['added_ms']['p50']:.2f} / {t['added_ms']['p95']:.2f} ms |")
+    f = results["fixed_cost"]
+    lines.append(f"| CPU µs per request (N=10): raw httpx | {fmt(f['raw_httpx_us'], 0)} |")
+    lines.append(f"| CPU µs per request (N=10): ChatJockey.stream | {fmt(f['jockey_stream_us'], 0)} |")
+    lines.append(f"| connections after sequential requests | {f['connections_after_all_requests']} |")
+    r = results["rss"]
+    lines.append(f"| peak RSS growth, {results['rss_deltas']:,} deltas: LangChain floor | {fmt(r['langchain_floor_kib'], 0)} KiB |")
+    lines.append(f"| peak RSS growth, {results['rss_deltas']:,} deltas: ChatJockey.stream | {fmt(r['jockey_stream_kib'], 0)} KiB |")
+    c = results["concurrency"]
+    lines.append(f"| CPU µs/event, 1 astream | {fmt(c['single_us_per_event'])} |")
+    lines.append(f"| CPU µs/event, {c['streams']} concurrent astreams | {fmt(c['concurrent_us_per_event'])} |")
+    i = results["imports"]
+    lines.append(f"| import ms: langchain_core.language_models.chat_models / langchain_jockey | {fmt(i['langchain_core_ms'], 0)} / {fmt(i['langchain_jockey_ms'], 0)} |")
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    for target in results["targets"]:
+        lines.append(f"| {target['target']} | {target['measured']} | {'yes' if target['met'] else '**no**'} |")
+    return "\n".join(lines)
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+
+    def add(target: str, measured: str, met: bool) -> None:
+        out.append({"target": target, "measured": measured, "met": met})
+
+    for n, t in results["per_delta"].items():
+        limit = 1.3 * (t["raw_httpx"]["median"] + t["langchain_floor"]["median"])
+        add(f"N={n}: stream ≤ 1.3 × (raw + floor) = {limit:.1f} µs", f"{t['jockey_stream']['median']:.1f} µs", t["jockey_stream"]["median"] <= limit)
+        ratio = t["jockey_astream"]["median"] / t["jockey_stream"]["median"]
+        add(f"N={n}: astream ≤ 1.2 × stream", f"{ratio:.2f}×", ratio <= 1.2)
+    added = results["ttft"]["added_ms"]["p50"]
+    add("TTFT added ≤ 2 ms at p50", f"{added:.2f} ms", added <= 2.0)
+    f = results["fixed_cost"]
+    ratio = f["jockey_stream_us"]["median"] / f["raw_httpx_us"]["median"]
+    add("fixed cost per request ≤ 1.5 × raw httpx", f"{ratio:.2f}×", ratio <= 1.5)
+    add("connections reused", f"{f['connections_after_all_requests']} connection(s)", f["connections_after_all_requests"] == 1)
+    r = results["rss"]
+    ratio = r["jockey_stream_kib"]["median"] / max(1.0, r["langchain_floor_kib"]["median"])
+    add("RSS growth ≤ 1.2 × LangChain floor", f"{ratio:.2f}×", ratio <= 1.2)
+    c = results["concurrency"]
+    ratio = c["concurrent_us_per_event"]["median"] / c["single_us_per_event"]["median"]
+    add(f"{c['streams']} concurrent astreams ≤ 1.5 × single-stream CPU/event", f"{ratio:.2f}×", ratio <= 1.5)
+    i = results["imports"]
+    extra = i["langchain_jockey_ms"]["median"] - i["langchain_core_ms"]["median"]
+    add("import ≤ langchain_core + 100 ms, no emulator", f"+{extra:.0f} ms, emulator imported: {i['imports_emulator']}", extra <= 100 and not i["imports_emulator"])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke test, not for the README)")
+    parser.add_argument("--rss-child", choices=["floor", "jockey"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        rss_child(args.rss_child, args.url, args.n)
+        return
+    sizes = [200, 1000] if args.quick else [1000, 10000]
+    fast, url = start_emulator()
+    paced, paced_url = start_emulator("--delta-delay", "0.005")
+    try:
+        results: dict[str, Any] = {
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}",
+            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": "python benchmarks/run.py" + (" --quick" if args.quick else ""),
+            "per_delta": {str(n): per_delta(url, n) for n in sizes},
+            "ttft": ttft(paced_url, 15 if args.quick else 40),
+            "fixed_cost": fixed_cost(url, 20 if args.quick else 50),
+            "rss_deltas": 10_000 if args.quick else 100_000,
+        }
+        results["rss"] = rss(url, results["rss_deltas"])
+        results["concurrency"] = concurrency(url, 200, 100 if args.quick else 500)
+        results["imports"] = import_time()
+        results["targets"] = targets(results)
+    finally:
+        fast.terminate()
+        paced.terminate()
+    (HERE / ("results-quick.json" if args.quick else "results.json")).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(report(results))
+
+
+if __name__ == "__main__":
+    main()
