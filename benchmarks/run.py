@@ -268,7 +268,7 @@ def fixed_cost(url: str, requests: int) -> dict[str, Any]:
     }
 
 
-class LazyFloor(BaseChatModel):
+class LazyFloor(Floor):
     """The floor for memory: builds each chunk as it yields it, as a real model must.
 
     Pre-built chunks would be allocated before the baseline is taken, hiding the
@@ -276,19 +276,6 @@ class LazyFloor(BaseChatModel):
     """
 
     n: int = 0
-
-    @property
-    def _llm_type(self) -> str:
-        return "lazy-floor"
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: Any = None,
-        run_manager: Any = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        raise NotImplementedError
 
     def _stream(
         self,

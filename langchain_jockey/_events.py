@@ -120,9 +120,7 @@ def _metadata(
 def message_from_response(response: Any, model_name: str) -> AIMessage:
     """An `AIMessage` from a non-streaming response object (`stream: false`)."""
     if not isinstance(response, dict):
-        raise errors.JockeyServerError(
-            f"Jockey returned {type(response).__name__} instead of a response object"
-        )
+        raise errors.invalid_response_object(response)
     output = read_output(response.get("output"))
     if response.get("status") == "failed":
         err = errors.error_from_event({"type": "response.failed", "response": response})

@@ -407,6 +407,13 @@ def invalid_json_response(response: httpx.Response) -> JockeyServerError:
     )
 
 
+def invalid_response_object(value: Any) -> JockeyServerError:
+    """The error for a non-streaming answer whose JSON is not an object."""
+    return JockeyServerError(
+        f"Jockey returned {type(value).__name__} instead of a response object"
+    )
+
+
 def with_progress(
     err: JockeyError,
     *,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 
@@ -10,30 +9,16 @@ import httpx
 
 from langchain_jockey.emulator import DEMO_API_KEY, DEMO_STORE_ID
 from tests.emulator.conftest import body, frames
+from tests.support import spawn_emulator
 
 
 def test_cli_serves_on_loopback_until_interrupted() -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "langchain_jockey.emulator",
-            "--port",
-            "0",
-            "--delta-delay",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    proc, url = spawn_emulator("--delta-delay", "0")
     try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        match = re.search(r"(http://127\.0\.0\.1:\d+/v1\.3)", first)
-        assert match, first
+        assert url.startswith("http://127.0.0.1:")
         assert DEMO_STORE_ID in proc.stdout.readline()
         response = httpx.post(
-            f"{match.group(1)}/responses",
+            f"{url}/responses",
             json=body(stream=True),
             headers={"x-api-key": DEMO_API_KEY},
         )

@@ -7,9 +7,6 @@ runs on the watched event loop.
 from __future__ import annotations
 
 import asyncio
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -17,27 +14,13 @@ from blockbuster import BlockingError, blockbuster_ctx
 
 from langchain_jockey import ChatJockey, JockeyStreamInterruptedError
 from langchain_jockey.emulator import DEMO_API_KEY, DEMO_STORE_ID, FAULT_HEADER
+from tests.support import spawn_emulator
 
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "langchain_jockey.emulator",
-            "--port",
-            "0",
-            "--delta-delay",
-            "0.001",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    match = re.search(r"(http://127\.0\.0\.1:\d+/v1\.3)", proc.stdout.readline())
-    assert match
-    yield match.group(1)
+    proc, url = spawn_emulator("--delta-delay", "0.001")
+    yield url
     proc.terminate()
     proc.wait(timeout=10)
 

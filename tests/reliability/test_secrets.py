@@ -10,7 +10,7 @@ import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 
 from langchain_jockey import ChatJockey, JockeyAuthenticationError
-from langchain_jockey.emulator import Emulator, FAULT_HEADER
+from langchain_jockey.emulator import FAULT_HEADER, Emulator
 
 SECRET = "tlk_super_secret_0123456789abcdef"
 

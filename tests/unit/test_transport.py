@@ -582,8 +582,8 @@ def test_stop_temperature_and_max_tokens_are_accepted_not_sent_and_warned(
 
 
 def test_retry_after_as_an_http_date_is_honoured(stream) -> None:
-    from email.utils import format_datetime
     from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
 
     when = format_datetime(
         datetime.now(timezone.utc) + timedelta(seconds=2), usegmt=True
