@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import resource
 import statistics
 import subprocess
@@ -33,7 +32,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from langchain_jockey import ChatJockey
-from langchain_jockey.emulator import DEMO_API_KEY, DEMO_STORE_ID, LENGTH_HEADER
+from langchain_jockey.emulator import DEMO_API_KEY, DEMO_STORE_ID, LENGTH_HEADER, spawn
 
 HERE = Path(__file__).resolve().parent
 QUESTION = "Who saves the penalty?"
@@ -41,18 +40,6 @@ REPS = 5
 
 
 # -- plumbing ------------------------------------------------------------------
-
-
-def start_emulator(*flags: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "langchain_jockey.emulator", "--port", "0", *flags],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    match = re.search(r"(http://127\.0\.0\.1:\d+/v1\.3)", proc.stdout.readline())
-    assert match, "the emulator did not start"
-    return proc, match.group(1)
 
 
 def body(stream: bool) -> dict[str, Any]:
@@ -520,8 +507,8 @@ def main() -> None:
         rss_child(args.rss_child, args.url, args.n)
         return
     sizes = [200, 1000] if args.quick else [1000, 10000]
-    fast, url = start_emulator()
-    paced, paced_url = start_emulator("--delta-delay", "0.005")
+    fast, url = spawn()
+    paced, paced_url = spawn("--delta-delay", "0.005")
     try:
         results: dict[str, Any] = {
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}",

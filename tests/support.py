@@ -8,9 +8,6 @@ as a stream of hand-chosen byte fragments whose closing is observable.
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,19 +194,6 @@ class ScriptedServer:
         }
         params.update(kwargs)
         return ChatJockey(**params)
-
-
-def spawn_emulator(*flags: str) -> tuple[subprocess.Popen[str], str]:
-    """`python -m langchain_jockey.emulator --port 0 …` and its base URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "langchain_jockey.emulator", "--port", "0", *flags],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    match = re.search(r"(http://127\.0\.0\.1:\d+/v1\.3)", proc.stdout.readline())
-    assert match, "the emulator did not print its URL"
-    return proc, match.group(1)
 
 
 def serve(*replies: Reply) -> ScriptedServer:

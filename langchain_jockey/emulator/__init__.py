@@ -15,7 +15,7 @@ Importing `langchain_jockey` does not import this package.
 """
 
 from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
-from langchain_jockey.emulator._runner import Emulator
+from langchain_jockey.emulator._runner import Emulator, spawn
 from langchain_jockey.emulator._server import (
     DEMO_API_KEY,
     LENGTH_HEADER,
@@ -37,4 +37,5 @@ __all__ = [
     "EmulatorServer",
     "Fault",
     "ReceivedRequest",
+    "spawn",
 ]

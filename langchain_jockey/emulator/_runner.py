@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 from types import TracebackType
@@ -18,7 +21,36 @@ from langchain_jockey.emulator._server import (
 )
 from langchain_jockey.emulator._store import DEMO_STORE_ID
 
-__all__ = ["Emulator"]
+__all__ = ["Emulator", "spawn"]
+
+_URL_LINE = re.compile(r"(http://[^\s]+/v1\.3)")
+
+
+def spawn(*flags: str) -> tuple[subprocess.Popen[str], str]:
+    """Start `python -m langchain_jockey.emulator` in a separate process.
+
+    For when the emulator must not share the caller's process (CPU
+    measurements, blocking-call detection). Listens on a free loopback port
+    unless `flags` say otherwise; terminate the returned process when done.
+
+    Args:
+        *flags: Command-line flags, e.g. `"--delta-delay", "0.01"`.
+
+    Returns:
+        The process and the base URL it serves.
+    """
+    proc = subprocess.Popen(  # noqa: S603 - our own module, this interpreter
+        [sys.executable, "-m", "langchain_jockey.emulator", "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    first = proc.stdout.readline() if proc.stdout else ""
+    match = _URL_LINE.search(first)
+    if match is None:
+        proc.kill()
+        msg = f"the emulator did not start: {first!r}"
+        raise RuntimeError(msg)
+    return proc, match.group(1)
 
 
 class Emulator:

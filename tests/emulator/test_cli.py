@@ -7,13 +7,12 @@ import sys
 
 import httpx
 
-from langchain_jockey.emulator import DEMO_API_KEY, DEMO_STORE_ID
+from langchain_jockey.emulator import DEMO_API_KEY, DEMO_STORE_ID, spawn
 from tests.emulator.conftest import body, frames
-from tests.support import spawn_emulator
 
 
 def test_cli_serves_on_loopback_until_interrupted() -> None:
-    proc, url = spawn_emulator("--delta-delay", "0")
+    proc, url = spawn("--delta-delay", "0")
     try:
         assert url.startswith("http://127.0.0.1:")
         assert DEMO_STORE_ID in proc.stdout.readline()

@@ -13,13 +13,12 @@ import pytest
 from blockbuster import BlockingError, blockbuster_ctx
 
 from langchain_jockey import ChatJockey, JockeyStreamInterruptedError
-from langchain_jockey.emulator import DEMO_API_KEY, DEMO_STORE_ID, FAULT_HEADER
-from tests.support import spawn_emulator
+from langchain_jockey.emulator import DEMO_API_KEY, DEMO_STORE_ID, FAULT_HEADER, spawn
 
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    proc, url = spawn_emulator("--delta-delay", "0.001")
+    proc, url = spawn("--delta-delay", "0.001")
     yield url
     proc.terminate()
     proc.wait(timeout=10)
