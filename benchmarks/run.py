@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import json
 import os
 import platform
@@ -55,12 +56,42 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+class GCMeter:
+    """CPU seconds spent in CPython's cyclic garbage collector, via gc.callbacks."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        del info
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.total += time.process_time() - self._started
+
+
+GC = GCMeter()
+
+
 def repeat(measure: Callable[[], float], reps: int = REPS) -> dict[str, float]:
+    """Median/min/max of `reps` runs after a warm-up, each from a collected heap.
+
+    Also the median CPU seconds the cyclic GC took within a run (`gc_median`).
+    """
     measure()  # warm-up: connections, caches, lazy imports
-    return summary([measure() for _ in range(reps)])
+    values, in_gc = [], []
+    for _ in range(reps):
+        gc.collect()  # every run starts from the same GC state
+        before = GC.total
+        values.append(measure())
+        in_gc.append(GC.total - before)
+    return {**summary(values), "gc_median": statistics.median(in_gc)}
 
 
 def cpu_of(run: Callable[[], Any]) -> float:
+    """Process CPU seconds of `run()`."""
     started = time.process_time()
     run()
     return time.process_time() - started
@@ -159,30 +190,42 @@ def astream_cpu(llm: ChatJockey) -> float:
 
 
 def per_delta(url: str, n: int) -> dict[str, Any]:
-    """Client CPU µs per delta for each contender."""
+    """Client CPU µs per delta for each contender.
+
+    Each contender's objects exist only while it is measured, so that no
+    contender's full GC collections scan another's (10,000 pre-built chunks
+    are about 60,000 tracked objects).
+    """
     client = httpx.Client()
     model = jockey(url, n)
-    fl = floor(n)
-    lazy = LazyFloor(n=n)
-    contenders: dict[str, Callable[[], float]] = {
-        "raw_httpx": lambda: cpu_of(lambda: raw_stream(client, url, n)),
-        "langchain_floor": lambda: cpu_of(lambda: [None for _ in fl.stream(QUESTION)]),
+
+    def floor_stream() -> Callable[[], float]:
+        fl = floor(n)
+        return lambda: cpu_of(lambda: [None for _ in fl.stream(QUESTION)])
+
+    def lazy_floor_stream() -> Callable[[], float]:
+        lazy = LazyFloor(n=n)
+        return lambda: cpu_of(lambda: [None for _ in lazy.stream(QUESTION)])
+
+    contenders: dict[str, Callable[[], Callable[[], float]]] = {
+        "raw_httpx": lambda: lambda: cpu_of(lambda: raw_stream(client, url, n)),
+        "langchain_floor": floor_stream,
         # For reference: a floor that builds its chunks as it yields them, as any
-        # real model must. At large N it shows the cost of CPython's cyclic GC
-        # scanning the chunks langchain-core keeps until the stream ends.
-        "langchain_floor_building_chunks": lambda: cpu_of(
-            lambda: [None for _ in lazy.stream(QUESTION)]
+        # real model must. It pays what the pre-built floor never does: CPython's
+        # cyclic GC scanning the chunks langchain-core keeps until the stream ends.
+        "langchain_floor_building_chunks": lazy_floor_stream,
+        "jockey_stream": lambda: lambda: cpu_of(
+            lambda: [None for _ in model.stream(QUESTION)]
         ),
-        "jockey_stream": lambda: cpu_of(lambda: [None for _ in model.stream(QUESTION)]),
-        "jockey_astream": lambda: astream_cpu(model),
-        "jockey_invoke_streaming": lambda: cpu_of(
+        "jockey_astream": lambda: lambda: astream_cpu(model),
+        "jockey_invoke_streaming": lambda: lambda: cpu_of(
             lambda: model.invoke(QUESTION, stream=True)
         ),
-        "jockey_invoke": lambda: cpu_of(lambda: model.invoke(QUESTION)),
+        "jockey_invoke": lambda: lambda: cpu_of(lambda: model.invoke(QUESTION)),
     }
     out = {}
-    for name, measure in contenders.items():
-        stats = repeat(measure)
+    for name, make in contenders.items():
+        stats = repeat(make())
         out[name] = {k: v / n * 1e6 for k, v in stats.items()}
     return out
 

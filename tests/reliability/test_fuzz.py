@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -156,3 +157,38 @@ def test_any_unicode_delta_round_trips(text) -> None:
     )
     n = sum(e["type"] == "response.output_text.delta" for e in events)
     assert stream(split(body, list(range(3, len(body), 5)))).text == text * n
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@FUZZ
+@given(
+    value=JSON_VALUES,
+    pad=st.tuples(*[st.sampled_from(["", " ", "\t", "\n ", "\r"])] * 2),
+    junk=st.sampled_from(["", "x", "}", " {}", "\x00", '"', "\udcff"]),
+)
+def test_event_data_parses_exactly_as_json_loads_does(value, pad, junk) -> None:
+    from langchain_jockey._http import _parse
+
+    data = (pad[0] + json.dumps(value) + pad[1] + junk).encode(errors="surrogatepass")
+    try:
+        expected = json.loads(data)
+    except ValueError:
+        expected = None
+    if not isinstance(expected, dict):
+        with pytest.raises(JockeyError):
+            _parse(data)
+    else:
+        assert _parse(data) == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import pytest
@@ -230,6 +231,13 @@ def test_fast_text_chunks_equal_validated_ones() -> None:
     fast[0].tool_call_chunks.append(
         {"name": "n", "args": "", "id": "1", "index": 0, "type": "tool_call_chunk"}
     )
+    fast[0].name = "renamed"
     assert fast[1].additional_kwargs == {}
     assert fast[1].response_metadata == {"model_provider": "twelvelabs"}
     assert fast[1].tool_call_chunks == []
+    assert "name" not in fast[1].model_fields_set
+    # Pydantic's own machinery sees ordinary models.
+    assert pickle.loads(pickle.dumps(fast[1])) == fast[1]
+    assert fast[1].model_copy(update={"content": "x"}).content == "x"
+    assert fast[1].__pydantic_extra__ == slow.__pydantic_extra__
+    assert fast[1].__pydantic_extra__ is not fast[2].__pydantic_extra__
