@@ -104,7 +104,9 @@ def _text_chunk(template: AIMessageChunk, delta: str) -> AIMessageChunk:
 
 def generation(message: AIMessageChunk) -> ChatGenerationChunk:
     """`ChatGenerationChunk(message=message)`, without validating `message` again."""
-    return _clone(_GENERATION, {"message": message, "text": message.text})
+    # `message.text` is a TextAccessor, a str subclass: one more object for the
+    # cyclic GC to scan per chunk, kept until the stream ends. The field is a str.
+    return _clone(_GENERATION, {"message": message, "text": str(message.text)})
 
 
 def _usage(snapshot: Mapping[str, Any]) -> UsageMetadata | None:
