@@ -1,7 +1,7 @@
 """Shared by the examples: a ChatJockey on the live API, or on the local emulator.
 
 With TWELVE_LABS_API_KEY (and TWELVE_LABS_KNOWLEDGE_STORE_ID) set, the examples
-ask the live Jockey API. Without a key they start the local Jockey emulator on a
+ask the API at TWELVE_LABS_BASE_URL (the live one by default) and say which. Without a key they start the local Jockey emulator on a
 free loopback port, paced like the real service, and say so in one line.
 JOCKEY_EMULATOR_FIRST_TOKEN_DELAY / JOCKEY_EMULATOR_DELTA_DELAY change the pace.
 """
@@ -12,23 +12,36 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from langchain_jockey import ChatJockey
+from langchain_jockey.chat_models import DEFAULT_BASE_URL
 
 
 def live() -> bool:
-    """Whether a key for the live API is configured."""
+    """Whether an API key is configured (either env spelling)."""
     return bool(
         os.environ.get("TWELVE_LABS_API_KEY") or os.environ.get("TWELVELABS_API_KEY")
     )
 
 
+def endpoint(llm: ChatJockey) -> str:
+    """Which Jockey a model talks to, from its base URL (not from the key)."""
+    if llm.base_url.rstrip("/") == DEFAULT_BASE_URL:
+        return f"the live Jockey API at {llm.base_url}"
+    host = urlsplit(llm.base_url).hostname or ""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return f"a local Jockey server (an emulator?) at {llm.base_url}"
+    return f"the Jockey API at {llm.base_url}"
+
+
 @contextmanager
 def jockey(**kwargs: Any) -> Iterator[ChatJockey]:
-    """A ChatJockey for the live API if a key is set, else for the emulator."""
+    """A ChatJockey for the configured API if a key is set, else for the emulator."""
     if live():
-        print("Using the live Jockey API (TWELVE_LABS_API_KEY is set).", flush=True)
-        yield ChatJockey(**kwargs)
+        llm = ChatJockey(**kwargs)
+        print(f"Using {endpoint(llm)}.", flush=True)
+        yield llm
         return
     from langchain_jockey.emulator import Emulator
 

@@ -1,9 +1,7 @@
 """Jockey events and response objects -> LangChain messages. No I/O.
 
 One reducer, `ResponseReducer.feed(event) -> AIMessageChunk | None`, serves the
-sync and async streams alike; `message_from_response` turns a non-streaming
-response object into an `AIMessage` with the same helpers, so `invoke` and an
-aggregated `stream` give equal messages.
+sync and async streams alike, and `invoke`, which aggregates the stream.
 
 Mapping (DESIGN.md "How events become chunks", PROTOCOL.md §8):
 
@@ -29,12 +27,13 @@ Mapping (DESIGN.md "How events become chunks", PROTOCOL.md §8):
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.messages import AIMessageChunk
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk
 from pydantic import BaseModel
@@ -49,7 +48,9 @@ from langchain_jockey._output import (
     step_of,
 )
 
-__all__ = ["PROVIDER", "ResponseReducer", "generation", "message_from_response"]
+__all__ = ["PROVIDER", "ResponseReducer", "generation"]
+
+logger = logging.getLogger("langchain_jockey")
 
 PROVIDER = "twelvelabs"
 _TERMINAL = frozenset({"response.completed", "response.incomplete"})
@@ -141,28 +142,6 @@ def _metadata(
     }
 
 
-def message_from_response(response: Any, model_name: str) -> AIMessage:
-    """An `AIMessage` from a non-streaming response object (`stream: false`)."""
-    if not isinstance(response, dict):
-        raise errors.invalid_response_object(response)
-    output = read_output(response.get("output"))
-    if response.get("status") == "failed":
-        err = errors.error_from_event({"type": "response.failed", "response": response})
-        raise errors.with_progress(
-            err,
-            partial_text=output.text,
-            session_id=response.get("session_id"),
-            response_id=response.get("id"),
-        )
-    return AIMessage(
-        content=output.text,
-        id=response.get("id"),
-        additional_kwargs=output.additional_kwargs(),
-        usage_metadata=_usage(response),
-        response_metadata=_metadata(response, model_name, output),
-    )
-
-
 class ResponseReducer:
     """The state of one streamed response, fed one event dict at a time.
 
@@ -231,6 +210,9 @@ class ResponseReducer:
         Raises:
             JockeyError: for `response.failed`, `error` and failed snapshots.
         """
+        if self.finished:  # the terminal event ends the answer
+            logger.debug("Jockey event after the terminal event ignored: %.80r", event)
+            return None
         kind = event.get("type")
         if kind == "keepalive":
             if (
@@ -353,13 +335,19 @@ class ResponseReducer:
 
         A `JockeyError` raised inside gets the text and session received so
         far; a body that ends without a terminal event raises
-        `JockeyStreamInterruptedError`. A consumer that stops early
-        (`GeneratorExit`, cancellation) passes through untouched.
+        `JockeyStreamInterruptedError`. After the terminal event, a broken
+        connection is logged at debug level, not raised: the answer is whole.
+        A consumer that stops early (`GeneratorExit`, cancellation) passes
+        through untouched.
         """
         try:
             yield
         except errors.JockeyError as err:
-            raise self.progress(err) from err.__cause__
+            if not self.finished:
+                raise self.progress(err) from err.__cause__
+            # The answer is whole: only the `[DONE]` after it was lost.
+            logger.debug("Jockey stream failed after its terminal event: %s", err)
+            return
         self.end()
 
     def end(self) -> None:

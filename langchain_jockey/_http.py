@@ -235,6 +235,12 @@ async def _adrain(chunks: AsyncIterator[bytes]) -> None:
         logger.debug("Jockey connection broke after [DONE]; the answer is complete")
 
 
+def _is_event_stream(response: httpx.Response) -> bool:
+    """Whether a 2xx body is SSE (a missing content type is given the benefit)."""
+    kind: str = response.headers.get("content-type", "text/event-stream")
+    return kind.split(";", maxsplit=1)[0].strip().lower() == "text/event-stream"
+
+
 def iter_events(
     client: httpx.Client, request: httpx.Request, policy: RetryPolicy
 ) -> Generator[dict[str, Any], None, None]:
@@ -249,6 +255,8 @@ def iter_events(
     try:
         try:
             chunks = response.iter_bytes()
+            if not _is_event_stream(response):
+                raise errors.not_an_event_stream(response, next(chunks, b""))
             for chunk in chunks:
                 for data in decoder.feed(chunk):
                     event = _parse(data)
@@ -272,6 +280,8 @@ async def aiter_events(
     try:
         try:
             chunks = response.aiter_bytes()
+            if not _is_event_stream(response):
+                raise errors.not_an_event_stream(response, await anext(chunks, b""))
             async for chunk in chunks:
                 for data in decoder.feed(chunk):
                     event = _parse(data)

@@ -14,8 +14,9 @@ request" sets out the mapping implemented here:
 3. Turns the server has not seen that include AI messages (history from
    elsewhere) are folded into one labelled transcript before the new message.
 4. Consecutive human messages are joined into one input item.
-5. Anything Jockey cannot take (images, files, tool calls, `ToolMessage`) is a
-   `ValueError` that names it, raised before any request is made.
+5. Anything Jockey cannot take (images, files, tool calls, `ToolMessage`, a
+   blank question) is a `JockeyInputError` (a `ValueError`) that names it,
+   raised before any request is made.
 6. The body is deterministic: same call, same bytes (cassettes match on it).
 """
 
@@ -33,6 +34,8 @@ from langchain_core.messages import (
     HumanMessage,
     SystemMessage,
 )
+
+from langchain_jockey.errors import JockeyInputError
 
 __all__ = [
     "MAX_CONTENT_CHARS",
@@ -91,7 +94,7 @@ def _content_text(message: BaseMessage, *, skip_reasoning: bool = False) -> str:
                 "or add them to the knowledge store and refer to them with "
                 "`selections`."
             )
-            raise ValueError(msg)
+            raise JockeyInputError(msg)
     return "".join(parts)
 
 
@@ -104,7 +107,7 @@ def _reject_unsupported(message: BaseMessage) -> None:
                 "Jockey runs its own tools and cannot take tool calls from another "
                 "model: an AIMessage in the input holds tool_calls."
             )
-            raise ValueError(msg)
+            raise JockeyInputError(msg)
         return
     if isinstance(message, ChatMessage) and message.role in ("user", "human", "system"):
         return
@@ -114,13 +117,14 @@ def _reject_unsupported(message: BaseMessage) -> None:
         f"Jockey cannot take a {type(message).__name__} (type {message.type!r}): it "
         "runs its own tools and accepts only human, AI and system messages."
     )
-    raise ValueError(msg)
+    raise JockeyInputError(msg)
 
 
 def _role(message: BaseMessage) -> str:
     if isinstance(message, ChatMessage):
         return {"user": "human", "assistant": "ai"}.get(message.role, message.role)
-    return message.type
+    # A chunk (an aggregated stream: type "AIMessageChunk") has its message's role.
+    return message.type.removesuffix("MessageChunk").lower() or message.type
 
 
 def _session_anchor(
@@ -157,8 +161,11 @@ def _fold(turns: Sequence[BaseMessage]) -> str:
             "The last message must be a human message: Jockey answers a user turn, "
             "and the input ends with an AI message."
         )
-        raise ValueError(msg)
+        raise JockeyInputError(msg)
     new_text = "\n\n".join(new)
+    if not new_text.strip():
+        msg = "Jockey needs a non-empty question: the human message has no text."
+        raise JockeyInputError(msg)
     if last_ai < 0:
         return new_text
     lines = [_TRANSCRIPT_HEAD]
@@ -174,13 +181,13 @@ def check_selections(selections: Sequence[Mapping[str, Any]]) -> list[dict[str, 
     """Validate `selections` (`kind` item|collection, matching id prefix).
 
     Raises:
-        ValueError: naming the bad entry.
+        JockeyInputError: naming the bad entry.
     """
     checked: list[dict[str, Any]] = []
     for index, selection in enumerate(selections):
         if not isinstance(selection, Mapping):
             msg = f"selections[{index}] must be a dict with 'kind' and 'id'."
-            raise TypeError(msg)
+            raise JockeyInputError(msg)
         kind, ident = selection.get("kind"), selection.get("id")
         prefix = _SELECTION_PREFIXES.get(kind) if isinstance(kind, str) else None
         if prefix is None:
@@ -188,34 +195,34 @@ def check_selections(selections: Sequence[Mapping[str, Any]]) -> list[dict[str, 
                 f"selections[{index}]['kind'] must be 'item' or 'collection', "
                 f"not {kind!r}."
             )
-            raise ValueError(msg)
+            raise JockeyInputError(msg)
         if not isinstance(ident, str) or not ident.startswith(prefix):
             msg = (
                 f"selections[{index}] is a {kind!r}, so its 'id' must start with "
                 f"{prefix!r}; got {ident!r}."
             )
-            raise ValueError(msg)
+            raise JockeyInputError(msg)
         checked.append({"kind": kind, "id": ident})
     return checked
 
 
 def build_body(
-    messages: Sequence[BaseMessage], options: RequestOptions, *, stream: bool
+    messages: Sequence[BaseMessage], options: RequestOptions
 ) -> dict[str, Any]:
     """The JSON body of `POST /responses` for `messages`, validated.
 
     Raises:
-        ValueError: on input Jockey cannot take, naming what is wrong.
+        JockeyInputError: on input Jockey cannot take, naming what is wrong.
     """
     if not options.knowledge_store_id:
         msg = (
             "ChatJockey needs a knowledge store: pass knowledge_store_id='ks_…' "
             "or set TWELVE_LABS_KNOWLEDGE_STORE_ID."
         )
-        raise ValueError(msg)
+        raise JockeyInputError(msg)
     if not messages:
         msg = "ChatJockey needs at least one message; the input is empty."
-        raise ValueError(msg)
+        raise JockeyInputError(msg)
     for message in messages:
         _reject_unsupported(message)
 
@@ -225,23 +232,20 @@ def build_body(
     anchor, anchor_session = _session_anchor(turns, options.knowledge_store_id)
     session_id = options.session_id or anchor_session
     content = _fold(turns[anchor + 1 :])
-    if not content:
-        msg = "Jockey needs a non-empty question: the human message has no text."
-        raise ValueError(msg)
     if len(content) > MAX_CONTENT_CHARS:
         msg = (
             f"Jockey takes at most {MAX_CONTENT_CHARS:,} characters per message; "
             f"this one has {len(content):,}. Shorten it, or continue a session "
             "instead of resending history."
         )
-        raise ValueError(msg)
+        raise JockeyInputError(msg)
 
     body: dict[str, Any] = {}
     if options.model:
         body["model"] = options.model
     body["knowledge_store_id"] = options.knowledge_store_id
     body["input"] = [{"type": "message", "role": "user", "content": content}]
-    body["stream"] = stream
+    body["stream"] = True  # invoke aggregates the stream (keepalives, one path)
     if session_id:
         body["session_id"] = session_id
     instructions = options.instructions or system_text or options.default_instructions
@@ -250,7 +254,7 @@ def build_body(
     if options.include:
         if isinstance(options.include, str):
             msg = "include must be a list such as ['intermediate_outputs']."
-            raise TypeError(msg)
+            raise JockeyInputError(msg)
         body["include"] = list(options.include)
     if options.selections:
         body["selections"] = check_selections(options.selections)
@@ -260,7 +264,7 @@ def build_body(
         clash = sorted(set(options.extra_body) & set(body))
         if clash:
             msg = f"extra_body may not set {clash}: use the ChatJockey options."
-            raise ValueError(msg)
+            raise JockeyInputError(msg)
         body.update(options.extra_body)
     return body
 

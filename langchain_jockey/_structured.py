@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, cast
+from typing import Any, cast, get_args, get_origin
 
 import pydantic
 from langchain_core.exceptions import OutputParserException
@@ -28,6 +28,8 @@ from langchain_core.outputs import Generation
 from langchain_core.utils.function_calling import convert_to_json_schema
 from langchain_core.utils.json import parse_partial_json
 from typing_extensions import is_typeddict
+
+from langchain_jockey.errors import JockeyInputError
 
 __all__ = ["JockeyJsonParser", "is_pydantic_class", "response_format"]
 
@@ -75,7 +77,7 @@ def _json_schema(schema: Any) -> tuple[str, dict[str, Any]]:
         "with_structured_output takes a Pydantic model (v2 or v1), a TypedDict or a "
         f"JSON schema dict, not {schema!r}."
     )
-    raise TypeError(msg)
+    raise JockeyInputError(msg)
 
 
 def response_format(schema: Any, *, strict: bool | None = None) -> dict[str, Any]:
@@ -142,10 +144,7 @@ class JockeyJsonParser(BaseCumulativeTransformOutputParser[Any]):
         try:
             return self._build(value, text)
         except OutputParserException:
-            cls = self.pydantic_object
-            if issubclass(cls, pydantic.BaseModel):
-                return cls.model_construct(**value)
-            return cls.construct(**value)
+            return partial_object(self.pydantic_object, value)
 
     def _build(self, value: Any, text: str) -> Any:
         cls = self.pydantic_object
@@ -158,3 +157,55 @@ class JockeyJsonParser(BaseCumulativeTransformOutputParser[Any]):
         except (pydantic.ValidationError, pydantic.v1.ValidationError) as exc:
             msg = f"Jockey's JSON does not match {cls.__name__}: {exc}"
             raise OutputParserException(msg, llm_output=text) from exc
+
+
+def _model_in(annotation: Any) -> Any:
+    """The Pydantic model class inside `annotation` (`M`, `M | None`), if any."""
+    if isinstance(annotation, type) and issubclass(
+        annotation, (pydantic.BaseModel, pydantic.v1.BaseModel)
+    ):
+        return annotation
+    for arg in get_args(annotation):
+        if arg is not type(None) and (found := _model_in(arg)) is not None:
+            return found
+    return None
+
+
+def _partial_value(annotation: Any, value: Any) -> Any:
+    """A partly received value: dicts for models become (partial) models."""
+    model = _model_in(annotation)
+    if model is None:
+        return value
+    if isinstance(value, dict):
+        return partial_object(model, value)
+    if isinstance(value, list) and get_origin(annotation) in (list, tuple, set):
+        return [partial_object(model, v) if isinstance(v, dict) else v for v in value]
+    return value
+
+
+def partial_object(cls: Any, value: dict[str, Any]) -> Any:
+    """An unvalidated `cls` from a partly received JSON object, safe to read.
+
+    Every declared field is set: a field not received yet is its default, or
+    `None` when it has none; nested models are instances of their class, built
+    the same way. Only the final object is validated.
+    """
+    if issubclass(cls, pydantic.BaseModel):
+        fields = {}
+        for name, info in cls.model_fields.items():
+            key = info.alias if info.alias in value else name
+            if key in value:
+                fields[name] = _partial_value(info.annotation, value[key])
+            elif info.is_required():
+                fields[name] = None
+            else:
+                fields[name] = info.get_default(call_default_factory=True)
+        return cls.model_construct(**fields)
+    fields = {}
+    for name, field in cls.__fields__.items():  # Pydantic v1
+        key = field.alias if field.alias in value else name
+        if key in value:
+            fields[name] = _partial_value(field.outer_type_, value[key])
+        else:
+            fields[name] = None if field.required else field.get_default()
+    return cls.construct(**fields)

@@ -9,7 +9,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import warnings
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+import weakref
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import aclosing, closing
 from operator import itemgetter
 from typing import Any, Literal, NamedTuple
@@ -24,8 +31,12 @@ from langchain_core.language_models import (
     LangSmithParams,
     LanguageModelInput,
 )
+from langchain_core.language_models.chat_models import (
+    agenerate_from_stream,
+    generate_from_stream,
+)
 from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import (
@@ -34,17 +45,13 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationError,
     field_validator,
-    model_validator,
 )
+from typing_extensions import Self
 
 from langchain_jockey import _blocks, _http
-from langchain_jockey._events import (
-    PROVIDER,
-    ResponseReducer,
-    generation,
-    message_from_response,
-)
+from langchain_jockey._events import PROVIDER, ResponseReducer, generation
 from langchain_jockey._messages import (
     RequestOptions,
     build_body,
@@ -52,17 +59,16 @@ from langchain_jockey._messages import (
     encode_body,
 )
 from langchain_jockey._version import __version__
+from langchain_jockey.errors import JockeyInputError
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "ChatJockey"]
 
 DEFAULT_MODEL = "jockey1.0"
 DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
 
-# Jockey sends a keepalive about every 10 s while it works, so 60 s of silence on
-# a stream means a dead connection. A non-streaming answer sends nothing until it
-# is ready (30 s to 3 min), so it waits longer.
-_STREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=None)
-_NON_STREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=None)
+# Every request streams (invoke aggregates the stream). Jockey sends a keepalive
+# about every 10 s while it works, so 60 s of silence means a dead connection.
+_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=None)
 
 # Call options that override a field of the same name.
 _REQUEST_OPTIONS = (
@@ -90,8 +96,16 @@ class _Call(NamedTuple):
     policy: _http.RetryPolicy
 
 
+# Each setting is read from TWELVE_LABS_<NAME> (the spelling the official SDK
+# documents for its key) and else TWELVELABS_<NAME> (common in community code).
 _key_from_env = secret_from_env(
     ["TWELVE_LABS_API_KEY", "TWELVELABS_API_KEY"], default=None
+)
+_store_from_env = from_env(
+    ["TWELVE_LABS_KNOWLEDGE_STORE_ID", "TWELVELABS_KNOWLEDGE_STORE_ID"], default=None
+)
+_base_url_from_env = from_env(
+    ["TWELVE_LABS_BASE_URL", "TWELVELABS_BASE_URL"], default=DEFAULT_BASE_URL
 )
 
 
@@ -206,21 +220,19 @@ class ChatJockey(BaseChatModel):
     """Jockey model name, sent as `model` (the only documented value is
     `"jockey1.0"`) and reported as `response_metadata["model_name"]`."""
 
-    knowledge_store_id: str | None = Field(
-        default_factory=from_env("TWELVE_LABS_KNOWLEDGE_STORE_ID", default=None)
-    )
+    knowledge_store_id: str | None = Field(default_factory=_store_from_env)
     """The knowledge store (`ks_…`) to answer from. Required for every request.
-    Default: env `TWELVE_LABS_KNOWLEDGE_STORE_ID`."""
+    Default: env `TWELVE_LABS_KNOWLEDGE_STORE_ID`, else
+    `TWELVELABS_KNOWLEDGE_STORE_ID`."""
 
     api_key: SecretStr | None = Field(default_factory=_key_from_env)
     """TwelveLabs API key, sent as `x-api-key`. Default: env `TWELVE_LABS_API_KEY`,
     else `TWELVELABS_API_KEY`. Never shown in reprs, logs or traces."""
 
-    base_url: str = Field(
-        default_factory=from_env("TWELVELABS_BASE_URL", default=DEFAULT_BASE_URL)
-    )
+    base_url: str = Field(default_factory=_base_url_from_env)
     """API root; requests go to `{base_url}/responses`. Default: env
-    `TWELVELABS_BASE_URL`, else `https://api.twelvelabs.io/v1.3`."""
+    `TWELVE_LABS_BASE_URL`, else `TWELVELABS_BASE_URL`, else
+    `https://api.twelvelabs.io/v1.3`."""
 
     instructions: str | None = None
     """Default system prompt, used when neither the call's `instructions=` nor a
@@ -239,9 +251,11 @@ class ChatJockey(BaseChatModel):
     `"ksic_…"`) that `{{sel:N}}` tokens in the question refer to."""
 
     timeout: float | httpx.Timeout | None = None
-    """Timeout in seconds, or an `httpx.Timeout`. Default (`None`): connect 10 s;
-    read 60 s between bytes of a stream (Jockey sends keepalives about every
-    10 s); read 600 s for a non-streaming answer; no limit on the total time."""
+    """The longest wait, in seconds, to connect or for the next bytes of the
+    answer; never a limit on the whole answer, which takes 30 s to 3 min. Every
+    call streams and Jockey sends keepalives about every 10 s, so `timeout=60`
+    fires only on a stalled connection. An `httpx.Timeout` sets each limit.
+    Default (`None`): connect 10 s, read 60 s, write 60 s."""
 
     stream_idle_timeout: float | None = Field(default=600.0, gt=0)
     """Seconds a stream may send only keepalives before it is abandoned with
@@ -269,7 +283,8 @@ class ChatJockey(BaseChatModel):
     version does not know. May not repeat a field ChatJockey sets."""
 
     streaming: bool = False
-    """Whether `invoke` streams (LangChain's convention); `stream()` always does."""
+    """Whether `invoke` reports each token to callbacks as it arrives
+    (LangChain's convention). On the wire every call streams."""
 
     temperature: float | None = None
     """Accepted for LangChain compatibility; Jockey has no temperature."""
@@ -281,26 +296,33 @@ class ChatJockey(BaseChatModel):
     """Accepted for LangChain compatibility; Jockey has no stop sequences."""
 
     _client: httpx.Client | None = PrivateAttr(default=None)
-    _async_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = PrivateAttr(
-        default_factory=dict
-    )
+    _async_clients: dict[
+        asyncio.AbstractEventLoop,
+        tuple[httpx.AsyncClient, AsyncGenerator[None, None]],
+    ] = PrivateAttr(default_factory=dict)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _reject_unknown(cls, values: Any) -> Any:
-        """Name unknown constructor arguments instead of dropping them."""
-        if isinstance(values, dict):
-            known = set(cls.model_fields)
-            known.update(f.alias for f in cls.model_fields.values() if f.alias)
-            unknown = sorted(set(values) - known)
-            if unknown:
-                msg = (
-                    f"ChatJockey got unknown argument(s) {unknown}. Request fields "
-                    "Jockey documents are fields of ChatJockey; anything else can go "
-                    "in extra_body={…}."
+    def __init__(self, **kwargs: Any) -> None:
+        """Build a ChatJockey; bad arguments raise `JockeyInputError`.
+
+        An unknown argument is named (Jockey parameters this version does not
+        know can go in `extra_body`). Construction does no I/O.
+        """
+        try:
+            super().__init__(**kwargs)
+        except ValidationError as exc:
+            # Values are left out of the message (a mistyped argument name could
+            # hold the key), and so is the ValidationError, which shows them.
+            problems = exc.errors(include_input=False, include_url=False)
+            msg = "ChatJockey got bad argument(s): " + "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}"
+                for e in problems
+            )
+            if any(e["type"] == "extra_forbidden" for e in problems):
+                msg += (
+                    ". Request fields Jockey documents are fields of ChatJockey; "
+                    "anything else can go in extra_body={…}."
                 )
-                raise ValueError(msg)
-        return values
+            raise JockeyInputError(msg) from None
 
     @field_validator("selections")
     @classmethod
@@ -378,7 +400,7 @@ class ChatJockey(BaseChatModel):
         """
         if kwargs:
             msg = f"with_structured_output got unknown argument(s) {sorted(kwargs)}."
-            raise TypeError(msg)
+            raise JockeyInputError(msg)
         if method != "json_schema":
             warnings.warn(
                 f"Jockey has no {method!r}; ChatJockey uses method='json_schema' "
@@ -427,7 +449,7 @@ class ChatJockey(BaseChatModel):
                 "A ChatJockey with its own http_client / http_async_client cannot "
                 "be pickled: httpx clients cannot be. Pickle one without them."
             )
-            raise TypeError(msg)
+            raise JockeyInputError(msg)
         state = super().__getstate__()
         state["__dict__"] = {**state["__dict__"], "api_key": None}
         state["__pydantic_private__"] = {"_client": None, "_async_clients": {}}
@@ -448,32 +470,80 @@ class ChatJockey(BaseChatModel):
             with _CLIENT_LOCK:
                 if self._client is None:
                     self._client = httpx.Client()
+                    # A model dropped without close() still closes its sockets.
+                    weakref.finalize(self, self._client.close)
         return self._client
 
-    def _async_client(self) -> httpx.AsyncClient:
+    async def _async_client(self) -> httpx.AsyncClient:
         if self.http_async_client is not None:
             return self.http_async_client
-        # An AsyncClient belongs to the loop it first ran in: keep one per loop.
+        # An AsyncClient belongs to the loop it first ran in: keep one per loop,
+        # closed when that loop shuts down (see `_close_at_loop_shutdown`).
         loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            with _CLIENT_LOCK:
-                for old in [lp for lp in self._async_clients if lp.is_closed()]:
-                    del self._async_clients[old]
-                client = self._async_clients.setdefault(loop, httpx.AsyncClient())
-        return client
+        entry = self._async_clients.get(loop)
+        if entry is None:
+            for old in [lp for lp in self._async_clients if lp.is_closed()]:
+                self._async_clients.pop(old, None)  # closed without a shutdown
+            client = httpx.AsyncClient()
+            keeper = self._close_at_loop_shutdown(loop, client)
+            await anext(keeper)  # runs to its `yield`: the loop now tracks it
+            entry = self._async_clients[loop] = (client, keeper)
+        return entry[0]
+
+    async def _close_at_loop_shutdown(
+        self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient
+    ) -> AsyncGenerator[None, None]:
+        """Close `client` when its event loop shuts down.
+
+        A started async generator is registered with its loop, and
+        `loop.shutdown_asyncgens()` (which `asyncio.run` and `asyncio.Runner`
+        call before closing the loop) closes it while the loop still runs:
+        the `finally` below can then close the client's connections cleanly
+        instead of leaving them to the garbage collector (`ResourceWarning:
+        unclosed transport`).
+        """
+        try:
+            yield
+        finally:
+            if self._async_clients.get(loop, (None,))[0] is client:
+                del self._async_clients[loop]
+            await client.aclose()
 
     def close(self) -> None:
-        """Close the sync HTTP client ChatJockey created (not one you passed in)."""
+        """Close the sync HTTP client ChatJockey created (not one you passed in).
+
+        The model stays usable: a new client is created on the next call.
+        """
         client, self._client = self._client, None
         if client is not None:
             client.close()
 
     async def aclose(self) -> None:
-        """Close the async HTTP client ChatJockey created for this event loop."""
-        client = self._async_clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        """Close the clients ChatJockey created: this event loop's, and the sync one.
+
+        Clients it created in other event loops close when those loops shut
+        down. Clients you passed in are yours to close.
+        """
+        entry = self._async_clients.get(asyncio.get_running_loop())
+        if entry is not None:
+            await entry[1].aclose()  # its `finally` closes the client
+        self.close()
+
+    def __enter__(self) -> Self:
+        """`with ChatJockey(...) as llm:` closes its clients at the end."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the clients ChatJockey created (see `close`)."""
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        """`async with ChatJockey(...) as llm:` closes its clients at the end."""
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the clients ChatJockey created (see `aclose`)."""
+        await self.aclose()
 
     # -- requests --------------------------------------------------------------
 
@@ -491,7 +561,7 @@ class ChatJockey(BaseChatModel):
                 f"ChatJockey got unknown call option(s) {unknown}; it takes "
                 f"{list(_REQUEST_OPTIONS)} (and ignores {list(_IGNORED_OPTIONS)})."
             )
-            raise TypeError(msg)
+            raise JockeyInputError(msg)
         ignored = {
             "stop": self.stop if stop is None else stop,
             "temperature": kwargs.get("temperature", self.temperature),
@@ -516,9 +586,9 @@ class ChatJockey(BaseChatModel):
             extra_body=pick("extra_body"),
         )
 
-    def _timeout(self, stream: bool) -> httpx.Timeout:
+    def _timeout(self) -> httpx.Timeout:
         if self.timeout is None:
-            return _STREAM_TIMEOUT if stream else _NON_STREAM_TIMEOUT
+            return _TIMEOUT
         if isinstance(self.timeout, httpx.Timeout):
             return self.timeout
         return httpx.Timeout(self.timeout)
@@ -529,22 +599,21 @@ class ChatJockey(BaseChatModel):
         stop: list[str] | None,
         kwargs: Mapping[str, Any],
         *,
-        stream: bool,
         client: httpx.Client | httpx.AsyncClient,
     ) -> _Call:
         """Validate and build the request. Raises before any I/O on bad input."""
         options = self._options(stop, kwargs)
-        body = build_body(messages, options, stream=stream)
+        body = build_body(messages, options)
         if self.api_key is None or not self.api_key.get_secret_value():
             msg = (
                 "ChatJockey needs a TwelveLabs API key: pass api_key=… or set "
                 "TWELVE_LABS_API_KEY."
             )
-            raise ValueError(msg)
+            raise JockeyInputError(msg)
         headers = {
             "x-api-key": self.api_key.get_secret_value(),
             "content-type": "application/json",
-            "accept": "text/event-stream" if stream else "application/json",
+            "accept": "text/event-stream",
             "user-agent": f"langchain-jockey/{__version__}",
             **(self.default_headers or {}),
         }
@@ -553,7 +622,7 @@ class ChatJockey(BaseChatModel):
             f"{self.base_url.rstrip('/')}/responses",
             content=encode_body(body),
             headers=headers,
-            timeout=self._timeout(stream),
+            timeout=self._timeout(),
         )
         return _Call(
             request=request,
@@ -568,12 +637,12 @@ class ChatJockey(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        # invoke streams on the wire too and aggregates: a non-streaming request
+        # sends no bytes for the 30 s - 3 min an answer takes, which idle proxies
+        # cut, while a stream carries keepalives. Tokens reach callbacks only
+        # when the caller streams (core then calls `_stream` itself).
         del run_manager
-        client = self._sync_client()
-        call = self._prepare(messages, stop, kwargs, stream=False, client=client)
-        response = _http.post_json(client, call.request, call.policy)
-        message = message_from_response(response, call.model_name)
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return generate_from_stream(self._stream(messages, stop, **kwargs))
 
     async def _agenerate(
         self,
@@ -583,11 +652,7 @@ class ChatJockey(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         del run_manager
-        client = self._async_client()
-        call = self._prepare(messages, stop, kwargs, stream=False, client=client)
-        response = await _http.apost_json(client, call.request, call.policy)
-        message = message_from_response(response, call.model_name)
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return await agenerate_from_stream(self._astream(messages, stop, **kwargs))
 
     def _stream(
         self,
@@ -597,7 +662,7 @@ class ChatJockey(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         client = self._sync_client()
-        call = self._prepare(messages, stop, kwargs, stream=True, client=client)
+        call = self._prepare(messages, stop, kwargs, client=client)
         reducer = ResponseReducer(call.model_name, idle_limit=self.stream_idle_timeout)
         with (
             reducer.guard(),
@@ -618,8 +683,8 @@ class ChatJockey(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        client = self._async_client()
-        call = self._prepare(messages, stop, kwargs, stream=True, client=client)
+        client = await self._async_client()
+        call = self._prepare(messages, stop, kwargs, client=client)
         reducer = ResponseReducer(call.model_name, idle_limit=self.stream_idle_timeout)
         with reducer.guard():
             async with aclosing(

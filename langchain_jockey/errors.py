@@ -5,6 +5,7 @@ Every error is a `JockeyError` and also the matching
 LangChain's retry helpers can read `is_retryable`::
 
     JockeyError (ModelError)
+    ├── JockeyInputError              bad input, before any request  ValueError
     ├── JockeyBadRequestError         400, 422, other 4xx   ModelInvalidRequestError
     ├── JockeyAuthenticationError     401                   ModelAuthenticationError
     ├── JockeyPermissionDeniedError   403                   ModelPermissionDeniedError
@@ -48,6 +49,7 @@ __all__ = [
     "JockeyBadRequestError",
     "JockeyConnectionError",
     "JockeyError",
+    "JockeyInputError",
     "JockeyNotFoundError",
     "JockeyPermissionDeniedError",
     "JockeyRateLimitError",
@@ -137,6 +139,15 @@ def _rebuild_error(
     err.__dict__.update(state)
     err.response = None
     return err
+
+
+class JockeyInputError(JockeyError, ValueError, TypeError):
+    """Input ChatJockey cannot send, found before any request is made.
+
+    A bad message, an unknown option, a missing key or knowledge store. It is a
+    `ValueError` (and, for options of the wrong type, a `TypeError`, as those
+    were before) so code written against plain Python errors keeps working.
+    """
 
 
 class JockeyBadRequestError(JockeyError, ModelInvalidRequestError):
@@ -360,8 +371,7 @@ def error_from_transport(exc: httpx.TransportError) -> JockeyError:
     cls: type[JockeyError]
     if isinstance(exc, httpx.TimeoutException):
         cls = JockeyTimeoutError
-        kind = type(exc).__name__
-        message = f"{kind}: no response from Jockey within the configured timeout"
+        message = _timeout_message(exc)
     elif isinstance(
         exc, (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.ProxyError)
     ):
@@ -371,6 +381,31 @@ def error_from_transport(exc: httpx.TransportError) -> JockeyError:
         cls = JockeyStreamInterruptedError
         message = f"the connection to Jockey broke: {type(exc).__name__}: {exc}"
     return cls(message)
+
+
+# What each httpx timeout measures, for the message that says which one fired.
+_TIMEOUT_PHASES = {
+    httpx.ConnectTimeout: ("connect", "to connect to Jockey"),
+    httpx.ReadTimeout: ("read", "for the next bytes of the answer"),
+    httpx.WriteTimeout: ("write", "to send the request"),
+    httpx.PoolTimeout: ("pool", "for a free connection in the client's pool"),
+}
+
+
+def _timeout_message(exc: httpx.TimeoutException) -> str:
+    phase, waited = _TIMEOUT_PHASES.get(type(exc), ("", "for Jockey"))
+    try:
+        limits = exc.request.extensions.get("timeout", {})
+    except RuntimeError:  # an exception raised without its request
+        limits = {}
+    seconds = limits.get(phase)
+    limit = f"{seconds:g} s" if isinstance(seconds, (int, float)) else "the limit"
+    return (
+        f"{type(exc).__name__}: waited {limit} {waited} (the {phase or 'request'} "
+        "timeout). ChatJockey(timeout=...) sets the longest wait for a connection "
+        "or between bytes, never the whole answer, which may take minutes; raise "
+        "it, or pass an httpx.Timeout to set each limit."
+    )
 
 
 def content_idle(seconds: float) -> JockeyTimeoutError:
@@ -395,6 +430,19 @@ def malformed_event(data: bytes, exc: Exception) -> JockeyStreamInterruptedError
     )
 
 
+def not_an_event_stream(response: httpx.Response, head: bytes) -> JockeyServerError:
+    """The error for a 2xx answer to a stream request that is not SSE."""
+    kind = response.headers.get("content-type")
+    preview = head[:200].decode("utf-8", "replace")
+    return JockeyServerError(
+        f"Jockey answered {response.status_code} with content type {kind!r}, "
+        f"not an event stream: {preview!r}",
+        status_code=response.status_code,
+        body=preview,
+        response=response,
+    )
+
+
 def invalid_json_response(response: httpx.Response) -> JockeyServerError:
     """The error for a 2xx non-streaming response that is not a JSON object."""
     text = response.text[:200]
@@ -404,13 +452,6 @@ def invalid_json_response(response: httpx.Response) -> JockeyServerError:
         status_code=response.status_code,
         body=text,
         response=response,
-    )
-
-
-def invalid_response_object(value: Any) -> JockeyServerError:
-    """The error for a non-streaming answer whose JSON is not an object."""
-    return JockeyServerError(
-        f"Jockey returned {type(value).__name__} instead of a response object"
     )
 
 

@@ -17,7 +17,7 @@ ENV = {
     **{
         k: v
         for k, v in os.environ.items()
-        if k not in ("TWELVE_LABS_API_KEY", "TWELVELABS_API_KEY")
+        if not k.startswith(("TWELVE_LABS_", "TWELVELABS_"))
     },
     "JOCKEY_EMULATOR_FIRST_TOKEN_DELAY": "0.2",
     "JOCKEY_EMULATOR_DELTA_DELAY": "0.01",
@@ -177,3 +177,33 @@ def test_terminal_chat_streams_spins_cites_and_cancels() -> None:
     term.read_until("Bye.")
     assert term.wait() == 0
     assert "Traceback" not in screen
+
+
+def test_with_a_key_the_banner_names_the_endpoint_from_the_base_url() -> None:
+    from langchain_jockey.emulator import DEMO_API_KEY, DEMO_STORE_ID, spawn
+
+    proc, url = spawn("--delta-delay", "0", "--first-token-delay", "0")
+    try:
+        for spelling in ("TWELVE_LABS_", "TWELVELABS_"):
+            env = {
+                **ENV,
+                spelling + "API_KEY": DEMO_API_KEY,
+                spelling + "BASE_URL": url,
+                spelling + "KNOWLEDGE_STORE_ID": DEMO_STORE_ID,
+            }
+            result = subprocess.run(
+                [sys.executable, str(EXAMPLES / "quickstart.py"), "Who scores first?"],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=ROOT,
+                timeout=120,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+            first = result.stdout.splitlines()[0]
+            assert first == f"Using a local Jockey server (an emulator?) at {url}."
+            assert "[session sess_" in result.stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

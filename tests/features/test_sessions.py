@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from langchain_core._api.deprecation import LangChainDeprecationWarning
 from langchain_core.chat_history import InMemoryChatMessageHistory
 from langchain_core.messages import HumanMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
@@ -48,10 +49,11 @@ def test_plain_message_list_streaming(mode, emulator, llm) -> None:
     check_second_turn(emulator, answer)
 
 
-@pytest.mark.filterwarnings(
-    "ignore::langchain_core._api.deprecation.LangChainDeprecationWarning"
-)
-def test_runnable_with_message_history(mode, emulator, llm) -> None:
+def test_deprecated_runnable_with_message_history_still_continues_the_session(
+    mode, emulator, llm
+) -> None:
+    # Deprecated in langchain-core (since 1.3.3): the README and examples show
+    # LangGraph's checkpointer memory; this pins that the old API still works.
     store: dict[str, InMemoryChatMessageHistory] = {}
     prompt = ChatPromptTemplate.from_messages(
         [
@@ -60,15 +62,20 @@ def test_runnable_with_message_history(mode, emulator, llm) -> None:
             ("human", "{question}"),
         ]
     )
-    chat = RunnableWithMessageHistory(
-        prompt | llm,
-        lambda sid: store.setdefault(sid, InMemoryChatMessageHistory()),
-        input_messages_key="question",
-        history_messages_key="history",
+    # Its history class (InMemoryChatMessageHistory) is deprecated too.
+    with pytest.warns(LangChainDeprecationWarning) as caught:
+        chat = RunnableWithMessageHistory(
+            prompt | llm,
+            lambda sid: store.setdefault(sid, InMemoryChatMessageHistory()),
+            input_messages_key="question",
+            history_messages_key="history",
+        )
+        config = {"configurable": {"session_id": "user-1"}}
+        answer = run(mode, chat, {"question": FIRST}, config=config)
+        run(mode, chat, {"question": SECOND}, config=config)
+    assert any(
+        "RunnableWithMessageHistory is deprecated" in str(w.message) for w in caught
     )
-    config = {"configurable": {"session_id": "user-1"}}
-    answer = run(mode, chat, {"question": FIRST}, config=config)
-    run(mode, chat, {"question": SECOND}, config=config)
     check_second_turn(emulator, answer)
     assert sent(emulator, 1)[0]["instructions"] == "Answer from the videos."
     assert len(store["user-1"].messages) == 4

@@ -162,3 +162,49 @@ def test_tracing_sees_the_schema(llm) -> None:
         assert options["ls_structured_output_format"][
             "schema"
         ] == convert_to_json_schema(Answer)
+
+
+def test_streamed_partials_are_safe_to_read_with_nested_models(mode, llm) -> None:
+    parts = run(mode, llm.with_structured_output(Answer), QUESTION, method="stream")
+    for part in parts[:-1]:
+        # Every declared field is readable; a missing one is None.
+        assert part.summary is None or isinstance(part.summary, str)
+        assert part.moments is None or isinstance(part.moments, list)
+        for moment in part.moments or []:
+            assert isinstance(moment, Moment)  # a model, not a dict
+            for name in Moment.model_fields:
+                getattr(moment, name)  # never AttributeError
+    early = [p for p in parts if p.moments is None]
+    assert early, "some partial arrived before the moments did"
+    assert any(p.moments and p.moments[-1].end_sec is None for p in parts), (
+        "some partial moment arrived before its end_sec"
+    )
+    assert isinstance(parts[-1].moments[0], Moment)
+    assert parts[-1] == Answer.model_validate(parts[-1].model_dump())
+
+
+def test_partial_objects_take_field_defaults_for_missing_fields() -> None:
+    from langchain_jockey._structured import partial_object
+
+    class WithDefaults(BaseModel):
+        title: str = "untitled"
+        tags: list[str] = Field(default_factory=list)
+        moment: Moment | None = None
+        required: int
+
+    part = partial_object(WithDefaults, {"moment": {"title": "Goal"}})
+    assert part.title == "untitled"
+    assert part.tags == []
+    assert part.required is None
+    assert isinstance(part.moment, Moment)
+    assert part.moment.title == "Goal"
+    assert part.moment.start_sec is None
+
+    class Legacy(pydantic_v1.BaseModel):
+        inner: AnswerV1
+        note: str = "n"
+
+    legacy = partial_object(Legacy, {"inner": {"summary": "s"}})
+    assert isinstance(legacy.inner, AnswerV1)
+    assert legacy.inner.start_sec is None
+    assert legacy.note == "n"

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from langchain_jockey import ChatJockey
 from langchain_jockey.emulator import Emulator
 from tests.integration import vcr_setup
 
@@ -61,14 +62,13 @@ def pytest_configure(config: pytest.Config) -> None:
             vcr_setup.recorded_store(),
         )
         return
-    if os.environ.get("TWELVE_LABS_API_KEY") and os.environ.get(
-        "TWELVE_LABS_KNOWLEDGE_STORE_ID"
-    ):
+    configured = ChatJockey()  # reads every setting from either env spelling
+    if configured.api_key and configured.knowledge_store_id:
         _TARGET = Target(
             "live",
-            os.environ.get("TWELVELABS_BASE_URL", f"{vcr_setup.PUBLIC_URL}/v1.3"),
-            os.environ["TWELVE_LABS_API_KEY"],
-            os.environ["TWELVE_LABS_KNOWLEDGE_STORE_ID"],
+            configured.base_url,
+            configured.api_key.get_secret_value(),
+            configured.knowledge_store_id,
         )
     else:
         emulator = Emulator().start()

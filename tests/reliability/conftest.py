@@ -64,7 +64,7 @@ def consume(mode: str, llm: ChatJockey, question: str, **kwargs: Any) -> Outcome
                 chunks.append(chunk)
         except JockeyError as exc:
             error = exc
-        return _outcome(chunks, error, checked_out(llm._async_client()))
+        return _outcome(chunks, error, checked_out(await llm._async_client()))
 
     return asyncio.run(go())
 

@@ -42,7 +42,7 @@ async def _settle(llm: ChatJockey) -> None:
     # Core's astream leaves the generator it wraps to the loop's async-generator
     # finalizer, which closes it (and the response) a few loop iterations later.
     for _ in range(100):
-        if checked_out(llm._async_client()) == 0:
+        if checked_out(await llm._async_client()) == 0:
             return
         await asyncio.sleep(0)
 
@@ -50,10 +50,10 @@ async def _settle(llm: ChatJockey) -> None:
 async def test_async_break_releases_the_connection(slow) -> None:
     llm = ChatJockey(**slow.chat_kwargs())
     async for _ in llm.astream(QUESTION):
-        assert checked_out(llm._async_client()) == 1
+        assert checked_out(await llm._async_client()) == 1
         break
     await _settle(llm)
-    assert checked_out(llm._async_client()) == 0
+    assert checked_out(await llm._async_client()) == 0
 
 
 async def test_aclose_releases_the_connection(slow) -> None:
@@ -62,7 +62,7 @@ async def test_aclose_releases_the_connection(slow) -> None:
     await chunks.__anext__()
     await chunks.aclose()
     await _settle(llm)
-    assert checked_out(llm._async_client()) == 0
+    assert checked_out(await llm._async_client()) == 0
 
 
 async def test_task_cancellation_mid_stream_releases_the_connection(slow) -> None:
@@ -76,11 +76,11 @@ async def test_task_cancellation_mid_stream_releases_the_connection(slow) -> Non
     task = asyncio.create_task(consume())
     while len(got) < 2:
         await asyncio.sleep(0.005)
-    assert checked_out(llm._async_client()) == 1
+    assert checked_out(await llm._async_client()) == 1
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert checked_out(llm._async_client()) == 0
+    assert checked_out(await llm._async_client()) == 0
     assert len(slow.requests) == 1
 
 
@@ -98,6 +98,57 @@ def test_sequential_requests_reuse_one_connection(mode, emulator) -> None:
         for _ in range(3):
             [c async for c in llm.astream(QUESTION)]
             await llm.ainvoke(QUESTION)
-        return len(llm._async_client()._transport._pool.connections)
+        return len((await llm._async_client())._transport._pool.connections)
 
     assert asyncio.run(go()) == 1
+
+
+# Run in a child with -X dev and -W error::ResourceWarning: an unclosed socket
+# or transport is reported on stderr as it is collected.
+_CLIENTS_PER_LOOP = """
+import asyncio, gc
+from langchain_jockey import ChatJockey
+from langchain_jockey.emulator import Emulator
+
+with Emulator(delta_delay=0) as emu:
+    llm = ChatJockey(**emu.chat_kwargs())
+    for _ in range(3):  # a new event loop each time, as asyncio.run makes
+        asyncio.run(llm.ainvoke("Who scores first?"))
+    llm.invoke("Who scores first?")
+    llm.close()
+
+    async def scoped():
+        async with ChatJockey(**emu.chat_kwargs()) as scoped_llm:
+            await scoped_llm.ainvoke("Who scores first?")
+            scoped_llm.invoke("Who scores first?")
+
+    asyncio.run(scoped())
+    del llm
+    gc.collect()
+print("clean exit")
+"""
+
+
+def test_async_clients_are_closed_with_their_event_loop_no_resource_warning() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "dev",
+            "-W",
+            "error::ResourceWarning",
+            "-c",
+            _CLIENTS_PER_LOOP,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "clean exit" in result.stdout
+    assert "ResourceWarning" not in result.stderr, result.stderr
+    assert "unclosed" not in result.stderr, result.stderr

@@ -15,7 +15,7 @@ from langchain_jockey import (
     JockeyServerError,
     JockeyStreamInterruptedError,
 )
-from langchain_jockey._events import ResponseReducer, message_from_response
+from langchain_jockey._events import ResponseReducer
 from tests.support import RESPONSE_ID, SESSION, STORE, deltas_of, events_of, transcript
 
 
@@ -145,27 +145,6 @@ def test_snapshot_text_is_used_when_no_delta_arrived() -> None:
     ]
     _, chunks = reduce(events)
     assert aggregate(chunks).text == "".join(deltas_of(transcript("plain_answer")))
-
-
-def test_non_streaming_message_equals_the_aggregated_stream() -> None:
-    events = events_of(transcript("plain_answer"))
-    _, chunks = reduce(events)
-    streamed = aggregate(chunks)
-    message = message_from_response(events[-1]["response"], "jockey1.0")
-    assert message.text == streamed.text
-    assert message.id == streamed.id == RESPONSE_ID
-    assert message.usage_metadata == streamed.usage_metadata
-    assert message.response_metadata == streamed.response_metadata
-
-
-def test_non_streaming_failed_response_raises() -> None:
-    response = {
-        **events_of(transcript("plain_answer"))[-1]["response"],
-        "status": "failed",
-    }
-    with pytest.raises(JockeyServerError) as info:
-        message_from_response(response, "jockey1.0")
-    assert info.value.session_id == SESSION
 
 
 def test_keepalives_past_the_idle_limit_raise_a_timeout_with_partial_text() -> None:

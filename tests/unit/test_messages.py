@@ -21,7 +21,7 @@ STORE = "ks_1"
 
 def body(messages, **options):
     opts = {"model": "jockey1.0", "knowledge_store_id": STORE, **options}
-    return build_body(messages, RequestOptions(**opts), stream=True)
+    return build_body(messages, RequestOptions(**opts))
 
 
 def jockey_answer(text: str, session: str = "sess_A", store: str = STORE) -> AIMessage:
@@ -191,7 +191,6 @@ def test_missing_knowledge_store_is_an_error() -> None:
         build_body(
             [HumanMessage("q")],
             RequestOptions(model="m", knowledge_store_id=None),
-            stream=True,
         )
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import langchain_jockey
 from langchain_jockey import ChatJockey
-from tests.support import API_KEY, STORE, serve, sse
+from tests.support import API_KEY, STORE, serve, sse, transcript
 
 
 def test_public_names_are_exported_and_documented() -> None:
@@ -89,14 +89,17 @@ def test_default_async_client_is_one_per_event_loop() -> None:
     model = ChatJockey(api_key="k", knowledge_store_id=STORE)
 
     async def get() -> httpx.AsyncClient:
-        client = model._async_client()
-        assert model._async_client() is client
+        client = await model._async_client()
+        assert await model._async_client() is client
         return client
 
     first = asyncio.run(get())
     second = asyncio.run(get())
     assert first is not second
-    assert list(model._async_clients.values()) == [second]  # closed loops are pruned
+    # Each loop's client was closed when its loop shut down, and forgotten.
+    assert first.is_closed
+    assert second.is_closed
+    assert model._async_clients == {}
 
 
 def test_given_clients_are_used_and_not_closed() -> None:
@@ -149,3 +152,117 @@ def test_identifying_params_hold_what_changes_the_answer() -> None:
     assert params["instructions"] == "brief"
     assert params["include"] == ["intermediate_outputs"]
     assert model._llm_type == "jockey-chat"
+
+
+ENV_SETTINGS = [
+    ("API_KEY", lambda m: m.api_key.get_secret_value()),
+    ("BASE_URL", lambda m: m.base_url),
+    ("KNOWLEDGE_STORE_ID", lambda m: m.knowledge_store_id),
+]
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name, _ in ENV_SETTINGS:
+        for prefix in ("TWELVE_LABS_", "TWELVELABS_"):
+            monkeypatch.delenv(prefix + name, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(("name", "read"), ENV_SETTINGS)
+@pytest.mark.parametrize("prefix", ["TWELVE_LABS_", "TWELVELABS_"])
+def test_every_setting_is_read_from_either_env_spelling(
+    clean_env, prefix, name, read
+) -> None:
+    clean_env.setenv(prefix + name, "http://127.0.0.1:9/v1.3")
+    assert read(ChatJockey()) == "http://127.0.0.1:9/v1.3"
+
+
+@pytest.mark.parametrize(("name", "read"), ENV_SETTINGS)
+def test_twelve_labs_spelling_wins_when_both_are_set(clean_env, name, read) -> None:
+    clean_env.setenv("TWELVELABS_" + name, "http://127.0.0.1:1/community")
+    clean_env.setenv("TWELVE_LABS_" + name, "http://127.0.0.1:2/official")
+    assert read(ChatJockey()) == "http://127.0.0.1:2/official"
+
+
+def test_base_url_from_env_is_where_requests_and_the_key_go(clean_env) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            200,
+            headers={"content-type": "text/event-stream"},
+            content=transcript("plain_answer"),
+        )
+
+    clean_env.setenv("TWELVE_LABS_BASE_URL", "http://127.0.0.1:8600/v1.3")
+    model = ChatJockey(
+        api_key="k",
+        knowledge_store_id=STORE,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+    model.invoke("q")
+    assert str(seen[0].url) == "http://127.0.0.1:8600/v1.3/responses"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ChatJockey(api_key="k", knowledge_store="ks_typo"),
+        lambda: ChatJockey(api_key="k", max_retries=-1),
+        lambda: ChatJockey(api_key="k", selections=[{"kind": "item", "id": "x"}]),
+        lambda: ChatJockey(api_key="k", knowledge_store_id=STORE).invoke(""),
+        lambda: ChatJockey(api_key="k", knowledge_store_id=STORE).invoke(
+            "q", nonsense=1
+        ),
+        lambda: ChatJockey(api_key="k", knowledge_store_id=STORE).invoke(
+            "q", selections="ksi_1"
+        ),
+        lambda: ChatJockey(api_key="", knowledge_store_id=STORE).invoke("q"),
+        lambda: ChatJockey(api_key="k").with_structured_output(int),
+        lambda: ChatJockey(api_key="k").with_structured_output(dict, junk=1),
+    ],
+    ids=[
+        "unknown-argument",
+        "bad-field-value",
+        "bad-selections",
+        "empty-question",
+        "unknown-call-option",
+        "selections-of-wrong-type",
+        "no-api-key",
+        "bad-schema",
+        "unknown-structured-option",
+    ],
+)
+def test_every_input_error_is_a_jockey_error_and_a_value_error(make) -> None:
+    with pytest.raises(langchain_jockey.JockeyInputError) as caught:
+        make()
+    assert isinstance(caught.value, langchain_jockey.JockeyError)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_a_mistyped_argument_holding_the_key_is_named_but_not_shown() -> None:
+    with pytest.raises(langchain_jockey.JockeyInputError) as caught:
+        ChatJockey(api_kye=API_KEY)
+    assert "api_kye" in str(caught.value)
+    assert API_KEY not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__  # tracebacks do not show pydantic's
+
+
+def test_close_and_context_managers_close_the_clients_chatjockey_created() -> None:
+    with ChatJockey(api_key="k", knowledge_store_id=STORE) as model:
+        client = model._sync_client()
+    assert client.is_closed
+
+    async def go() -> tuple[httpx.AsyncClient, httpx.Client]:
+        async with ChatJockey(api_key="k", knowledge_store_id=STORE) as amodel:
+            aclient = await amodel._async_client()
+            sclient = amodel._sync_client()
+        assert amodel._async_clients == {}
+        return aclient, sclient
+
+    aclient, sclient = asyncio.run(go())
+    assert aclient.is_closed
+    assert sclient.is_closed

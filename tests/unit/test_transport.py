@@ -113,16 +113,17 @@ def test_invoke_with_streaming_folds_the_stream(invoke) -> None:
     assert server.json_bodies[0]["stream"] is True
 
 
-def test_invoke_without_streaming_posts_stream_false(invoke) -> None:
-    server = serve(json_reply(200, COMPLETED))
+def test_invoke_streams_on_the_wire_and_aggregates(invoke) -> None:
+    server = serve(sse("plain_answer"))
     message = invoke(server.model(), "q")
     check_message(message)
-    assert server.json_bodies[0]["stream"] is False
+    assert server.json_bodies[0]["stream"] is True
+    assert server.requests[0].headers["accept"] == "text/event-stream"
 
 
-def test_invoke_streamed_and_not_give_equal_messages(invoke) -> None:
+def test_invoke_with_and_without_streaming_give_equal_messages(invoke) -> None:
     streamed = invoke(serve(sse("plain_answer")).model(streaming=True), "q")
-    plain = invoke(serve(json_reply(200, COMPLETED)).model(), "q")
+    plain = invoke(serve(sse("plain_answer")).model(), "q")
     assert streamed.text == plain.text
     assert streamed.id == plain.id
     assert streamed.usage_metadata == plain.usage_metadata
@@ -130,7 +131,7 @@ def test_invoke_streamed_and_not_give_equal_messages(invoke) -> None:
 
 
 def test_batch_answers_each_input(mode) -> None:
-    server = serve(json_reply(200, COMPLETED))
+    server = serve(sse("plain_answer"))
     model = server.model()
     inputs = ["one", "two", "three"]
     results = (
@@ -168,7 +169,7 @@ def test_call_options_override_fields(stream) -> None:
 
 
 def test_second_turn_continues_the_session_with_only_the_new_message(invoke) -> None:
-    server = serve(json_reply(200, COMPLETED))
+    server = serve(sse("plain_answer"))
     model = server.model()
     history = [HumanMessage("first")]
     history.append(invoke(model, history))
@@ -181,8 +182,8 @@ def test_second_turn_continues_the_session_with_only_the_new_message(invoke) -> 
     ]
 
 
-def test_timeouts_default_to_60s_read_when_streaming_and_600s_otherwise(mode) -> None:
-    server = serve(sse("plain_answer"), json_reply(200, COMPLETED))
+def test_timeouts_default_to_60s_between_bytes_for_invoke_and_stream(mode) -> None:
+    server = serve(sse("plain_answer"))
     model = server.model()
     if mode == "sync":
         list(model.stream("q"))
@@ -192,7 +193,7 @@ def test_timeouts_default_to_60s_read_when_streaming_and_600s_otherwise(mode) ->
         asyncio.run(model.ainvoke("q"))
     streamed, plain = (r.extensions["timeout"] for r in server.requests)
     assert streamed == {"connect": 10.0, "read": 60.0, "write": 60.0, "pool": None}
-    assert plain == {"connect": 10.0, "read": 600.0, "write": 60.0, "pool": None}
+    assert plain == streamed
     server2 = serve(sse("plain_answer"))
     list(server2.model(timeout=5).stream("q"))
     assert server2.requests[0].extensions["timeout"]["read"] == 5.0
@@ -494,10 +495,15 @@ def test_non_streaming_http_error_raises_the_same_typed_error(invoke) -> None:
     assert len(server.requests) == 1
 
 
-def test_non_streaming_body_that_is_not_json_raises_server_error(invoke) -> None:
-    server = serve(Reply(200, b"<html>oops</html>"))
-    with pytest.raises(JockeyServerError, match="not a response object"):
-        invoke(server.model(), "q")
+def test_a_200_that_is_not_an_event_stream_says_what_arrived(stream, invoke) -> None:
+    for call in (stream, invoke):
+        server = serve(Reply(200, b"<html>oops</html>", {"content-type": "text/html"}))
+        with pytest.raises(JockeyServerError, match="text/html") as caught:
+            call(server.model(max_retries=0), "q")
+        assert caught.value.status_code == 200
+        assert "<html>oops</html>" in str(caught.value)
+        assert len(server.requests) == 1
+        assert server.bodies[0].closed
 
 
 # -- bad input: a clear error and zero requests -------------------------------------
@@ -508,6 +514,12 @@ def test_non_streaming_body_that_is_not_json_raises_server_error(invoke) -> None
     [
         ([], ValueError, "at least one message"),
         ("", ValueError, "non-empty"),
+        ("  \n\t ", ValueError, "non-empty"),
+        (
+            [HumanMessage("q"), AIMessage("a"), HumanMessage(" ")],
+            ValueError,
+            "non-empty",
+        ),
         ("x" * 10_001, ValueError, "10,000"),
         (
             [HumanMessage([{"type": "image", "url": "https://x/y.png"}])],
@@ -615,3 +627,57 @@ def test_no_retry_once_a_chunk_was_yielded(stream) -> None:
     with pytest.raises(JockeyStreamInterruptedError):
         stream(server.model(max_retries=5), "q")
     assert len(server.requests) == 1
+
+
+def test_a_read_timeout_says_which_limit_fired_and_how_to_raise_it(stream) -> None:
+    server = serve(Reply(200, [b""], error_after=httpx.ReadTimeout("idle")))
+    with pytest.raises(JockeyTimeoutError) as caught:
+        stream(server.model(timeout=7), "q")
+    text = str(caught.value)
+    assert "7 s" in text
+    assert "read" in text
+    assert "timeout=" in text
+
+
+def test_a_connect_timeout_names_the_connect_limit(stream) -> None:
+    server = serve(Reply(raise_on_send=httpx.ConnectTimeout("slow")))
+    with pytest.raises(JockeyTimeoutError, match=r"10 s to connect.*connect timeout"):
+        stream(server.model(max_retries=0), "q")
+
+
+def test_a_lost_done_after_the_terminal_event_still_returns_the_answer(
+    stream, invoke, caplog
+) -> None:
+    cut = PLAIN.index(b"data: [DONE]")
+    for call in (stream, invoke):
+        server = serve(
+            Reply(
+                200,
+                [PLAIN[:cut]],
+                {"content-type": "text/event-stream"},
+                error_after=httpx.RemoteProtocolError("peer closed"),
+            )
+        )
+        with caplog.at_level("DEBUG", logger="langchain_jockey"):
+            result = call(server.model(), "q")
+        if call is stream:
+            check_answer(result)
+        else:
+            check_message(result)
+        assert "after its terminal event" in caplog.text
+        assert server.bodies[0].closed
+
+
+def test_nothing_after_the_terminal_event_is_delivered(stream, invoke) -> None:
+    cut = PLAIN.index(b"data: [DONE]")
+    after = (
+        b'data: {"type":"response.output_text.delta","item_id":"x","delta":" AFTER"}'
+        b"\n\n"
+        + PLAIN[PLAIN.index(b"event: response.completed") : cut]
+        + b"data: [DONE]\n\n"
+    )
+    chunks = stream(serve(sse(PLAIN[:cut] + after)).model(), "q")
+    check_answer(chunks)
+    message = invoke(serve(sse(PLAIN[:cut] + after)).model(), "q")
+    check_message(message)
+    assert message.response_metadata["session_id"] == SESSION
