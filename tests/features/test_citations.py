@@ -81,3 +81,15 @@ def test_an_answer_without_citations_has_none(llm) -> None:
     message = llm.invoke("Tell me about quantum chromodynamics")
     assert "annotations" not in text_block(message)
     assert message.response_metadata["annotations"] == []
+
+
+def test_content_blocks_are_the_same_on_every_read_and_for_stream_and_invoke(
+    mode, llm
+) -> None:
+    # Why the blocks are built as core's TypedDicts, not with its create_*
+    # factories: those stamp a random "lc_…" id on every block they make, so
+    # `content_blocks` (computed on each read) would differ from read to read.
+    message = run(mode, llm, QUESTIONS[0])
+    assert message.content_blocks == message.content_blocks
+    streamed = merged(run(mode, llm, QUESTIONS[0], method="stream"))
+    assert text_block(streamed)["annotations"] == text_block(message)["annotations"]
