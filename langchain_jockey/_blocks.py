@@ -60,10 +60,11 @@ def _steps(steps: Any) -> list[types.ContentBlock]:
             continue
         call_id = str(step.get("call_id") or step.get("id") or "")
         if step.get("type") == "function_call":
+            raw = step.get("arguments")
             try:
-                args = json.loads(step.get("arguments") or "{}")
-            except ValueError:
-                args = {"arguments": step.get("arguments")}
+                args = json.loads(raw or "{}") if isinstance(raw, str) else raw
+            except (ValueError, RecursionError):
+                args = raw
             blocks.append(
                 types.ServerToolCall(
                     type="server_tool_call",

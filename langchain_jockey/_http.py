@@ -1,14 +1,17 @@
-"""The only module that does I/O: send, retry, read events, close.
+"""The only module that does I/O: clients, requests, retries, reading, closing.
 
-It sends with retries, checks the status, reads Server-Sent Events into event
-dicts, stops at `[DONE]`, and always closes the response.
-
-Retries happen only while opening a request, before a byte of a 2xx body has
-been read (DESIGN.md "Errors, retries, timeouts"): a retried stream would replay
-text and add a turn to the session. Each failed response is read (for its error
-body) and closed before the next attempt. The sync and async twins differ only
-in the lines that await; every decision is in `RetryPolicy`, `errors` and
-`_sse`.
+- `Clients` owns the httpx clients a model creates: one sync client, one async
+  client per event loop (closed when that loop shuts down).
+- `build_request` makes every request the same way: URL, auth, headers,
+  timeouts. The key goes only to the configured host: redirects are never
+  followed, so it cannot be replayed to another one.
+- `send` opens a request, retrying only before a byte of a 2xx body has been
+  read (a retried stream would replay text and add a turn to the session).
+  Each failed response is read up to `MAX_ERROR_BODY` bytes and closed.
+- `iter_events` reads Server-Sent Events into event dicts. Everything that is
+  not I/O (decoding, limits, clocks, `[DONE]`, the body's tail) is in
+  `StreamReader`, which the sync and async loops share; they differ only in
+  the lines that await.
 """
 
 from __future__ import annotations
@@ -17,23 +20,177 @@ import asyncio
 import json
 import logging
 import random
+import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+import weakref
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from langchain_jockey import errors
-from langchain_jockey._sse import SSEDecoder
+from langchain_jockey._sse import EventTooLarge, SSEDecoder
+from langchain_jockey._version import __version__
 
-__all__ = ["RetryPolicy", "aiter_events", "apost_json", "iter_events", "post_json"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Clients",
+    "Limits",
+    "RetryPolicy",
+    "StreamReader",
+    "aiter_events",
+    "apost_json",
+    "build_request",
+    "iter_events",
+    "post_json",
+]
 
 logger = logging.getLogger("langchain_jockey")
 
+# Jockey sends a keepalive about every 10 s while it works, so 60 s without a
+# byte means a dead connection. The pool wait is bounded so that a client whose
+# connections are all held by long answers says so (see `POOL_LIMITS`).
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
+# A Jockey answer holds its connection for 30 s - 3 min, so the pool is sized
+# for many at once rather than httpx's default of 100.
+POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+MAX_ERROR_BODY = 64 * 1024
 _DONE = b"[DONE]"
-# Failures where the request never reached Jockey, so a retry cannot add a turn.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+# Events that show the answer moving. Keepalives, status snapshots and unknown
+# types are not progress (see `Limits.idle`).
+_PROGRESS_PREFIXES = ("response.output", "response.content_part", "response.reasoning")
+_TERMINAL = frozenset(
+    {"response.completed", "response.incomplete", "response.failed", "error"}
+)
+
+
+# -- clients and requests -----------------------------------------------------
+
+
+class Clients:
+    """The httpx clients a model created; clients given to it are passed per call."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sync: httpx.Client | None = None
+        self._async: dict[
+            asyncio.AbstractEventLoop,
+            tuple[httpx.AsyncClient, AsyncGenerator[None, None]],
+        ] = {}
+
+    def __reduce__(self) -> tuple[type[Clients], tuple[()]]:
+        """A pickled model gets new clients: sockets cannot be pickled."""
+        return (Clients, ())
+
+    def sync(self, given: httpx.Client | None) -> httpx.Client:
+        """`given`, else this object's sync client, made on first use."""
+        if given is not None:
+            return given
+        with self._lock:
+            if self._sync is None:
+                self._sync = httpx.Client(limits=POOL_LIMITS)
+                # Dropped without close(), it still closes its sockets.
+                weakref.finalize(self, self._sync.close)
+            return self._sync
+
+    async def async_(self, given: httpx.AsyncClient | None) -> httpx.AsyncClient:
+        """`given`, else this event loop's async client, made on first use."""
+        if given is not None:
+            return given
+        loop = asyncio.get_running_loop()
+        entry = self._async.get(loop)
+        if entry is None:
+            for old in [lp for lp in self._async if lp.is_closed()]:
+                self._async.pop(old, None)  # closed without a shutdown
+            client = httpx.AsyncClient(limits=POOL_LIMITS)
+            keeper = self._close_at_loop_shutdown(loop, client)
+            await anext(keeper)  # runs to its `yield`: the loop now tracks it
+            entry = self._async[loop] = (client, keeper)
+        return entry[0]
+
+    async def _close_at_loop_shutdown(
+        self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient
+    ) -> AsyncGenerator[None, None]:
+        """Close `client` when its event loop shuts down.
+
+        A started async generator is registered with its loop, and
+        `loop.shutdown_asyncgens()` (which `asyncio.run` and `asyncio.Runner`
+        call before closing the loop) closes it while the loop still runs, so
+        the `finally` closes the connections cleanly instead of leaving them to
+        the garbage collector (`ResourceWarning: unclosed transport`).
+        """
+        try:
+            yield
+        finally:
+            if self._async.get(loop, (None,))[0] is client:
+                del self._async[loop]
+            await client.aclose()
+
+    def close(self) -> None:
+        """Close the sync client; a new one is made on next use."""
+        with self._lock:
+            client, self._sync = self._sync, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close this event loop's async client and the sync client."""
+        entry = self._async.get(asyncio.get_running_loop())
+        if entry is not None:
+            await entry[1].aclose()  # its `finally` closes the client
+        self.close()
+
+
+def build_request(
+    client: httpx.Client | httpx.AsyncClient,
+    method: str,
+    base_url: str,
+    path: str,
+    *,
+    api_key: str | None,
+    timeout: float | httpx.Timeout | None,
+    headers: Mapping[str, str] | None = None,
+    content: bytes | None = None,
+) -> httpx.Request:
+    """A request to `{base_url}/{path}`; raises `JockeyInputError` before any I/O.
+
+    A query string in `base_url` (`…/v1.3?tenant=t1`) is kept, after the path.
+    """
+    if not api_key:
+        msg = (
+            "Jockey needs a TwelveLabs API key: pass api_key=… or set "
+            "TWELVE_LABS_API_KEY."
+        )
+        raise errors.JockeyInputError(msg)
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        msg = f"base_url {base_url!r} is not a valid URL: {exc}"
+        raise errors.JockeyInputError(msg) from None
+    if url.scheme not in ("http", "https") or not url.host:
+        msg = f"base_url must be an http(s) URL with a host, not {base_url!r}."
+        raise errors.JockeyInputError(msg)
+    url = url.copy_with(path=f"{url.path.rstrip('/')}/{path}")
+    return client.build_request(
+        method,
+        url,
+        content=content,
+        headers={
+            "x-api-key": api_key,
+            "content-type": "application/json",
+            "accept": "text/event-stream" if content else "application/json",
+            # A compressed stream could inflate past any limit before we see it.
+            "accept-encoding": "identity",
+            "user-agent": f"langchain-jockey/{__version__}",
+            **(headers or {}),
+        },
+        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+    )
+
+
+# -- retries -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -42,8 +199,8 @@ class RetryPolicy:
 
     Attributes:
         max_retries: Attempts after the first one.
-        max_wait: The longest `Retry-After` honoured, in seconds; a server that
-            asks for longer (a quota that resets in hours) gets no retry and the
+        max_wait: The most time spent waiting between attempts, in seconds,
+            in total. A `Retry-After` that would pass it gets no retry: the
             caller gets the error, with `retry_after` set, at once.
         backoff: First exponential backoff step, in seconds (doubles, capped
             at `backoff_cap`, with jitter), used when there is no `Retry-After`.
@@ -56,48 +213,30 @@ class RetryPolicy:
     backoff_cap: float = 8.0
 
     def delay(
-        self, attempt: int, err: errors.JockeyError, *, not_sent: bool
+        self, attempt: int, err: errors.JockeyError, waited: float = 0.0
     ) -> float | None:
-        """Seconds to wait before retrying after failed attempt `attempt` (0-based).
+        """Seconds to wait after failed attempt `attempt` (0-based); `None`: no retry.
 
-        `None` means do not retry. Retried: connection failures before the
-        request was sent, and HTTP errors whose class is retryable (429 except
-        `plan_limit_exceeded`, 408, 5xx).
+        Retried: HTTP errors and transport failures whose `is_retryable` is
+        true (see `errors.JockeyError.is_retryable`).
         """
-        if attempt >= self.max_retries:
-            return None
-        if err.status_code is None:  # a transport failure
-            if not not_sent:
-                return None
-        elif not err.is_retryable:
+        if attempt >= self.max_retries or not err.is_retryable:
             return None
         if err.retry_after is not None:
-            return err.retry_after if err.retry_after <= self.max_wait else None
-        step = min(self.backoff_cap, self.backoff * (2.0**attempt))
-        return step * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
-
-
-def _retry_or_raise(
-    policy: RetryPolicy,
-    attempt: int,
-    err: errors.JockeyError,
-    request: httpx.Request,
-    *,
-    not_sent: bool = False,
-) -> float:
-    delay = policy.delay(attempt, err, not_sent=not_sent)
-    if delay is None:
-        raise err
-    logger.info(
-        "Jockey %s %s failed (%s); retry %d of %d in %.2fs",
-        request.method,
-        request.url,
-        err.status_code or type(err).__name__,
-        attempt + 1,
-        policy.max_retries,
-        delay,
-    )
-    return delay
+            wait = err.retry_after
+        else:
+            step = min(self.backoff_cap, self.backoff * (2.0**attempt))
+            wait = step * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+        if waited + wait > self.max_wait:
+            return None
+        logger.info(
+            "Jockey request failed (%s); retry %d of %d in %.2fs",
+            err.status_code or type(err).__name__,
+            attempt + 1,
+            self.max_retries,
+            wait,
+        )
+        return wait
 
 
 def _log_request(request: httpx.Request, attempt: int) -> None:
@@ -112,6 +251,129 @@ def _log_request(request: httpx.Request, attempt: int) -> None:
         )
 
 
+@contextmanager
+def _transport_errors(request: httpx.Request) -> Generator[None, None, None]:
+    """Httpx's transport failures become the matching `JockeyError`."""
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise errors.error_from_transport(exc, request) from exc
+
+
+class _ErrorBody:
+    """The first `MAX_ERROR_BODY` bytes of a failed response."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, chunk: bytes) -> bool:
+        """Keep `chunk`; whether enough has been read."""
+        self.parts.append(chunk)
+        self.size += len(chunk)
+        return self.size >= MAX_ERROR_BODY
+
+    def error(self, response: httpx.Response) -> errors.JockeyError:
+        return errors.error_from_response(
+            response, b"".join(self.parts)[:MAX_ERROR_BODY]
+        )
+
+
+def _retry_or_raise(
+    policy: RetryPolicy, attempt: int, err: errors.JockeyError, waited: float
+) -> float:
+    delay = policy.delay(attempt, err, waited)
+    if delay is None:
+        raise err
+    return delay
+
+
+def send(
+    client: httpx.Client, request: httpx.Request, policy: RetryPolicy
+) -> httpx.Response:
+    """Send `request` (body unread), retrying as `policy` says; 2xx or raise."""
+    waited, attempt = 0.0, 0
+    while True:
+        _log_request(request, attempt)
+        try:
+            with _transport_errors(request):
+                response = client.send(request, stream=True, follow_redirects=False)
+        except errors.JockeyError as err:
+            delay = _retry_or_raise(policy, attempt, err, waited)
+        else:
+            if response.is_success:
+                return response
+            body = _ErrorBody()
+            try:
+                for chunk in response.iter_bytes():
+                    if body.add(chunk):
+                        break
+            except httpx.TransportError:
+                pass  # the status says enough
+            finally:
+                response.close()
+            delay = _retry_or_raise(policy, attempt, body.error(response), waited)
+        time.sleep(delay)
+        waited, attempt = waited + delay, attempt + 1
+
+
+async def asend(
+    client: httpx.AsyncClient, request: httpx.Request, policy: RetryPolicy
+) -> httpx.Response:
+    """Async twin of `send`."""
+    waited, attempt = 0.0, 0
+    while True:
+        _log_request(request, attempt)
+        try:
+            with _transport_errors(request):
+                response = await client.send(
+                    request, stream=True, follow_redirects=False
+                )
+        except errors.JockeyError as err:
+            delay = _retry_or_raise(policy, attempt, err, waited)
+        else:
+            if response.is_success:
+                return response
+            body = _ErrorBody()
+            try:
+                async for chunk in response.aiter_bytes():
+                    if body.add(chunk):
+                        break
+            except httpx.TransportError:
+                pass  # the status says enough
+            finally:
+                await response.aclose()
+            delay = _retry_or_raise(policy, attempt, body.error(response), waited)
+        await asyncio.sleep(delay)
+        waited, attempt = waited + delay, attempt + 1
+
+
+# -- reading a stream ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a stream may do before it is abandoned.
+
+    Attributes:
+        max_event_bytes: The largest SSE line or event, in bytes.
+        event_timeout: Seconds between complete events (a keepalive counts):
+            bytes that never complete an event do not keep a stream alive.
+        idle: Seconds without progress (answer text, Jockey's steps, the
+            terminal event); keepalives, comments, status snapshots and
+            unknown events are not progress. `None`: no limit.
+        drain_bytes: After `[DONE]`, the most bytes read so that the
+            connection can be reused; a server sending more is cut off.
+        drain_seconds: After `[DONE]`, the longest wait for the body to end.
+    """
+
+    max_event_bytes: int = 8 * 1024 * 1024
+    event_timeout: float | None = 60.0
+    idle: float | None = 600.0
+    drain_bytes: int = 64 * 1024
+    drain_seconds: float = 1.0
+
+
 _raw_decode = json.JSONDecoder().raw_decode
 
 
@@ -120,200 +382,218 @@ def _parse(data: bytes) -> dict[str, Any] | None:
     if data == _DONE:
         return None
     try:
-        # The hot path: raw_decode skips json.loads' encoding sniffing and
-        # whitespace handling (about 1 us per event). Data it does not take whole
-        # goes to json.loads, which parses it or says why not.
-        text = data.decode()
-        event, end = _raw_decode(text)
-        if end != len(text):
-            raise ValueError(end)  # noqa: TRY301 - caught just below
-    except ValueError:
-        try:
-            event = json.loads(data)
-        except ValueError as exc:
-            raise errors.malformed_event(data, exc) from None
+        event = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # deep nesting: RecursionError
+        raise errors.malformed_event(data, exc) from None
     if not isinstance(event, dict):
         raise errors.malformed_event(data, TypeError("not a JSON object"))
     return event
 
 
-def _tail(decoder: SSEDecoder) -> list[dict[str, Any]]:
-    """Events left unterminated at the end of the body.
+class StreamReader:
+    """What a streamed body means, fed one network read at a time. No I/O.
 
-    A last event that parses is kept (a server that omits the final blank
-    line); one that does not is a truncated body, which the reducer reports as
-    an interrupted stream, so it is dropped here.
+    Attributes:
+        done: `[DONE]` or a terminal event arrived: the events are complete.
     """
-    out: list[dict[str, Any]] = []
-    for data in decoder.flush():
+
+    def __init__(
+        self,
+        response: httpx.Response,
+        limits: Limits,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Read `response`'s body under `limits`; `clock` is injectable for tests."""
+        self._response = response
+        self._limits = limits
+        self._clock = clock
+        self._decoder = SSEDecoder(limits.max_event_bytes)
+        self._last_event = self._last_progress = clock()
+        self._checked_type = False
+        self._drain_until = 0.0
+        self._drained = 0
+        self.done = False
+
+    def feed(self, chunk: bytes) -> Iterator[dict[str, Any]]:
+        """The events `chunk` completed, one by one.
+
+        Raises a typed error past a limit or at an unreadable event, after
+        the events that came before it.
+        """
+        if not self._checked_type:
+            self._checked_type = True
+            kind = self._response.headers.get("content-type", "text/event-stream")
+            if kind.split(";")[0].strip().lower() != "text/event-stream":
+                raise errors.unexpected_body(self._response, chunk, "an event stream")
+        too_large = None
         try:
+            datas = self._decoder.feed(chunk)
+        except EventTooLarge as exc:
+            datas, too_large = exc.completed, exc.limit
+        now = self._clock()
+        for data in datas:
             event = _parse(data)
-        except errors.JockeyError:
-            break
-        if event is None:
-            break
-        out.append(event)
-    return out
-
-
-def send(
-    client: httpx.Client, request: httpx.Request, policy: RetryPolicy
-) -> httpx.Response:
-    """Send `request` (body unread), retrying as `policy` says; 2xx or raise."""
-    attempt = 0
-    while True:
-        _log_request(request, attempt)
-        try:
-            response = client.send(request, stream=True)
-        except httpx.TransportError as exc:
-            err = errors.error_from_transport(exc)
-            err.__cause__ = exc
-            delay = _retry_or_raise(
-                policy, attempt, err, request, not_sent=isinstance(exc, _NOT_SENT)
+            if event is None:
+                self._finish(now)
+                return
+            self._last_event = now
+            kind = event.get("type")
+            if not isinstance(kind, str) or kind.startswith(_PROGRESS_PREFIXES):
+                self._last_progress = now
+            yield event
+            if kind in _TERMINAL:
+                self._finish(now)
+                return
+        if too_large is not None:
+            msg = (
+                f"Jockey sent a line or an event of over {too_large:,} bytes "
+                "(max_event_bytes): the stream was closed."
             )
-        else:
-            if response.is_success:
-                return response
+            raise errors.JockeyStreamInterruptedError(msg, retryable=False)
+        self._check(now)
+
+    def end(self) -> list[dict[str, Any]]:
+        """The body ended: the events left unterminated, if they parse.
+
+        One that does not parse is a truncated body, which the reducer reports
+        as an interrupted stream, so it is dropped here.
+        """
+        if not self._checked_type:
+            list(self.feed(b""))
+        out: list[dict[str, Any]] = []
+        for data in self._decoder.flush():
             try:
-                response.read()
-            except httpx.TransportError:
-                pass
-            finally:
-                response.close()
-            delay = _retry_or_raise(
-                policy, attempt, errors.error_from_response(response), request
+                event = _parse(data)
+            except errors.JockeyError:
+                break
+            if event is None:
+                break
+            out.append(event)
+        return out
+
+    def drained(self, chunk: bytes) -> bool:
+        """After `done`: read `chunk` of the body's rest; whether to stop now."""
+        self._drained += len(chunk)
+        return (
+            self._drained > self._limits.drain_bytes
+            or self._clock() > self._drain_until
+        )
+
+    @property
+    def drain_seconds(self) -> float:
+        """How long the rest of the body may still take to end."""
+        return max(0.0, self._drain_until - self._clock())
+
+    def _finish(self, now: float) -> None:
+        self.done = True
+        self._drain_until = now + self._limits.drain_seconds
+
+    def _check(self, now: float) -> None:
+        limits = self._limits
+        if limits.event_timeout is not None and (
+            now - self._last_event > limits.event_timeout
+        ):
+            msg = (
+                f"Jockey sent no complete event for {limits.event_timeout:g} s (the "
+                "read timeout): bytes that never finish an event are not an answer."
             )
-        time.sleep(delay)
-        attempt += 1
-
-
-async def asend(
-    client: httpx.AsyncClient, request: httpx.Request, policy: RetryPolicy
-) -> httpx.Response:
-    """Async twin of `send`."""
-    attempt = 0
-    while True:
-        _log_request(request, attempt)
-        try:
-            response = await client.send(request, stream=True)
-        except httpx.TransportError as exc:
-            err = errors.error_from_transport(exc)
-            err.__cause__ = exc
-            delay = _retry_or_raise(
-                policy, attempt, err, request, not_sent=isinstance(exc, _NOT_SENT)
+            raise errors.JockeyTimeoutError(msg, retryable=False)
+        if limits.idle is not None and now - self._last_progress > limits.idle:
+            msg = (
+                f"Jockey made no progress for more than {limits.idle:g} s "
+                "(stream_idle_timeout): only keepalives, comments or status "
+                "events arrived."
             )
-        else:
-            if response.is_success:
-                return response
-            try:
-                await response.aread()
-            except httpx.TransportError:
-                pass
-            finally:
-                await response.aclose()
-            delay = _retry_or_raise(
-                policy, attempt, errors.error_from_response(response), request
-            )
-        await asyncio.sleep(delay)
-        attempt += 1
-
-
-def _drain(chunks: Iterator[bytes]) -> None:
-    """Read what follows `[DONE]` so the connection can be reused."""
-    try:
-        for _ in chunks:
-            pass
-    except httpx.TransportError:
-        logger.debug("Jockey connection broke after [DONE]; the answer is complete")
-
-
-async def _adrain(chunks: AsyncIterator[bytes]) -> None:
-    try:
-        async for _ in chunks:
-            pass
-    except httpx.TransportError:
-        logger.debug("Jockey connection broke after [DONE]; the answer is complete")
-
-
-def _is_event_stream(response: httpx.Response) -> bool:
-    """Whether a 2xx body is SSE (a missing content type is given the benefit)."""
-    kind: str = response.headers.get("content-type", "text/event-stream")
-    return kind.split(";", maxsplit=1)[0].strip().lower() == "text/event-stream"
+            raise errors.JockeyTimeoutError(msg, retryable=False)
 
 
 def iter_events(
-    client: httpx.Client, request: httpx.Request, policy: RetryPolicy
+    client: httpx.Client,
+    request: httpx.Request,
+    policy: RetryPolicy,
+    limits: Limits,
 ) -> Generator[dict[str, Any], None, None]:
-    """The events of a streamed response, until `[DONE]` or the end of the body.
+    """The events of a streamed response, until it is complete or the body ends.
 
     The response is closed however iteration ends (end, error, `break`,
-    `close()`). After `[DONE]` the rest of the body is read so the connection
-    goes back to the pool.
+    `close()`). Once the events are complete, the rest of the body is read for
+    a short, bounded time, so that the connection can go back to the pool.
     """
     response = send(client, request, policy)
-    decoder = SSEDecoder()
+    reader = StreamReader(response, limits)
     try:
-        try:
+        with _transport_errors(request):
             chunks = response.iter_bytes()
-            if not _is_event_stream(response):
-                raise errors.not_an_event_stream(response, next(chunks, b""))
             for chunk in chunks:
-                for data in decoder.feed(chunk):
-                    event = _parse(data)
-                    if event is None:
-                        _drain(chunks)
-                        return
-                    yield event
-        except httpx.TransportError as exc:
-            raise errors.error_from_transport(exc) from exc
-        yield from _tail(decoder)
+                yield from reader.feed(chunk)
+                if reader.done:
+                    break
+            else:
+                yield from reader.end()
+                return
+        try:
+            for chunk in chunks:
+                if reader.drained(chunk):
+                    break
+        except httpx.TransportError:
+            logger.debug("Jockey connection broke after the answer (it is complete)")
     finally:
         response.close()
 
 
 async def aiter_events(
-    client: httpx.AsyncClient, request: httpx.Request, policy: RetryPolicy
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    policy: RetryPolicy,
+    limits: Limits,
 ) -> AsyncGenerator[dict[str, Any], None]:
     """Async twin of `iter_events`."""
     response = await asend(client, request, policy)
-    decoder = SSEDecoder()
+    reader = StreamReader(response, limits)
     try:
-        try:
+        with _transport_errors(request):
             chunks = response.aiter_bytes()
-            if not _is_event_stream(response):
-                raise errors.not_an_event_stream(response, await anext(chunks, b""))
             async for chunk in chunks:
-                for data in decoder.feed(chunk):
-                    event = _parse(data)
-                    if event is None:
-                        await _adrain(chunks)
-                        return
+                for event in reader.feed(chunk):
                     yield event
-        except httpx.TransportError as exc:
-            raise errors.error_from_transport(exc) from exc
-        for event in _tail(decoder):
-            yield event
+                if reader.done:
+                    break
+            else:
+                for event in reader.end():
+                    yield event
+                return
+        try:
+            while not reader.drained(
+                await asyncio.wait_for(anext(chunks), reader.drain_seconds)
+            ):
+                pass
+        except StopAsyncIteration:
+            pass
+        except (httpx.TransportError, asyncio.TimeoutError):
+            logger.debug("Jockey body did not end after the answer (it is complete)")
     finally:
         await response.aclose()
 
 
-def _json_body(response: httpx.Response) -> Any:
+# -- JSON requests (the knowledge store's search) ---------------------------------
+
+
+def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise errors.invalid_json_response(response) from None
+        raise errors.unexpected_body(response, response.content, "JSON") from None
 
 
 def post_json(client: httpx.Client, request: httpx.Request, policy: RetryPolicy) -> Any:
-    """Send a non-streaming request; return its JSON body."""
+    """Send a JSON request; return its JSON body."""
     response = send(client, request, policy)
     try:
-        response.read()
-    except httpx.TransportError as exc:
-        raise errors.error_from_transport(exc) from exc
+        with _transport_errors(request):
+            response.read()
     finally:
         response.close()
-    return _json_body(response)
+    return _json(response)
 
 
 async def apost_json(
@@ -322,9 +602,8 @@ async def apost_json(
     """Async twin of `post_json`."""
     response = await asend(client, request, policy)
     try:
-        await response.aread()
-    except httpx.TransportError as exc:
-        raise errors.error_from_transport(exc) from exc
+        with _transport_errors(request):
+            await response.aread()
     finally:
         await response.aclose()
-    return _json_body(response)
+    return _json(response)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from langchain_core.messages import (
@@ -70,6 +70,11 @@ class RequestOptions:
     selections: Sequence[Mapping[str, Any]] | None = None
     text: Mapping[str, Any] | None = None
     extra_body: Mapping[str, Any] | None = None
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The call options a request takes (every field but the default)."""
+        return tuple(f.name for f in fields(cls) if f.name != "default_instructions")
 
 
 def _content_text(message: BaseMessage, *, skip_reasoning: bool = False) -> str:

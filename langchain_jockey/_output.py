@@ -1,21 +1,20 @@
-"""Reading a Jockey response's `output` list. No I/O.
-
-Shared by the stream reducer (on the terminal snapshot) and the non-streaming
-path, so both give the same text, citations, reasoning and steps.
+"""Reading the parts of a Jockey response: output items, ids, citations. No I/O.
 
 - The answer is the text of the `message` items whose `phase` is
-  `final_answer` or absent (PROTOCOL.md §7.1), joined in order.
+  `final_answer` or absent (docs/protocol.md, "Output"), joined in order.
 - Annotations keep Jockey's own form (inclusive `end_index`), with offsets moved
   from their content part into that joined text, so `text[start:end + 1]` is
-  the `[N]` marker. `_blocks` turns them into LangChain `Citation`s.
-- Commentary messages (any other `phase`) are Jockey's narration while it works:
-  reasoning, joined with blank lines, never part of the answer.
+  the `[N]` marker. `_blocks` turns them into LangChain `Citation`s. Only
+  annotations that fit the text, in order and without overlap, are kept.
 - `function_call` / `function_call_output` items are Jockey's own tool steps.
+
+Every reader here takes any JSON value and ignores what has the wrong type.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +25,11 @@ __all__ = [
     "is_answer",
     "read_output",
     "step_of",
+    "text_parts",
+    "valid_id",
 ]
+
+logger = logging.getLogger("langchain_jockey")
 
 REASONING_KEY = "reasoning_content"
 """`additional_kwargs` key of Jockey's commentary (the convention of other
@@ -34,22 +37,49 @@ LangChain integrations that stream reasoning)."""
 STEPS_KEY = "jockey_steps"
 """`additional_kwargs` key of Jockey's tool steps, in order."""
 _ANSWER_PHASES = (None, "final_answer")
+_MAX_ID = 256
+
+
+def valid_id(value: Any) -> str | None:
+    """`value` if it is a sane id (a session, item or response id), else `None`.
+
+    A string of 1-256 characters that encodes as UTF-8 (no lone surrogates)
+    and holds no control characters.
+    """
+    if not isinstance(value, str) or not 0 < len(value) <= _MAX_ID:
+        return None
+    if not value.isprintable():
+        return None
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return None
+    return value
 
 
 def is_answer(item: Mapping[str, Any]) -> bool:
-    """A message without `phase` is the answer; an unknown phase is not (§7.1)."""
+    """A message without `phase` is the answer; an unknown phase is not."""
     return (
         item.get("type", "message") == "message" and item.get("phase") in _ANSWER_PHASES
     )
 
 
-def _texts(item: Mapping[str, Any]) -> list[tuple[str, list[Any]]]:
-    parts = []
-    for part in item.get("content") or ():
-        if isinstance(part, dict) and isinstance(part.get("text"), str):
-            notes = part.get("annotations")
-            parts.append((part["text"], notes if isinstance(notes, list) else []))
-    return parts
+def text_parts(parts: Any, offset: int = 0) -> tuple[str, list[dict[str, Any]]]:
+    """The joined text of content parts, and their annotations moved by `offset`."""
+    text, notes = "", []
+    for part in parts if isinstance(parts, list) else ():
+        if not isinstance(part, dict) or not isinstance(part.get("text"), str):
+            continue
+        moved = offset + len(text)
+        for note in part.get("annotations") or ():
+            if isinstance(note, dict) and type(note.get("start_index")) is int:
+                note = dict(note)  # noqa: PLW2901 - a moved copy
+                note["start_index"] += moved
+                if type(note.get("end_index")) is int:
+                    note["end_index"] += moved
+                notes.append(note)
+        text += part["text"]
+    return text, notes
 
 
 def step_of(item: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -67,49 +97,36 @@ def step_of(item: Mapping[str, Any]) -> dict[str, Any] | None:
 
 @dataclass
 class Output:
-    """What a response said."""
+    """The answer a response snapshot holds."""
 
     text: str = ""
     annotations: list[dict[str, Any]] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)
 
-    def additional_kwargs(self) -> dict[str, Any]:
-        """`AIMessage.additional_kwargs` for the reasoning and steps, if any."""
-        extra: dict[str, Any] = {}
-        if self.reasoning:
-            extra[REASONING_KEY] = "\n\n".join(self.reasoning)
-        if self.steps:
-            extra[STEPS_KEY] = self.steps
-        return extra
+    @staticmethod
+    def checked(text: str, notes: Iterable[Any]) -> list[dict[str, Any]]:
+        """The annotations that fit `text`: in range, in order, not overlapping."""
+        kept: list[dict[str, Any]] = []
+        end = -1
+        for note in notes:
+            start, last = note.get("start_index"), note.get("end_index")
+            if (
+                type(start) is int
+                and type(last) is int
+                and end < start <= last < len(text)
+            ):
+                kept.append(note)
+                end = last
+            else:
+                logger.debug("Jockey annotation dropped, not in the text: %.200r", note)
+        return kept
 
 
 def read_output(output: Any) -> Output:
-    """Answer text, citations, reasoning and steps of an `output` list."""
+    """Answer text and citations of an `output` list."""
     result = Output()
-    if not isinstance(output, list):
-        return result
-    for item in output:
-        if not isinstance(item, dict):
-            continue
-        step = step_of(item)
-        if step is not None:
-            result.steps.append(step)
-        elif is_answer(item):
-            for text, notes in _texts(item):
-                offset = len(result.text)
-                for note in notes:
-                    if isinstance(note, dict) and isinstance(
-                        note.get("start_index"), int
-                    ):
-                        moved = dict(note)
-                        moved["start_index"] += offset
-                        if isinstance(moved.get("end_index"), int):
-                            moved["end_index"] += offset
-                        result.annotations.append(moved)
-                result.text += text
-        elif item.get("type", "message") == "message":
-            narration = "".join(text for text, _ in _texts(item))
-            if narration:
-                result.reasoning.append(narration)
+    for item in output if isinstance(output, list) else ():
+        if isinstance(item, dict) and is_answer(item):
+            text, notes = text_parts(item.get("content"), len(result.text))
+            result.text += text
+            result.annotations.extend(notes)
     return result

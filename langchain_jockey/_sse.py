@@ -9,8 +9,13 @@ Follows the WHATWG "event stream interpretation" rules
 - a line starting with `:` is a comment;
 - `data:` with or without one following space; several `data` lines join with LF;
 - any other field (`event`, `id`, `retry`, unknown) is ignored: Jockey repeats
-  the event name as the JSON `type` (PROTOCOL.md §8.1), which is what we read;
+  the event name as the JSON `type` (docs/protocol.md), which is what we read;
 - a blank line dispatches the event; a leading BOM is dropped.
+
+Decoding is linear: each byte is scanned once, and an unfinished line is kept
+as a list of pieces, never re-joined until it ends. A line or an event larger
+than `max_event_bytes` raises `EventTooLarge` as soon as it is, so an endless
+line costs at most that much memory.
 
 At the end of the body, an event that was never terminated by a blank line is
 returned by `flush()` so that a last `data: [DONE]` without its blank line still
@@ -19,65 +24,105 @@ counts; the caller decides what an unparseable tail means (a truncated body).
 
 from __future__ import annotations
 
-__all__ = ["SSEDecoder"]
+__all__ = ["EventTooLarge", "SSEDecoder"]
 
 _BOM = b"\xef\xbb\xbf"
+
+
+class EventTooLarge(ValueError):  # noqa: N818 - the name says what happened
+    """A line or an event grew past the decoder's limit."""
+
+    def __init__(self, limit: int, completed: list[bytes]) -> None:
+        super().__init__(f"an event stream line or event exceeded {limit:,} bytes")
+        self.limit = limit
+        self.completed = completed
+        """The data of the events completed before the limit was passed."""
 
 
 class SSEDecoder:
     """Incremental SSE decoder: `feed()` bytes, get the data of complete events."""
 
-    __slots__ = ("_data", "_pending", "_skip_lf", "_started")
+    __slots__ = (
+        "_data",
+        "_data_size",
+        "_head",
+        "_limit",
+        "_pending",
+        "_size",
+        "_skip_lf",
+    )
 
-    def __init__(self) -> None:
-        self._pending = b""  # an unterminated line
+    def __init__(self, max_event_bytes: int = 8 * 1024 * 1024) -> None:
+        self._limit = max_event_bytes
+        self._head = b""  # the first bytes, while they may still be a BOM
+        self._pending: list[bytes] | None = None  # None until the BOM is settled
+        self._size = 0  # bytes in `_pending`
         self._data: list[bytes] = []  # data lines of the event being read
+        self._data_size = 0
         self._skip_lf = False  # the last chunk ended in CR: a leading LF is its pair
-        self._started = False
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """Consume `chunk`; return the data of every event it completed."""
         if self._skip_lf and chunk:
             self._skip_lf = False
             chunk = chunk.removeprefix(b"\n")
-        buf = self._pending + chunk if self._pending else chunk
-        if not self._started:
-            if len(buf) < len(_BOM) and _BOM.startswith(buf):
-                self._pending = buf
+        if self._pending is None:  # the first bytes: drop a BOM
+            chunk, self._head = self._head + chunk, b""
+            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+                self._head = chunk  # too short to tell yet
                 return []
-            self._started = True
-            buf = buf.removeprefix(_BOM)
-        if b"\r" in buf:
+            chunk = chunk.removeprefix(_BOM)
+            self._pending = []
+        if b"\r" in chunk:
             # A CR ends a line at once; if it is the first half of a CRLF split
             # across reads, the LF that starts the next read is dropped.
-            self._skip_lf = buf.endswith(b"\r")
-            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = buf.split(b"\n")
-        self._pending = lines.pop()
-        return self._lines(lines)
+            self._skip_lf = chunk.endswith(b"\r")
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        if lines and self._pending:
+            lines[0] = b"".join((*self._pending, lines[0]))
+            self._pending, self._size = [], 0
+        out = self._lines(lines)
+        self._keep(tail, out)
+        return out
 
     def flush(self) -> list[bytes]:
         """End of body: return the data of an event left unterminated, if any."""
-        tail = self._pending
-        self._pending = b""
+        tail = b"".join(self._pending) if self._pending is not None else self._head
+        self._pending, self._size = [], 0
         out = self._lines([tail, b""] if tail else [b""])
-        self._data = []
+        self._data, self._data_size = [], 0
         return out
+
+    def _keep(self, piece: bytes, out: list[bytes]) -> None:
+        if piece:
+            self._size += len(piece)
+            if self._size > self._limit:
+                raise EventTooLarge(self._limit, out)
+            assert self._pending is not None  # noqa: S101 - set by feed()
+            self._pending.append(piece)
 
     def _lines(self, lines: list[bytes]) -> list[bytes]:
         out: list[bytes] = []
-        data = self._data
         for line in lines:
             if not line:
-                if data:
+                if self._data:
+                    data = self._data
                     payload = data[0] if len(data) == 1 else b"\n".join(data)
                     if payload:  # an event with empty data is not dispatched
                         out.append(payload)
-                    data = self._data = []
+                    self._data, self._data_size = [], 0
             elif line.startswith(b"data:"):
                 value = line[5:]
-                data.append(value[1:] if value.startswith(b" ") else value)
+                value = value[1:] if value.startswith(b" ") else value
+                self._data_size += len(value) + 1
+                if self._data_size > self._limit:
+                    raise EventTooLarge(self._limit, out)
+                self._data.append(value)
             elif line == b"data":
-                data.append(b"")
+                self._data.append(b"")
+            elif len(line) > self._limit:  # a comment or other field, all at once
+                raise EventTooLarge(self._limit, out)
             # Comments (":…") and other fields are ignored.
         return out

@@ -6,12 +6,8 @@ I/O in `_http`, errors in `errors`.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import warnings
-import weakref
 from collections.abc import (
-    AsyncGenerator,
     AsyncIterator,
     Iterator,
     Mapping,
@@ -19,7 +15,7 @@ from collections.abc import (
 )
 from contextlib import aclosing, closing
 from operator import itemgetter
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import httpx
 from langchain_core.callbacks import (
@@ -51,14 +47,13 @@ from pydantic import (
 from typing_extensions import Self
 
 from langchain_jockey import _blocks, _http
-from langchain_jockey._events import PROVIDER, ResponseReducer, generation
+from langchain_jockey._events import PROVIDER, ResponseReducer
 from langchain_jockey._messages import (
     RequestOptions,
     build_body,
     check_selections,
     encode_body,
 )
-from langchain_jockey._version import __version__
 from langchain_jockey.errors import JockeyInputError
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "ChatJockey"]
@@ -66,34 +61,11 @@ __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "ChatJockey"]
 DEFAULT_MODEL = "jockey1.0"
 DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
 
-# Every request streams (invoke aggregates the stream). Jockey sends a keepalive
-# about every 10 s while it works, so 60 s of silence means a dead connection.
-_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=None)
-
-# Call options that override a field of the same name.
-_REQUEST_OPTIONS = (
-    "model",
-    "knowledge_store_id",
-    "instructions",
-    "session_id",
-    "include",
-    "selections",
-    "text",
-    "extra_body",
-)
-# LangChain passes these; Jockey has no such parameters (PROTOCOL.md §2).
+# LangChain passes these; Jockey has no such parameters (docs/protocol.md).
 _IGNORED_OPTIONS = ("stop", "temperature", "max_tokens")
 _PASSED_BY_CORE = ("stream",)
 
 _blocks.register()
-_CLIENT_LOCK = threading.Lock()
-_WARNED: set[str] = set()
-
-
-class _Call(NamedTuple):
-    request: httpx.Request
-    model_name: str
-    policy: _http.RetryPolicy
 
 
 # Each setting is read from TWELVE_LABS_<NAME> (the spelling the official SDK
@@ -107,18 +79,6 @@ _store_from_env = from_env(
 _base_url_from_env = from_env(
     ["TWELVE_LABS_BASE_URL", "TWELVELABS_BASE_URL"], default=DEFAULT_BASE_URL
 )
-
-
-def _warn_ignored(name: str) -> None:
-    if name in _WARNED:
-        return
-    _WARNED.add(name)
-    warnings.warn(
-        f"Jockey has no {name!r} parameter: ChatJockey accepts it for LangChain "
-        "compatibility and does not send it.",
-        UserWarning,
-        stacklevel=4,
-    )
 
 
 class ChatJockey(BaseChatModel):
@@ -258,9 +218,21 @@ class ChatJockey(BaseChatModel):
     Default (`None`): connect 10 s, read 60 s, write 60 s."""
 
     stream_idle_timeout: float | None = Field(default=600.0, gt=0)
-    """Seconds a stream may send only keepalives before it is abandoned with
-    `JockeyTimeoutError` (default 600: Jockey answers take 30 s to 3 min).
-    `None`: no limit. Silence (no bytes at all) is caught by the read timeout."""
+    """Seconds a stream may go without progress (answer text, Jockey's steps,
+    the end) before it is abandoned with `JockeyTimeoutError` (default 600:
+    Jockey answers take 30 s to 3 min). Keepalives, comments, status events
+    and unknown events are not progress. `None`: no limit. Bytes that never
+    complete an event count as silence: the read timeout applies to them."""
+
+    max_event_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """The largest line or event a stream may send, in bytes (default 8 MiB;
+    a whole answer's snapshot is far smaller). A larger one ends the stream
+    with `JockeyStreamInterruptedError`, keeping what had arrived."""
+
+    max_retry_wait: float = Field(default=60.0, ge=0)
+    """The most seconds spent waiting between retries, in total. A server that
+    asks (`Retry-After`) for longer gets no retry: its error is raised at
+    once, with `retry_after` set."""
 
     max_retries: int = Field(default=2, ge=0)
     """Retries of a request that failed before any of its answer arrived (429
@@ -295,11 +267,7 @@ class ChatJockey(BaseChatModel):
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     """Accepted for LangChain compatibility; Jockey has no stop sequences."""
 
-    _client: httpx.Client | None = PrivateAttr(default=None)
-    _async_clients: dict[
-        asyncio.AbstractEventLoop,
-        tuple[httpx.AsyncClient, AsyncGenerator[None, None]],
-    ] = PrivateAttr(default_factory=dict)
+    _clients: _http.Clients = PrivateAttr(default_factory=_http.Clients)
 
     def __init__(self, **kwargs: Any) -> None:
         """Build a ChatJockey; bad arguments raise `JockeyInputError`.
@@ -346,14 +314,9 @@ class ChatJockey(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         # Everything that changes the answer, never the key (this is traced
         # and is the LLM-cache key).
+        fields = [n for n in RequestOptions.names() if n in type(self).model_fields]
         return {
-            "model": self.model,
-            "knowledge_store_id": self.knowledge_store_id,
-            "instructions": self.instructions,
-            "session_id": self.session_id,
-            "include": self.include,
-            "selections": self.selections,
-            "extra_body": self.extra_body,
+            **{name: getattr(self, name) for name in fields},
             "base_url": self.base_url,
         }
 
@@ -452,7 +415,6 @@ class ChatJockey(BaseChatModel):
             raise JockeyInputError(msg)
         state = super().__getstate__()
         state["__dict__"] = {**state["__dict__"], "api_key": None}
-        state["__pydantic_private__"] = {"_client": None, "_async_clients": {}}
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
@@ -463,60 +425,12 @@ class ChatJockey(BaseChatModel):
 
     # -- clients -------------------------------------------------------------
 
-    def _sync_client(self) -> httpx.Client:
-        if self.http_client is not None:
-            return self.http_client
-        if self._client is None:
-            with _CLIENT_LOCK:
-                if self._client is None:
-                    self._client = httpx.Client()
-                    # A model dropped without close() still closes its sockets.
-                    weakref.finalize(self, self._client.close)
-        return self._client
-
-    async def _async_client(self) -> httpx.AsyncClient:
-        if self.http_async_client is not None:
-            return self.http_async_client
-        # An AsyncClient belongs to the loop it first ran in: keep one per loop,
-        # closed when that loop shuts down (see `_close_at_loop_shutdown`).
-        loop = asyncio.get_running_loop()
-        entry = self._async_clients.get(loop)
-        if entry is None:
-            for old in [lp for lp in self._async_clients if lp.is_closed()]:
-                self._async_clients.pop(old, None)  # closed without a shutdown
-            client = httpx.AsyncClient()
-            keeper = self._close_at_loop_shutdown(loop, client)
-            await anext(keeper)  # runs to its `yield`: the loop now tracks it
-            entry = self._async_clients[loop] = (client, keeper)
-        return entry[0]
-
-    async def _close_at_loop_shutdown(
-        self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient
-    ) -> AsyncGenerator[None, None]:
-        """Close `client` when its event loop shuts down.
-
-        A started async generator is registered with its loop, and
-        `loop.shutdown_asyncgens()` (which `asyncio.run` and `asyncio.Runner`
-        call before closing the loop) closes it while the loop still runs:
-        the `finally` below can then close the client's connections cleanly
-        instead of leaving them to the garbage collector (`ResourceWarning:
-        unclosed transport`).
-        """
-        try:
-            yield
-        finally:
-            if self._async_clients.get(loop, (None,))[0] is client:
-                del self._async_clients[loop]
-            await client.aclose()
-
     def close(self) -> None:
         """Close the sync HTTP client ChatJockey created (not one you passed in).
 
         The model stays usable: a new client is created on the next call.
         """
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        self._clients.close()
 
     async def aclose(self) -> None:
         """Close the clients ChatJockey created: this event loop's, and the sync one.
@@ -524,10 +438,7 @@ class ChatJockey(BaseChatModel):
         Clients it created in other event loops close when those loops shut
         down. Clients you passed in are yours to close.
         """
-        entry = self._async_clients.get(asyncio.get_running_loop())
-        if entry is not None:
-            await entry[1].aclose()  # its `finally` closes the client
-        self.close()
+        await self._clients.aclose()
 
     def __enter__(self) -> Self:
         """`with ChatJockey(...) as llm:` closes its clients at the end."""
@@ -550,85 +461,70 @@ class ChatJockey(BaseChatModel):
     def _options(
         self, stop: list[str] | None, kwargs: Mapping[str, Any]
     ) -> RequestOptions:
-        unknown = sorted(
-            set(kwargs)
-            - set(_REQUEST_OPTIONS)
-            - set(_IGNORED_OPTIONS)
-            - set(_PASSED_BY_CORE)
-        )
+        names = RequestOptions.names()
+        unknown = sorted(set(kwargs) - {*names, *_IGNORED_OPTIONS, *_PASSED_BY_CORE})
         if unknown:
             msg = (
                 f"ChatJockey got unknown call option(s) {unknown}; it takes "
-                f"{list(_REQUEST_OPTIONS)} (and ignores {list(_IGNORED_OPTIONS)})."
+                f"{list(names)} (and ignores {list(_IGNORED_OPTIONS)})."
             )
             raise JockeyInputError(msg)
-        ignored = {
-            "stop": self.stop if stop is None else stop,
-            "temperature": kwargs.get("temperature", self.temperature),
-            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
-        }
-        for name, value in ignored.items():
+        ignored = {"stop": self.stop if stop is None else stop}
+        for name in _IGNORED_OPTIONS:
+            value = ignored.get(name, kwargs.get(name, getattr(self, name)))
             if value:
-                _warn_ignored(name)
-
-        def pick(name: str) -> Any:
-            return kwargs[name] if name in kwargs else getattr(self, name, None)
-
+                warnings.warn(  # Python's registry shows it once per caller
+                    f"Jockey has no {name!r} parameter: ChatJockey accepts it for "
+                    "LangChain compatibility and does not send it.",
+                    UserWarning,
+                    stacklevel=5,
+                )
+        # A call's option wins over the field; the `instructions` field is only
+        # the default, below system messages (see `RequestOptions`).
+        fields = {n: getattr(self, n, None) for n in names if n != "instructions"}
         return RequestOptions(
-            model=pick("model"),
-            knowledge_store_id=pick("knowledge_store_id"),
-            instructions=kwargs.get("instructions"),
+            **{**fields, **{n: kwargs[n] for n in names if n in kwargs}},
             default_instructions=self.instructions,
-            session_id=pick("session_id"),
-            include=pick("include"),
-            selections=pick("selections"),
-            text=kwargs.get("text"),
-            extra_body=pick("extra_body"),
         )
 
-    def _timeout(self) -> httpx.Timeout:
-        if self.timeout is None:
-            return _TIMEOUT
-        if isinstance(self.timeout, httpx.Timeout):
-            return self.timeout
-        return httpx.Timeout(self.timeout)
-
-    def _prepare(
+    def _request(
         self,
         messages: Sequence[BaseMessage],
         stop: list[str] | None,
         kwargs: Mapping[str, Any],
-        *,
         client: httpx.Client | httpx.AsyncClient,
-    ) -> _Call:
+    ) -> httpx.Request:
         """Validate and build the request. Raises before any I/O on bad input."""
-        options = self._options(stop, kwargs)
-        body = build_body(messages, options)
-        if self.api_key is None or not self.api_key.get_secret_value():
-            msg = (
-                "ChatJockey needs a TwelveLabs API key: pass api_key=… or set "
-                "TWELVE_LABS_API_KEY."
-            )
-            raise JockeyInputError(msg)
-        headers = {
-            "x-api-key": self.api_key.get_secret_value(),
-            "content-type": "application/json",
-            "accept": "text/event-stream",
-            "user-agent": f"langchain-jockey/{__version__}",
-            **(self.default_headers or {}),
-        }
-        request = client.build_request(
+        body = build_body(messages, self._options(stop, kwargs))
+        return _http.build_request(
+            client,
             "POST",
-            f"{self.base_url.rstrip('/')}/responses",
+            self.base_url,
+            "responses",
+            api_key=self.api_key.get_secret_value() if self.api_key else None,
+            timeout=self.timeout,
+            headers=self.default_headers,
             content=encode_body(body),
-            headers=headers,
-            timeout=self._timeout(),
         )
-        return _Call(
-            request=request,
-            model_name=options.model or self.model,
-            policy=_http.RetryPolicy(max_retries=self.max_retries),
+
+    @property
+    def _policy(self) -> _http.RetryPolicy:
+        return _http.RetryPolicy(
+            max_retries=self.max_retries, max_wait=self.max_retry_wait
         )
+
+    @property
+    def _limits(self) -> _http.Limits:
+        timeout = self.timeout
+        read = timeout.read if isinstance(timeout, httpx.Timeout) else timeout
+        return _http.Limits(
+            max_event_bytes=self.max_event_bytes,
+            event_timeout=60.0 if timeout is None else read,
+            idle=self.stream_idle_timeout,
+        )
+
+    def _reducer(self, kwargs: Mapping[str, Any]) -> ResponseReducer:
+        return ResponseReducer(kwargs.get("model") or self.model)
 
     def _generate(
         self,
@@ -661,17 +557,15 @@ class ChatJockey(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        client = self._sync_client()
-        call = self._prepare(messages, stop, kwargs, client=client)
-        reducer = ResponseReducer(call.model_name, idle_limit=self.stream_idle_timeout)
-        with (
-            reducer.guard(),
-            closing(_http.iter_events(client, call.request, call.policy)) as events,
-        ):
+        client = self._clients.sync(self.http_client)
+        request = self._request(messages, stop, kwargs, client)
+        reducer = self._reducer(kwargs)
+        events = _http.iter_events(client, request, self._policy, self._limits)
+        with reducer.guard(), closing(events):
             for event in events:
                 message = reducer.feed(event)
                 if message is not None:
-                    chunk = generation(message)
+                    chunk = ChatGenerationChunk(message=message)
                     if run_manager is not None:
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
@@ -683,17 +577,16 @@ class ChatJockey(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        client = await self._async_client()
-        call = self._prepare(messages, stop, kwargs, client=client)
-        reducer = ResponseReducer(call.model_name, idle_limit=self.stream_idle_timeout)
+        client = await self._clients.async_(self.http_async_client)
+        request = self._request(messages, stop, kwargs, client)
+        reducer = self._reducer(kwargs)
+        events = _http.aiter_events(client, request, self._policy, self._limits)
         with reducer.guard():
-            async with aclosing(
-                _http.aiter_events(client, call.request, call.policy)
-            ) as events:
+            async with aclosing(events):
                 async for event in events:
                     message = reducer.feed(event)
                     if message is not None:
-                        chunk = generation(message)
+                        chunk = ChatGenerationChunk(message=message)
                         if run_manager is not None:
                             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                         yield chunk

@@ -16,16 +16,17 @@ LangChain's retry helpers can read `is_retryable`::
     │   └── JockeyStreamInterruptedError  stream ended early or unreadable
     └── JockeyTimeoutError            read / connect / idle ModelTimeoutError
 
-Errors are built here and nowhere else: from an HTTP response
-(`error_from_response`), from a stream event (`error_from_event`) and from
-transport failures (`error_from_transport`). An error raised while a stream was
-being read keeps what had arrived: `partial_text` and `session_id`, so the
-caller can show the partial answer and continue the session with a new request.
+Each error is built where its cause is known: `error_from_response` (an HTTP
+status), `error_from_event` (a failed stream), `error_from_transport` (httpx),
+or the class itself. An error raised while a stream was read gets what had
+arrived (`partial_text`, `session_id`) once, from the reducer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import json
 import re
 import time
 from datetime import datetime, timezone
@@ -43,6 +44,7 @@ from langchain_core.exceptions import (
     ModelRateLimitError,
     ModelTimeoutError,
 )
+from langchain_core.messages.ai import UsageMetadata
 
 __all__ = [
     "JockeyAuthenticationError",
@@ -58,7 +60,8 @@ __all__ = [
     "JockeyTimeoutError",
 ]
 
-# A plan cap "will not clear for hours" (PROTOCOL.md §9.2): retrying is pointless.
+# A plan cap "will not clear for hours" (docs/protocol.md): retrying is pointless.
+_MAX_MESSAGE = 2000
 _NOT_RETRYABLE_CODES = frozenset({"plan_limit_exceeded"})
 
 
@@ -77,6 +80,13 @@ class JockeyError(ModelError):
         session_id: The Jockey session of the failed turn, when known; send it
             with the next request to continue the conversation.
         response_id: The `resp_…` id of the failed response, when known.
+        usage_metadata: Token usage a failed response reported, if any.
+        is_retryable: Whether sending the same request again is safe and may
+            succeed: true only when Jockey did not start the turn (a 429 other
+            than `plan_limit_exceeded`, 408, 5xx, or a connection that was
+            never made). Once a stream has started, Jockey may have recorded
+            the turn in its session, so a retry could add a second one: such
+            errors are never retryable; continue with the same `session_id`.
     """
 
     message: str
@@ -100,6 +110,7 @@ class JockeyError(ModelError):
         body: Any = None,
         response: httpx.Response | None = None,
         retry_after: float | None = None,
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -112,8 +123,20 @@ class JockeyError(ModelError):
         self.partial_text = ""
         self.session_id = None
         self.response_id = None
-        if code in _NOT_RETRYABLE_CODES:
+        self.usage_metadata: UsageMetadata | None = None
+        if retryable is not None:
+            self.is_retryable = retryable
+        elif code in _NOT_RETRYABLE_CODES:
             self.is_retryable = False
+
+    def with_progress(
+        self, partial_text: str, session_id: str | None, response_id: str | None
+    ) -> JockeyError:
+        """Attach what a stream had delivered before this error, and return it."""
+        self.partial_text = partial_text
+        self.session_id = self.session_id or session_id
+        self.response_id = self.response_id or response_id
+        return self
 
     def __str__(self) -> str:
         head = " ".join(str(p) for p in (self.status_code, self.code) if p is not None)
@@ -259,10 +282,25 @@ def _error_fields(body: Any) -> tuple[str | None, str | None, str | None]:
     return text("code"), text("message"), text("docs_url")
 
 
-# "…try again later after 2026-06-23T13:46:59Z" (PROTOCOL.md §9.2).
+# "…try again later after 2026-06-23T13:46:59Z" (docs/protocol.md, rate limits).
 _RESET_IN_MESSAGE = re.compile(
     r"after\s+(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)"
 )
+
+
+def _seconds_until(when: datetime | None, now: float) -> float | None:
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - now)
+
+
+def _number(value: str | None, scale: float = 1.0) -> float | None:
+    try:
+        return max(0.0, float(value) / scale) if value is not None else None
+    except ValueError:
+        return None
 
 
 def parse_retry_after(
@@ -278,112 +316,107 @@ def parse_retry_after(
     2026-06-23T13:46:59Z") is used. A time in the past gives 0.
     """
     now = time.time() if now is None else now
-    lowered = {k.lower(): v for k, v in headers.items()}
-    ms = lowered.get("retry-after-ms")
-    if ms is not None:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = lowered.get("retry-after")
-    if value is not None:
-        value = value.strip()
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            when = None
-        if when is not None:
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
-            return max(0.0, when.timestamp() - now)
-    if message:
-        match = _RESET_IN_MESSAGE.search(message)
-        if match:
-            stamp = match.group(1).replace(" ", "T").replace("Z", "+00:00")
-            try:
-                when = datetime.fromisoformat(stamp)
-            except ValueError:
-                return None
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
-            return max(0.0, when.timestamp() - now)
-    return None
+    lowered = {k.lower(): v.strip() for k, v in headers.items()}
+    seconds = _number(lowered.get("retry-after-ms"), 1000.0)
+    if seconds is None:
+        seconds = _number(lowered.get("retry-after"))
+    if seconds is not None:
+        return seconds
+    when = None
+    if "retry-after" in lowered:
+        with contextlib.suppress(TypeError, ValueError, IndexError):
+            when = email.utils.parsedate_to_datetime(lowered["retry-after"])
+    elif message and (match := _RESET_IN_MESSAGE.search(message)):
+        with contextlib.suppress(ValueError):
+            when = datetime.fromisoformat(match.group(1).replace("Z", "+00:00"))
+    return _seconds_until(when, now)
 
 
-def error_from_response(response: httpx.Response) -> JockeyError:
-    """Build the error for a non-2xx response whose body has been read."""
+def _redact(text: str, secret: str | None) -> str:
+    text = text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
+    return text.replace(secret, "[redacted]") if secret else text
+
+
+def _request_of(response: httpx.Response) -> httpx.Request | None:
     try:
-        body: Any = response.json()
-    except (ValueError, httpx.ResponseNotRead):
-        try:
-            body = response.text
-        except httpx.ResponseNotRead:
-            body = None
-    code, message, docs_url = _error_fields(body)
+        return response.request
+    except RuntimeError:  # a response built without one (tests, transports)
+        return None
+
+
+def _detached(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A copy of `response` holding only `body`, its request's key redacted."""
+    request = _request_of(response)
+    copy = None
+    if request is not None:
+        headers = httpx.Headers(request.headers)
+        if "x-api-key" in headers:
+            headers["x-api-key"] = "[redacted]"
+        copy = httpx.Request(request.method, request.url, headers=headers)
+    return httpx.Response(
+        response.status_code, headers=response.headers, content=body, request=copy
+    )
+
+
+def error_from_response(
+    response: httpx.Response, body: bytes | None = None
+) -> JockeyError:
+    """The error for a non-2xx response, from the first bytes of its body.
+
+    `body` defaults to the content of a response that was read.
+
+    The key (if the server echoed it) is redacted from the message and the
+    body, and the response kept on the error carries the key redacted too.
+    """
+    body = response.content if body is None else body
+    request = _request_of(response)
+    secret = request.headers.get("x-api-key") if request is not None else None
+    text = _redact(body.decode("utf-8", "replace"), secret)
+    try:
+        parsed: Any = json.loads(text)
+    except (ValueError, RecursionError):
+        parsed = text
+    code, message, docs_url = _error_fields(parsed)
     if message is None:
-        message = (
-            body.strip()[:500]
-            if isinstance(body, str) and body.strip()
-            else response.reason_phrase or "HTTP error"
-        )
-    cls = _class_for_status(response.status_code)
+        message = text.strip()[:500] or response.reason_phrase or "HTTP error"
+    status = response.status_code
+    cls = _class_for_status(status)
     if code in _CODE_CLASSES and cls is JockeyBadRequestError:
         cls = _CODE_CLASSES[code]
+    retryable = (status in (408, 429) or status >= 500) and (
+        code not in _NOT_RETRYABLE_CODES
+    )
     return cls(
-        message,
-        status_code=response.status_code,
+        _redact(message, secret),
+        status_code=status,
         code=code,
         docs_url=docs_url,
-        body=body,
-        response=response,
+        body=parsed,
+        response=_detached(response, body),
         retry_after=parse_retry_after(response.headers, message),
+        retryable=retryable,
     )
 
 
 def error_from_event(event: dict[str, Any]) -> JockeyError:
-    """Build the error for an `error` or `response.failed` stream event.
+    """The error for an `error` event or a failed response snapshot.
 
     Jockey documents only `response.failed`, with no detail; Open Responses
-    sends an `error` event (`{"error": {code, message, …}}`) first (PROTOCOL.md
-    §8.5). Either way the error is classified by its own code, not by the
-    stream's HTTP status (which was 200).
+    sends an `error` event (`{"error": {code, message, …}}`) first. Either way
+    the error is classified by its own code, not by the stream's status (200).
     """
-    if event.get("type") == "error":
-        code, message, docs_url = _error_fields(event)
-    else:
-        snapshot = event.get("response")
-        detail = snapshot.get("error") if isinstance(snapshot, dict) else None
-        code, message, docs_url = _error_fields({"error": detail})
-    if event.get("type") == "error":
-        message = message or "Jockey reported an error in the stream"
-    else:
-        message = message or "Jockey reported the response as failed"
+    snapshot = event.get("response")
+    detail = snapshot.get("error") if isinstance(snapshot, dict) else event
+    code, message, docs_url = _error_fields(detail)
+    if message is None:
+        message = "Jockey reported the response as failed"
     cls = _CODE_CLASSES.get(code or "", JockeyServerError)
-    return cls(message, code=code, docs_url=docs_url, body=event)
+    return cls(message, code=code, docs_url=docs_url, body=event, retryable=False)
 
 
-def error_from_transport(exc: httpx.TransportError) -> JockeyError:
-    """Wrap an httpx transport failure (connect, read, timeout, protocol)."""
-    cls: type[JockeyError]
-    if isinstance(exc, httpx.TimeoutException):
-        cls = JockeyTimeoutError
-        message = _timeout_message(exc)
-    elif isinstance(
-        exc, (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.ProxyError)
-    ):
-        cls = JockeyConnectionError
-        message = f"could not connect to Jockey: {exc}"
-    else:
-        cls = JockeyStreamInterruptedError
-        message = f"the connection to Jockey broke: {type(exc).__name__}: {exc}"
-    return cls(message)
-
-
-# What each httpx timeout measures, for the message that says which one fired.
+# Transport failures where the request never reached Jockey: retrying cannot
+# add a turn to a session.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _TIMEOUT_PHASES = {
     httpx.ConnectTimeout: ("connect", "to connect to Jockey"),
     httpx.ReadTimeout: ("read", "for the next bytes of the answer"),
@@ -392,78 +425,54 @@ _TIMEOUT_PHASES = {
 }
 
 
-def _timeout_message(exc: httpx.TimeoutException) -> str:
-    phase, waited = _TIMEOUT_PHASES.get(type(exc), ("", "for Jockey"))
-    try:
-        limits = exc.request.extensions.get("timeout", {})
-    except RuntimeError:  # an exception raised without its request
-        limits = {}
-    seconds = limits.get(phase)
-    limit = f"{seconds:g} s" if isinstance(seconds, (int, float)) else "the limit"
-    return (
-        f"{type(exc).__name__}: waited {limit} {waited} (the {phase or 'request'} "
-        "timeout). ChatJockey(timeout=...) sets the longest wait for a connection "
-        "or between bytes, never the whole answer, which may take minutes; raise "
-        "it, or pass an httpx.Timeout to set each limit."
-    )
+def error_from_transport(
+    exc: httpx.TransportError, request: httpx.Request | None = None
+) -> JockeyError:
+    """The error for an httpx transport failure (connect, read, timeout, protocol)."""
+    cls: type[JockeyError]
+    if isinstance(exc, httpx.TimeoutException):
+        cls = JockeyTimeoutError
+        phase, waited = _TIMEOUT_PHASES.get(type(exc), ("", "for Jockey"))
+        limits = request.extensions.get("timeout", {}) if request else {}
+        seconds = limits.get(phase)
+        limit = f"{seconds:g} s" if isinstance(seconds, (int, float)) else "too long"
+        message = (
+            f"{type(exc).__name__}: waited {limit} {waited} (the {phase or 'request'} "
+            "timeout). ChatJockey(timeout=...) sets the longest wait for a "
+            "connection or between bytes, never the whole answer, which may take "
+            "minutes; raise it, or pass an httpx.Timeout to set each limit."
+        )
+        if phase == "pool":
+            message += " Or give the client more connections: http_async_client="
+            message += "httpx.AsyncClient(limits=httpx.Limits(max_connections=…))."
+    elif isinstance(
+        exc, (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.ProxyError)
+    ):
+        cls, message = JockeyConnectionError, f"could not connect to Jockey: {exc}"
+    else:
+        cls = JockeyStreamInterruptedError
+        message = f"the connection to Jockey broke: {type(exc).__name__}: {exc}"
+    return cls(message, retryable=isinstance(exc, _NOT_SENT))
 
 
-def content_idle(seconds: float) -> JockeyTimeoutError:
-    """The error for a stream that sent only keepalives for too long."""
-    return JockeyTimeoutError(
-        f"Jockey sent only keepalives for more than {seconds:g} s "
-        "(stream_idle_timeout): the answer is not progressing."
-    )
-
-
-def stream_interrupted(reason: str) -> JockeyStreamInterruptedError:
-    """The error for a stream that ended before its terminal event."""
-    return JockeyStreamInterruptedError(reason)
-
-
-def malformed_event(data: bytes, exc: Exception) -> JockeyStreamInterruptedError:
+def malformed_event(data: bytes, exc: BaseException) -> JockeyError:
     """The error for an event whose data is not a JSON object."""
     preview = data[:200].decode("utf-8", "replace")
     return JockeyStreamInterruptedError(
         f"Jockey sent an unreadable event ({type(exc).__name__}): {preview!r}",
         body=preview,
+        retryable=False,
     )
 
 
-def not_an_event_stream(response: httpx.Response, head: bytes) -> JockeyServerError:
-    """The error for a 2xx answer to a stream request that is not SSE."""
-    kind = response.headers.get("content-type")
+def unexpected_body(response: httpx.Response, head: bytes, wanted: str) -> JockeyError:
+    """The error for a 2xx answer whose body is not `wanted` (SSE or JSON)."""
     preview = head[:200].decode("utf-8", "replace")
     return JockeyServerError(
-        f"Jockey answered {response.status_code} with content type {kind!r}, "
-        f"not an event stream: {preview!r}",
+        f"Jockey answered {response.status_code} with content type "
+        f"{response.headers.get('content-type')!r}, not {wanted}: {preview!r}",
         status_code=response.status_code,
         body=preview,
-        response=response,
+        response=_detached(response, head[:200]),
+        retryable=False,
     )
-
-
-def invalid_json_response(response: httpx.Response) -> JockeyServerError:
-    """The error for a 2xx non-streaming response that is not a JSON object."""
-    text = response.text[:200]
-    return JockeyServerError(
-        f"Jockey answered {response.status_code} with a body that is not a "
-        f"response object: {text!r}",
-        status_code=response.status_code,
-        body=text,
-        response=response,
-    )
-
-
-def with_progress(
-    err: JockeyError,
-    *,
-    partial_text: str,
-    session_id: str | None,
-    response_id: str | None,
-) -> JockeyError:
-    """Attach what a stream had delivered before `err` to `err`, and return it."""
-    err.partial_text = partial_text
-    err.session_id = err.session_id or session_id
-    err.response_id = err.response_id or response_id
-    return err

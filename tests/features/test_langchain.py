@@ -198,7 +198,7 @@ def test_pickle_keeps_no_key_and_no_client_and_works_after(
     data = pickle.dumps(llm)
     assert emulator.api_key.encode() not in data
     clone = pickle.loads(data)
-    assert clone._client is None
+    assert clone._clients._sync is None
     assert clone.api_key.get_secret_value() == emulator.api_key  # from the environment
     assert clone.invoke(QUESTION).text == llm.invoke(QUESTION).text
     assert (

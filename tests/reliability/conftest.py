@@ -54,7 +54,7 @@ def consume(mode: str, llm: ChatJockey, question: str, **kwargs: Any) -> Outcome
             chunks.extend(llm.stream(question, **kwargs))
         except JockeyError as exc:
             error = exc
-        return _outcome(chunks, error, checked_out(llm._sync_client()))
+        return _outcome(chunks, error, checked_out(llm._clients.sync(None)))
 
     async def go() -> Outcome:
         chunks: list[Any] = []
@@ -64,7 +64,7 @@ def consume(mode: str, llm: ChatJockey, question: str, **kwargs: Any) -> Outcome
                 chunks.append(chunk)
         except JockeyError as exc:
             error = exc
-        return _outcome(chunks, error, checked_out(await llm._async_client()))
+        return _outcome(chunks, error, checked_out(await llm._clients.async_(None)))
 
     return asyncio.run(go())
 

@@ -110,5 +110,5 @@ def test_50_threads_streaming_on_one_instance() -> None:
 
         with ThreadPoolExecutor(max_workers=50) as pool:
             results = list(pool.map(one, range(50)))
-        assert checked_out(llm._sync_client()) == 0
+        assert checked_out(llm._clients.sync(None)) == 0
     check(results, 50)

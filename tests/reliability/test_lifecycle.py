@@ -24,9 +24,11 @@ def test_break_releases_the_connection(slow) -> None:
     llm = ChatJockey(**slow.chat_kwargs())
     for chunk in llm.stream(QUESTION):
         assert chunk.text
-        assert checked_out(llm._sync_client()) == 1  # the probe sees the open stream
+        assert (
+            checked_out(llm._clients.sync(None)) == 1
+        )  # the probe sees the open stream
         break
-    assert checked_out(llm._sync_client()) == 0
+    assert checked_out(llm._clients.sync(None)) == 0
     assert len(slow.requests) == 1
 
 
@@ -35,14 +37,14 @@ def test_generator_close_releases_the_connection(slow) -> None:
     chunks = llm.stream(QUESTION)
     next(chunks)
     chunks.close()
-    assert checked_out(llm._sync_client()) == 0
+    assert checked_out(llm._clients.sync(None)) == 0
 
 
 async def _settle(llm: ChatJockey) -> None:
     # Core's astream leaves the generator it wraps to the loop's async-generator
     # finalizer, which closes it (and the response) a few loop iterations later.
     for _ in range(100):
-        if checked_out(await llm._async_client()) == 0:
+        if checked_out(await llm._clients.async_(None)) == 0:
             return
         await asyncio.sleep(0)
 
@@ -50,10 +52,10 @@ async def _settle(llm: ChatJockey) -> None:
 async def test_async_break_releases_the_connection(slow) -> None:
     llm = ChatJockey(**slow.chat_kwargs())
     async for _ in llm.astream(QUESTION):
-        assert checked_out(await llm._async_client()) == 1
+        assert checked_out(await llm._clients.async_(None)) == 1
         break
     await _settle(llm)
-    assert checked_out(await llm._async_client()) == 0
+    assert checked_out(await llm._clients.async_(None)) == 0
 
 
 async def test_aclose_releases_the_connection(slow) -> None:
@@ -62,7 +64,7 @@ async def test_aclose_releases_the_connection(slow) -> None:
     await chunks.__anext__()
     await chunks.aclose()
     await _settle(llm)
-    assert checked_out(await llm._async_client()) == 0
+    assert checked_out(await llm._clients.async_(None)) == 0
 
 
 async def test_task_cancellation_mid_stream_releases_the_connection(slow) -> None:
@@ -76,11 +78,11 @@ async def test_task_cancellation_mid_stream_releases_the_connection(slow) -> Non
     task = asyncio.create_task(consume())
     while len(got) < 2:
         await asyncio.sleep(0.005)
-    assert checked_out(await llm._async_client()) == 1
+    assert checked_out(await llm._clients.async_(None)) == 1
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert checked_out(await llm._async_client()) == 0
+    assert checked_out(await llm._clients.async_(None)) == 0
     assert len(slow.requests) == 1
 
 
@@ -90,7 +92,7 @@ def test_sequential_requests_reuse_one_connection(mode, emulator) -> None:
         for _ in range(3):
             list(llm.stream(QUESTION))
             llm.invoke(QUESTION)
-        pool = llm._sync_client()._transport._pool
+        pool = llm._clients.sync(None)._transport._pool
         assert len(pool.connections) == 1
         return
 
@@ -98,7 +100,7 @@ def test_sequential_requests_reuse_one_connection(mode, emulator) -> None:
         for _ in range(3):
             [c async for c in llm.astream(QUESTION)]
             await llm.ainvoke(QUESTION)
-        return len((await llm._async_client())._transport._pool.connections)
+        return len((await llm._clients.async_(None))._transport._pool.connections)
 
     assert asyncio.run(go()) == 1
 

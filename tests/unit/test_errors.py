@@ -169,30 +169,22 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
     policy = RetryPolicy(max_retries=10, backoff=0.5, backoff_cap=4.0)
     err = _status_error(503)
     for attempt, step in [(0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (6, 4.0)]:
-        delays = {policy.delay(attempt, err, not_sent=False) for _ in range(50)}
+        delays = {policy.delay(attempt, err) for _ in range(50)}
         assert all(step * 0.5 <= d <= step for d in delays), (attempt, delays)
         assert len(delays) > 1  # jittered
-    assert policy.delay(10, err, not_sent=False) is None
+    assert policy.delay(10, err) is None
 
 
 def test_retry_policy_decisions() -> None:
     from langchain_jockey._http import RetryPolicy
 
     policy = RetryPolicy(max_retries=2)
-    assert (
-        policy.delay(0, _status_error(429, {"retry-after": "3"}), not_sent=False) == 3.0
-    )
-    assert (
-        policy.delay(0, _status_error(429, {"retry-after": "61"}), not_sent=False)
-        is None
-    )
-    assert (
-        policy.delay(0, _status_error(429, code="plan_limit_exceeded"), not_sent=False)
-        is None
-    )
-    assert policy.delay(0, _status_error(400), not_sent=False) is None
-    assert policy.delay(0, _status_error(408), not_sent=False) is not None
+    assert policy.delay(0, _status_error(429, {"retry-after": "3"})) == 3.0
+    assert policy.delay(0, _status_error(429, {"retry-after": "61"})) is None
+    assert policy.delay(0, _status_error(429, code="plan_limit_exceeded")) is None
+    assert policy.delay(0, _status_error(400)) is None
+    assert policy.delay(0, _status_error(408)) is not None
     connect = errors.error_from_transport(httpx.ConnectError("refused"))
     read = errors.error_from_transport(httpx.ReadTimeout("slow"))
-    assert policy.delay(0, connect, not_sent=True) is not None
-    assert policy.delay(0, read, not_sent=False) is None
+    assert policy.delay(0, connect) is not None
+    assert policy.delay(0, read) is None

@@ -108,7 +108,7 @@ def test_response_incomplete_event_is_terminal() -> None:
 def test_response_failed_raises_server_error_with_partial_text_and_session() -> None:
     body = transcript("failed")
     reducer = ResponseReducer("jockey1.0")
-    with pytest.raises(JockeyServerError) as info:
+    with pytest.raises(JockeyServerError) as info, reducer.guard():
         for event in events_of(body):
             reducer.feed(event)
     assert info.value.partial_text == "".join(deltas_of(body)) == "The goal comes "
@@ -118,7 +118,7 @@ def test_response_failed_raises_server_error_with_partial_text_and_session() -> 
 
 def test_error_event_is_classified_by_its_code() -> None:
     reducer = ResponseReducer("jockey1.0")
-    with pytest.raises(JockeyRateLimitError) as info:
+    with pytest.raises(JockeyRateLimitError) as info, reducer.guard():
         for event in events_of(transcript("error_then_failed")):
             reducer.feed(event)
     assert info.value.code == "too_many_requests"
@@ -129,9 +129,10 @@ def test_error_event_is_classified_by_its_code() -> None:
 
 def test_end_without_terminal_event_raises_interrupted_with_partial_text() -> None:
     events = events_of(transcript("plain_answer"))[:10]
-    reducer, _ = reduce(events)
-    with pytest.raises(JockeyStreamInterruptedError) as info:
-        reducer.end()
+    reducer = ResponseReducer("jockey1.0")
+    with pytest.raises(JockeyStreamInterruptedError) as info, reducer.guard():
+        for event in events:
+            reducer.feed(event)
     assert info.value.partial_text == reducer.text
     assert info.value.partial_text
     assert info.value.session_id == SESSION
@@ -147,135 +148,66 @@ def test_snapshot_text_is_used_when_no_delta_arrived() -> None:
     assert aggregate(chunks).text == "".join(deltas_of(transcript("plain_answer")))
 
 
-def test_keepalives_past_the_idle_limit_raise_a_timeout_with_partial_text() -> None:
+def _reader(clock, **limits):
+    import httpx
+
+    from langchain_jockey._http import Limits, StreamReader
+
+    response = httpx.Response(200, headers={"content-type": "text/event-stream"})
+    return StreamReader(response, Limits(**limits), clock=clock)
+
+
+def test_keepalives_past_the_idle_limit_raise_a_timeout() -> None:
     from langchain_jockey import JockeyTimeoutError
 
     now = [0.0]
-    reducer = ResponseReducer("jockey1.0", idle_limit=30.0, clock=lambda: now[0])
-    events = events_of(transcript("plain_answer"))
-    first_delta = next(
-        i for i, e in enumerate(events) if e["type"] == "response.output_text.delta"
-    )
-    for event in events[: first_delta + 1]:
-        reducer.feed(event)
-    for _ in range(3):
-        now[0] += 10.0
-        assert (
-            reducer.feed({"type": "keepalive"}) is None
-        )  # 30 s: still within the limit
-    now[0] += 0.5
-    with pytest.raises(JockeyTimeoutError, match="only keepalives") as info:
-        reducer.feed({"type": "keepalive"})
-    assert info.value.partial_text == "The "
-    assert info.value.session_id == SESSION
+    reader = _reader(lambda: now[0], idle=30.0, event_timeout=None)
+    assert list(reader.feed(b'data: {"type":"response.output_text.delta"}\n\n'))
+    for second in range(1, 30):
+        now[0] = float(second)
+        assert list(reader.feed(b'data: {"type":"keepalive"}\n\n'))
+    now[0] = 31.0
+    with pytest.raises(JockeyTimeoutError, match="no progress for more than 30 s"):
+        list(reader.feed(b'data: {"type":"keepalive"}\n\n'))
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [
+        b": ping\n\n",
+        b'data: {"type":"response.in_progress"}\n\n',
+        b'data: {"type":"something.new"}\n\n',
+    ],
+    ids=["comment", "status-only", "unknown-event"],
+)
+def test_what_is_not_progress_does_not_reset_the_idle_clock(noise) -> None:
+    from langchain_jockey import JockeyTimeoutError
+
+    now = [0.0]
+    reader = _reader(lambda: now[0], idle=2.0, event_timeout=None)
+    with pytest.raises(JockeyTimeoutError, match="no progress"):
+        for second in range(1, 10):
+            now[0] = float(second)
+            list(reader.feed(noise))
+    assert now[0] == 3.0
 
 
 def test_content_resets_the_idle_clock() -> None:
     now = [0.0]
-    reducer = ResponseReducer("jockey1.0", idle_limit=5.0, clock=lambda: now[0])
-    content = [
-        e for e in events_of(transcript("plain_answer")) if e["type"] != "keepalive"
-    ]
-    for event in content:
-        now[0] += 4.0
-        reducer.feed(event)
-        now[0] += 4.0  # 8 s between content events, 4 s from content to keepalive
-        reducer.feed({"type": "keepalive"})
-    assert reducer.finished
+    reader = _reader(lambda: now[0], idle=5.0, event_timeout=None)
+    for second in range(1, 60, 4):
+        now[0] = float(second)
+        list(reader.feed(b'data: {"type":"response.output_text.delta"}\n\n'))
 
 
-def test_fast_text_chunks_equal_validated_ones() -> None:
-    from langchain_core.outputs import ChatGenerationChunk
+def test_bytes_that_complete_no_event_hit_the_event_timeout() -> None:
+    from langchain_jockey import JockeyTimeoutError
 
-    from langchain_jockey._events import generation
-
-    reducer = ResponseReducer("jockey1.0")
-    events = events_of(transcript("plain_answer"))
-    fast = [c for e in events if (c := reducer.feed(e)) is not None][:-1]
-    for chunk, delta in zip(fast, deltas_of(transcript("plain_answer")), strict=True):
-        slow = AIMessageChunk(
-            content=delta,
-            id=RESPONSE_ID,
-            response_metadata={"model_provider": "twelvelabs"},
-        )
-        assert chunk == slow
-        assert chunk.model_dump() == slow.model_dump()
-        assert chunk.model_fields_set == slow.model_fields_set
-        assert generation(chunk) == ChatGenerationChunk(message=slow)
-        # A plain str, as the field is declared: core's TextAccessor would be one
-        # more object per chunk for the cyclic GC to scan.
-        assert type(generation(chunk).text) is str
-        assert (
-            generation(chunk).model_dump()
-            == ChatGenerationChunk(message=slow).model_dump()
-        )
-    # Every mutable field is the chunk's own: mutating one leaves the others alone.
-    fast[0].additional_kwargs["x"] = 1
-    fast[0].response_metadata["y"] = 2
-    fast[0].tool_call_chunks.append(
-        {"name": "n", "args": "", "id": "1", "index": 0, "type": "tool_call_chunk"}
-    )
-    fast[0].name = "renamed"
-    assert fast[1].additional_kwargs == {}
-    assert fast[1].response_metadata == {"model_provider": "twelvelabs"}
-    assert fast[1].tool_call_chunks == []
-    assert "name" not in fast[1].model_fields_set
-    # Pydantic's own machinery sees ordinary models.
-    assert pickle.loads(pickle.dumps(fast[1])) == fast[1]
-    assert fast[1].model_copy(update={"content": "x"}).content == "x"
-    assert fast[1].__pydantic_extra__ == slow.__pydantic_extra__
-    assert fast[1].__pydantic_extra__ is not fast[2].__pydantic_extra__
-
-
-def _gc_cost_of_keeping(make_chunks: Callable[[], list[Any]]) -> tuple[float, float]:
-    """GC allocations and GC-tracked objects per chunk, while the chunks are kept.
-
-    langchain-core keeps every streamed chunk until the stream ends, so what a
-    kept chunk costs the cyclic GC is paid on every delta (benchmarks/).
-    """
-    gc.collect()
-    gc.disable()
-    try:
-        allocations = gc.get_count()[0]
-        tracked = len(gc.get_objects())
-        chunks = make_chunks()
-        allocations = gc.get_count()[0] - allocations
-        gc.collect()  # drops the transients; the kept chunks remain
-        tracked = len(gc.get_objects()) - tracked
-        n = len(chunks)
-    finally:
-        gc.enable()
-    return allocations / n, tracked / n
-
-
-def test_kept_text_chunks_cost_the_gc_no_more_than_validated_ones() -> None:
-    from langchain_core.outputs import ChatGenerationChunk
-
-    from langchain_jockey._events import generation
-
-    n = 2000
-    delta = {"type": "response.output_text.delta", "item_id": "msg_1", "delta": "w"}
-    reducer = ResponseReducer("jockey1.0")
-    reducer.feed({"type": "response.created", "response": {"id": RESPONSE_ID}})
-    assert reducer.feed(delta) is not None  # the template exists from here on
-
-    def ours() -> list[Any]:
-        return [generation(reducer.feed(delta)) for _ in range(n)]
-
-    def validated() -> list[Any]:
-        return [
-            ChatGenerationChunk(
-                message=AIMessageChunk(
-                    content="w",
-                    id=RESPONSE_ID,
-                    response_metadata={"model_provider": "twelvelabs"},
-                )
-            )
-            for _ in range(n)
-        ]
-
-    our_allocations, our_tracked = _gc_cost_of_keeping(ours)
-    their_allocations, their_tracked = _gc_cost_of_keeping(validated)
-    assert our_allocations <= their_allocations + 0.5
-    assert our_tracked <= their_tracked + 0.5
-    assert our_tracked < 9.5  # message, __dict__, fields set, 3 lists; the same 3
+    now = [0.0]
+    reader = _reader(lambda: now[0], event_timeout=60.0, idle=None)
+    list(reader.feed(b"data: {"))
+    with pytest.raises(JockeyTimeoutError, match="no complete event for 60 s"):
+        for second in range(5, 200, 5):  # one byte every 5 s, never a newline
+            now[0] = float(second)
+            list(reader.feed(b"a"))
+    assert now[0] == 65.0

@@ -72,16 +72,16 @@ def test_community_env_var_name_for_the_key_is_accepted(monkeypatch) -> None:
 
 def test_construction_creates_no_http_client() -> None:
     model = ChatJockey(api_key="k", knowledge_store_id=STORE)
-    assert model._client is None
-    assert model._async_clients == {}
+    assert model._clients._sync is None
+    assert model._clients._async == {}
 
 
 def test_default_sync_client_is_created_once_and_reused() -> None:
     model = ChatJockey(api_key="k", knowledge_store_id=STORE)
-    first = model._sync_client()
-    assert model._sync_client() is first
+    first = model._clients.sync(None)
+    assert model._clients.sync(None) is first
     model.close()
-    assert model._client is None
+    assert model._clients._sync is None
     assert first.is_closed
 
 
@@ -89,8 +89,8 @@ def test_default_async_client_is_one_per_event_loop() -> None:
     model = ChatJockey(api_key="k", knowledge_store_id=STORE)
 
     async def get() -> httpx.AsyncClient:
-        client = await model._async_client()
-        assert await model._async_client() is client
+        client = await model._clients.async_(None)
+        assert await model._clients.async_(None) is client
         return client
 
     first = asyncio.run(get())
@@ -99,7 +99,7 @@ def test_default_async_client_is_one_per_event_loop() -> None:
     # Each loop's client was closed when its loop shut down, and forgotten.
     assert first.is_closed
     assert second.is_closed
-    assert model._async_clients == {}
+    assert model._clients._async == {}
 
 
 def test_given_clients_are_used_and_not_closed() -> None:
@@ -253,14 +253,14 @@ def test_a_mistyped_argument_holding_the_key_is_named_but_not_shown() -> None:
 
 def test_close_and_context_managers_close_the_clients_chatjockey_created() -> None:
     with ChatJockey(api_key="k", knowledge_store_id=STORE) as model:
-        client = model._sync_client()
+        client = model._clients.sync(None)
     assert client.is_closed
 
     async def go() -> tuple[httpx.AsyncClient, httpx.Client]:
         async with ChatJockey(api_key="k", knowledge_store_id=STORE) as amodel:
-            aclient = await amodel._async_client()
-            sclient = amodel._sync_client()
-        assert amodel._async_clients == {}
+            aclient = await amodel._clients.async_(None)
+            sclient = amodel._clients.sync(None)
+        assert amodel._clients._async == {}
         return aclient, sclient
 
     aclient, sclient = asyncio.run(go())
