@@ -35,6 +35,7 @@ from langchain_core.messages import (
     SystemMessage,
 )
 
+from langchain_jockey._output import valid_id
 from langchain_jockey.errors import JockeyInputError
 
 __all__ = [
@@ -146,8 +147,8 @@ def _session_anchor(
         if not isinstance(message, AIMessage):
             continue
         meta = message.response_metadata
-        session = meta.get("session_id")
-        if isinstance(session, str) and session:
+        session = valid_id(meta.get("session_id"))
+        if session is not None:
             store = meta.get("knowledge_store_id")
             if store is None or store == knowledge_store_id:
                 return index, session
@@ -234,6 +235,12 @@ def build_body(
     system = [m for m in messages if _role(m) == "system"]
     turns = [m for m in messages if _role(m) != "system"]
     system_text = "\n\n".join(t for t in (_content_text(m) for m in system) if t)
+    if options.session_id is not None and valid_id(options.session_id) is None:
+        msg = (
+            "session_id must be a Jockey session id (a string of 1-256 printable "
+            f"characters), not {str(options.session_id)[:40]!r}."
+        )
+        raise JockeyInputError(msg)
     anchor, anchor_session = _session_anchor(turns, options.knowledge_store_id)
     session_id = options.session_id or anchor_session
     content = _fold(turns[anchor + 1 :])
