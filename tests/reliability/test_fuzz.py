@@ -192,3 +192,65 @@ def test_event_data_parses_exactly_as_json_loads_does(value, pad, junk) -> None:
             _parse(data)
     else:
         assert _parse(data) == expected
+
+
+WRONG_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.just("\ud800"),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=3),
+)
+
+
+def _paths(value, prefix=()):
+    """Every (path) to a field inside a JSON value."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield (*prefix, key)
+            yield from _paths(inner, (*prefix, key))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            yield (*prefix, index)
+            yield from _paths(inner, (*prefix, index))
+
+
+def _replace(value, path, new):
+    if not path:
+        return new
+    head, *rest = path
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[head] = _replace(value[head], rest, new)
+    return copy
+
+
+@FUZZ
+@given(
+    name=st.sampled_from(NAMES),
+    picks=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), max_size=4),
+    values=st.lists(WRONG_VALUES, min_size=4, max_size=4),
+)
+def test_structurally_wrong_events_raise_only_typed_errors(name, picks, values) -> None:
+    events = [
+        json.loads(line[len(b"data: ") :])
+        for line in BODIES[name].split(b"\n")
+        if line.startswith(b"data: {")
+    ]
+    for (which, where), value in zip(picks, values, strict=False):
+        index = which % len(events)
+        paths = list(_paths(events[index]))
+        if paths:
+            events[index] = _replace(events[index], paths[where % len(paths)], value)
+    body = (
+        b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+        + b"data: [DONE]\n\n"
+    )
+    try:
+        total = stream([body])
+    except JockeyError:
+        return
+    total.content_blocks  # noqa: B018 - reading them must not raise
+    assert isinstance(total.text, str)
