@@ -1,9 +1,9 @@
 """LangChain messages and call options -> a Jockey request body. No I/O.
 
 Jockey takes one kind of input item: `{"type": "message", "role": "user",
-"content": <1-10,000 characters>}` (PROTOCOL.md §3). Conversation history lives
-on the server, in a session. DESIGN.md "How LangChain messages become a Jockey
-request" sets out the mapping implemented here:
+"content": <1-10,000 characters>}` (docs/protocol.md). Conversation history lives
+on the server, in a session. The README ("How messages become a Jockey
+request") sets out the mapping implemented here:
 
 1. System messages become `instructions` (a call's `instructions=` wins over
    them; they win over the model's `instructions` field).
@@ -40,6 +40,7 @@ from langchain_jockey.errors import JockeyInputError
 
 __all__ = [
     "MAX_CONTENT_CHARS",
+    "OPTION_NAMES",
     "RequestOptions",
     "build_body",
     "check_selections",
@@ -72,10 +73,12 @@ class RequestOptions:
     text: Mapping[str, Any] | None = None
     extra_body: Mapping[str, Any] | None = None
 
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """The call options a request takes (every field but the default)."""
-        return tuple(f.name for f in fields(cls) if f.name != "default_instructions")
+
+OPTION_NAMES = tuple(
+    f.name for f in fields(RequestOptions) if f.name != "default_instructions"
+)
+"""The call options a request takes: every field of `RequestOptions` but the
+model's default instructions. Written once; ChatJockey derives from it."""
 
 
 def _content_text(message: BaseMessage, *, skip_reasoning: bool = False) -> str:
@@ -139,7 +142,7 @@ def _session_anchor(
     """Index and session of the last Jockey answer for this store (-1, None if none).
 
     An answer from another knowledge store cannot anchor: Jockey rejects a
-    session used with a different store (PROTOCOL.md §2), so such a history is
+    session used with a different store (docs/protocol.md), so such a history is
     treated as history from elsewhere and folded.
     """
     for index in range(len(messages) - 1, -1, -1):

@@ -1,7 +1,7 @@
 """Reading the parts of a Jockey response: output items, ids, citations. No I/O.
 
 - The answer is the text of the `message` items whose `phase` is
-  `final_answer` or absent (docs/protocol.md, "Output"), joined in order.
+  `final_answer` or absent (docs/protocol.md, "Response objects"), joined in order.
 - Annotations keep Jockey's own form (inclusive `end_index`), with offsets moved
   from their content part into that joined text, so `text[start:end + 1]` is
   the `[N]` marker. `_blocks` turns them into LangChain `Citation`s. Only

@@ -1,7 +1,7 @@
 """Structured output: schemas -> `text.format`, and the parser of Jockey's JSON.
 
 Jockey has one structured-output mechanism, `text.format` `json_schema`
-(PROTOCOL.md §4): no JSON mode, no client tool calls. The JSON arrives as the
+(docs/protocol.md): no JSON mode, no client tool calls. The JSON arrives as the
 answer text, streamed in deltas like any text, so the parser yields
 progressively filled objects while it streams:
 

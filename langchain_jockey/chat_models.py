@@ -47,8 +47,9 @@ from pydantic import (
 from typing_extensions import Self
 
 from langchain_jockey import _blocks, _http
-from langchain_jockey._events import PROVIDER, ResponseReducer
+from langchain_jockey._events import PROVIDER, ResponseReducer, generation
 from langchain_jockey._messages import (
+    OPTION_NAMES,
     RequestOptions,
     build_body,
     check_selections,
@@ -314,7 +315,7 @@ class ChatJockey(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         # Everything that changes the answer, never the key (this is traced
         # and is the LLM-cache key).
-        fields = [n for n in RequestOptions.names() if n in type(self).model_fields]
+        fields = [n for n in OPTION_NAMES if n in type(self).model_fields]
         return {
             **{name: getattr(self, name) for name in fields},
             "base_url": self.base_url,
@@ -461,7 +462,7 @@ class ChatJockey(BaseChatModel):
     def _options(
         self, stop: list[str] | None, kwargs: Mapping[str, Any]
     ) -> RequestOptions:
-        names = RequestOptions.names()
+        names = OPTION_NAMES
         unknown = sorted(set(kwargs) - {*names, *_IGNORED_OPTIONS, *_PASSED_BY_CORE})
         if unknown:
             msg = (
@@ -565,7 +566,7 @@ class ChatJockey(BaseChatModel):
             for event in events:
                 message = reducer.feed(event)
                 if message is not None:
-                    chunk = ChatGenerationChunk(message=message)
+                    chunk = generation(message)
                     if run_manager is not None:
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
@@ -586,7 +587,7 @@ class ChatJockey(BaseChatModel):
                 async for event in events:
                     message = reducer.feed(event)
                     if message is not None:
-                        chunk = ChatGenerationChunk(message=message)
+                        chunk = generation(message)
                         if run_manager is not None:
                             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                         yield chunk

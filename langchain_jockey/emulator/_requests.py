@@ -1,4 +1,4 @@
-"""Validating `POST /responses` bodies the way the API does (PROTOCOL.md §2-5, §9).
+"""Validating `POST /responses` bodies the way the API does (docs/protocol.md).
 
 Errors use the flat body `{code, message, docs_url}` (§9.2). Where the real
 behaviour is unknown, the emulator is strict, so that a client that passes here

@@ -1,6 +1,6 @@
 """Response objects and the event sequence of a streamed response.
 
-The order is the documented one (PROTOCOL.md §8.3): `response.created`,
+The order is the documented one (docs/protocol.md): `response.created`,
 `response.in_progress`, then per output item `output_item.added` (a message
 already holding one empty `output_text` part), `content_part.added`,
 `output_text.delta`…, `output_text.done`, `content_part.done` (annotations

@@ -1,6 +1,6 @@
 """Structured output: a JSON value valid for a `text.format` JSON schema.
 
-Supports what PROTOCOL.md §4 lists: object, array, string, number, integer,
+Supports what docs/protocol.md lists: object, array, string, number, integer,
 boolean, null, `enum`, `const`, `anyOf` (and `oneOf`, `type` lists),
 `$ref` into root `$defs` (also `definitions`, which Pydantic v1 writes), and
 `minItems`/`maxItems`, `minimum`/`maximum`, `minLength`/`maxLength`. Like the

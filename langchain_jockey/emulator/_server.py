@@ -327,7 +327,7 @@ class EmulatorServer:
             return Session(new_id("sess"), store_id)
         session = self.sessions.get(session_id)
         if session is None:
-            # The guides list "invalid session" among 400 causes (PROTOCOL.md §9.1).
+            # The guides list "invalid session" among 400 causes (docs/protocol.md).
             raise ApiError(
                 400,
                 "parameter_invalid",

@@ -1,6 +1,6 @@
 """The built-in demo knowledge stores: invented videos with timestamped moments.
 
-Ids use the documented prefixes (`ks_`, `ksi_`, `ksic_`, PROTOCOL.md §11) in the
+Ids use the documented prefixes (`ks_`, `ksi_`, `ksic_`, docs/protocol.md) in the
 UUIDv7-like shape the API returns. Retrieval is a small, deterministic keyword
 scorer: the same question over the same store always picks the same moments.
 """

@@ -1,4 +1,4 @@
-"""The emulator's wire format against PROTOCOL.md §6-8, as a raw httpx client sees it."""
+"""The emulator's wire format against docs/protocol.md, as a raw httpx client sees it."""
 
 from __future__ import annotations
 

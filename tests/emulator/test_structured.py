@@ -1,4 +1,4 @@
-"""Structured output: `text.format` json_schema -> JSON valid for the schema (PROTOCOL.md §4)."""
+"""Structured output: `text.format` json_schema -> JSON valid for the schema (docs/protocol.md)."""
 
 from __future__ import annotations
 

@@ -112,3 +112,57 @@ def test_50_threads_streaming_on_one_instance() -> None:
             results = list(pool.map(one, range(50)))
         assert checked_out(llm._clients.sync(None)) == 0
     check(results, 50)
+
+
+def test_1000_concurrent_long_answers_on_the_default_pool_none_queued() -> None:
+    # Every answer is held open for 3 s of keepalives before its first token, so
+    # all 1000 are open at once. The default pool (1,000 connections) must take
+    # them all: the emulator sees every request while none has finished.
+    with Emulator(first_token_delay=3.0, keepalive_interval=0.5) as emu:
+
+        async def main() -> tuple[list[tuple[int, str, str]], int]:
+            llm = ChatJockey(**emu.chat_kwargs())
+            run = asyncio.ensure_future(_run(llm, 1000))
+            seen_open = 0
+            while not run.done():
+                await asyncio.sleep(0.05)
+                seen_open = max(seen_open, len(emu.requests))
+                if seen_open == 1000:
+                    break
+            assert not run.done(), "answers finished before all 1000 were open"
+            results = await run
+            await llm.aclose()
+            return results, seen_open
+
+        results, seen_open = asyncio.run(main())
+    assert seen_open == 1000
+    check(results, 1000)
+
+
+def test_a_full_pool_says_which_limit_fired_and_how_to_raise_it() -> None:
+    from langchain_jockey import JockeyTimeoutError
+
+    with Emulator(first_token_delay=2.0, keepalive_interval=0.2) as emu:
+
+        async def main() -> list[object]:
+            client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1))
+            llm = ChatJockey(
+                **emu.chat_kwargs(),
+                http_async_client=client,
+                timeout=httpx.Timeout(10.0, pool=0.3),
+                max_retries=0,
+            )
+            outcomes = await asyncio.gather(
+                llm.ainvoke(QUESTIONS[0]),
+                llm.ainvoke(QUESTIONS[1]),
+                return_exceptions=True,
+            )
+            await client.aclose()
+            return outcomes
+
+        outcomes = asyncio.run(main())
+    errors = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(errors) == 1
+    assert isinstance(errors[0], JockeyTimeoutError)
+    assert "pool" in str(errors[0])
+    assert "max_connections" in str(errors[0])

@@ -1,4 +1,4 @@
-"""LangChain messages -> Jockey request body (DESIGN.md), without I/O."""
+"""LangChain messages -> Jockey request body (the README), without I/O."""
 
 from __future__ import annotations
 
