@@ -51,3 +51,39 @@ def test_the_linters_that_judge_the_code_are_pinned_exactly():
     for tool in ("ruff", "mypy"):
         (spec,) = [s for s in test_extra if re.match(rf"{tool}\b", s)]
         assert re.fullmatch(rf"{tool}==[0-9.]+", spec.split(";")[0].strip()), spec
+
+
+# What each module may import from the package (CONTRIBUTING.md, "Layout").
+LAYERS = {
+    "_output": set(),
+    "_sse": set(),
+    "errors": set(),
+    "_version": set(),
+    "_messages": {"_output", "errors"},
+    "_events": {"_output", "errors"},
+    "_blocks": {"_events", "_output"},
+    "_structured": {"errors"},
+    "_http": {"_sse", "errors", "_version"},
+}
+
+
+def _package_imports(path: Path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "langchain_jockey":
+                names.update(alias.name for alias in node.names)
+            elif node.module.startswith("langchain_jockey."):
+                names.add(node.module.split(".")[1])
+    return names
+
+
+def test_each_layer_imports_only_what_contributing_md_allows():
+    package = ROOT / "langchain_jockey"
+    for name, allowed in LAYERS.items():
+        found = _package_imports(package / f"{name}.py")
+        assert found <= allowed, f"{name} imports {found - allowed}"
+    for path in (package / "emulator").glob("*.py"):
+        assert _package_imports(path) <= {"emulator"}, path
