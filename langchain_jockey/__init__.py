@@ -1,33 +1,8 @@
 """LangChain integration for TwelveLabs Jockey (`POST /v1.3/responses`)."""
 
+from langchain_jockey import errors
 from langchain_jockey._version import __version__
 from langchain_jockey.chat_models import ChatJockey
-from langchain_jockey.errors import (
-    JockeyAuthenticationError,
-    JockeyBadRequestError,
-    JockeyConnectionError,
-    JockeyError,
-    JockeyInputError,
-    JockeyNotFoundError,
-    JockeyPermissionDeniedError,
-    JockeyRateLimitError,
-    JockeyServerError,
-    JockeyStreamInterruptedError,
-    JockeyTimeoutError,
-)
+from langchain_jockey.errors import *  # noqa: F403 - the error classes, as errors.__all__
 
-__all__ = [
-    "ChatJockey",
-    "JockeyAuthenticationError",
-    "JockeyBadRequestError",
-    "JockeyConnectionError",
-    "JockeyError",
-    "JockeyInputError",
-    "JockeyNotFoundError",
-    "JockeyPermissionDeniedError",
-    "JockeyRateLimitError",
-    "JockeyServerError",
-    "JockeyStreamInterruptedError",
-    "JockeyTimeoutError",
-    "__version__",
-]
+__all__ = ["ChatJockey", "__version__", *errors.__all__]  # noqa: PLE0604

@@ -420,6 +420,8 @@ class StreamReader:
         self._decoder = SSEDecoder(limits.max_event_bytes)
         self._last_event = self._last_progress = clock()
         self._inflater: Any = None  # set by the first read: False, or a zlib inflater
+        # A response read before it got here (a test double's) is decoded already.
+        self._decoded = response.is_stream_consumed
         self._drain_until = 0.0
         self._drained = 0
         self.done = False
@@ -467,7 +469,7 @@ class StreamReader:
         if kind.split(";")[0].strip().lower() != "text/event-stream":
             raise errors.unexpected_body(self._response, chunk, "an event stream")
         encoding = headers.get("content-encoding", "identity").strip().lower()
-        if self._response.is_stream_consumed:  # read, so decoded, already
+        if self._decoded:
             encoding = "identity"
         if encoding in ("gzip", "x-gzip", "deflate"):
             # We ask for identity; a server that compresses anyway is inflated

@@ -680,3 +680,21 @@ def test_nothing_after_the_terminal_event_is_delivered(stream, invoke) -> None:
     message = invoke(serve(sse(PLAIN[:cut] + after)).model(), "q")
     check_message(message)
     assert message.response_metadata["session_id"] == SESSION
+
+
+def test_a_compressed_stream_sent_anyway_is_inflated_and_read(stream) -> None:
+    import gzip
+
+    body = gzip.compress(PLAIN)
+    pieces = [body[i : i + 97] for i in range(0, len(body), 97)]
+    headers = {"content-type": "text/event-stream", "content-encoding": "gzip"}
+    server = serve(Reply(200, pieces, headers))
+    check_answer(stream(server.model(), "q"))
+    assert server.requests[0].headers["accept-encoding"] == "identity"
+
+
+def test_a_stream_in_an_unknown_encoding_is_refused_with_a_typed_error(stream) -> None:
+    headers = {"content-type": "text/event-stream", "content-encoding": "br"}
+    server = serve(Reply(200, [b"\x8b\x00\x80"], headers))
+    with pytest.raises(JockeyStreamInterruptedError, match="'br'"):
+        stream(server.model(), "q")
