@@ -23,6 +23,7 @@ request") sets out the mapping implemented here:
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -33,6 +34,7 @@ from langchain_core.messages import (
     ChatMessage,
     HumanMessage,
     SystemMessage,
+    ToolMessage,
 )
 
 from langchain_jockey._output import valid_id
@@ -81,8 +83,15 @@ OPTION_NAMES = tuple(
 model's default instructions. Written once; ChatJockey derives from it."""
 
 
-def _content_text(message: BaseMessage, *, skip_reasoning: bool = False) -> str:
-    """The text of a message; any non-text block is an error that names it."""
+_CALL_BLOCKS = ("reasoning", "thinking", "tool_use", "tool_call", "function_call")
+
+
+def _content_text(message: BaseMessage, *, history: bool = False) -> str:
+    """The text of a message; any non-text block is an error that names it.
+
+    In `history`, reasoning and tool-call blocks are skipped (the calls are
+    written from `tool_calls`), and other non-text blocks are named in brackets.
+    """
     content = message.content
     if isinstance(content, str):
         return content
@@ -94,8 +103,10 @@ def _content_text(message: BaseMessage, *, skip_reasoning: bool = False) -> str:
         kind = block.get("type")
         if kind == "text" and isinstance(block.get("text"), str):
             parts.append(block["text"])
-        elif skip_reasoning and kind in ("reasoning", "thinking"):
+        elif history and kind in _CALL_BLOCKS:
             continue
+        elif history:
+            parts.append(f"[{kind}]")
         else:
             msg = (
                 f"Jockey accepts text only, but a {message.type} message holds a "
@@ -108,25 +119,31 @@ def _content_text(message: BaseMessage, *, skip_reasoning: bool = False) -> str:
 
 
 def _reject_unsupported(message: BaseMessage) -> None:
-    if isinstance(message, (HumanMessage, SystemMessage)):
+    if isinstance(message, (HumanMessage, SystemMessage, AIMessage, ToolMessage)):
         return
-    if isinstance(message, AIMessage):
-        if message.tool_calls or message.invalid_tool_calls:
-            msg = (
-                "Jockey runs its own tools and cannot take tool calls from another "
-                "model: an AIMessage in the input holds tool_calls."
-            )
-            raise JockeyInputError(msg)
-        return
-    if isinstance(message, ChatMessage) and message.role in ("user", "human", "system"):
-        return
-    if isinstance(message, ChatMessage) and message.role in ("assistant", "ai"):
+    roles = ("user", "human", "system", "assistant", "ai", "tool")
+    if isinstance(message, ChatMessage) and message.role in roles:
         return
     msg = (
         f"Jockey cannot take a {type(message).__name__} (type {message.type!r}): it "
-        "runs its own tools and accepts only human, AI and system messages."
+        "accepts human, AI, tool and system messages."
     )
     raise JockeyInputError(msg)
+
+
+def _turn(message: BaseMessage) -> str:
+    """One turn of history the server has not seen, as a transcript line."""
+    role = _role(message)
+    if role == "tool":
+        name = getattr(message, "name", None) or "a tool"
+        return f"Tool result ({name}): {_content_text(message, history=True)}"
+    if role != "ai":
+        return f"User: {_content_text(message, history=True)}"
+    lines = [f"Assistant: {_content_text(message, history=True)}"]
+    for call in getattr(message, "tool_calls", None) or ():
+        args = json.dumps(call.get("args"), ensure_ascii=False, sort_keys=True)
+        lines.append(f"Assistant called {call.get('name')} with {args}")
+    return "\n".join(line for line in lines if not line.endswith(": "))
 
 
 def _role(message: BaseMessage) -> str:
@@ -159,31 +176,45 @@ def _session_anchor(
 
 
 def _fold(turns: Sequence[BaseMessage]) -> str:
-    """Turns the server has not seen -> the content of one user message."""
-    last_ai = max(
-        (i for i, m in enumerate(turns) if _role(m) == "ai"),
-        default=-1,
-    )
-    new = [_content_text(m) for m in turns[last_ai + 1 :]]
+    """Turns the server has not seen -> the content of one user message.
+
+    History beyond what fits in Jockey's 10,000 characters is cut from the
+    oldest end, whole turns at a time, with a warning saying how much: never
+    in silence, and never the question itself.
+    """
+    last = max((i for i, m in enumerate(turns) if _role(m) != "human"), default=-1)
+    new = [_content_text(m) for m in turns[last + 1 :]]
     if not new:
         msg = (
             "The last message must be a human message: Jockey answers a user turn, "
-            "and the input ends with an AI message."
+            "and the input ends with an AI or tool message."
         )
         raise JockeyInputError(msg)
     new_text = "\n\n".join(new)
     if not new_text.strip():
         msg = "Jockey needs a non-empty question: the human message has no text."
         raise JockeyInputError(msg)
-    if last_ai < 0:
+    if last < 0:
         return new_text
-    lines = [_TRANSCRIPT_HEAD]
-    for message in turns[: last_ai + 1]:
-        speaker = "Assistant" if _role(message) == "ai" else "User"
-        text = _content_text(message, skip_reasoning=True)
-        if text:
-            lines.append(f"{speaker}: {text}")
-    return "\n".join(lines) + f"\n\n{_TRANSCRIPT_NEW}\n{new_text}"
+    lines = [line for line in map(_turn, turns[: last + 1]) if line]
+    tail = f"\n\n{_TRANSCRIPT_NEW}\n{new_text}"
+    budget = MAX_CONTENT_CHARS - len(_TRANSCRIPT_HEAD) - len(tail)
+    kept = len(lines)
+    while kept and sum(len(line) + 1 for line in lines[-kept:]) > budget:
+        kept -= 1
+    if kept < len(lines):
+        dropped = lines[: len(lines) - kept]
+        warnings.warn(
+            f"Jockey takes at most {MAX_CONTENT_CHARS:,} characters per message: "
+            f"the {len(dropped)} oldest turn(s) of the conversation "
+            f"({sum(map(len, dropped)):,} characters) were left out of the "
+            "transcript sent with this question.",
+            UserWarning,
+            stacklevel=6,
+        )
+    if not kept:
+        return new_text
+    return "\n".join([_TRANSCRIPT_HEAD, *lines[-kept:]]) + tail
 
 
 def check_selections(selections: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

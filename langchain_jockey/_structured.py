@@ -100,6 +100,29 @@ def response_format(schema: Any, *, strict: bool | None = None) -> dict[str, Any
     return fmt
 
 
+def text_format(spec: Any) -> dict[str, Any]:
+    """Jockey's `text` option from an OpenAI-style `response_format`.
+
+    LangChain's `create_agent` binds `response_format={"type": "json_schema",
+    "json_schema": {"name", "schema", "strict"}}` when a model's profile says
+    it has native structured output; the Responses form (`name` and `schema`
+    at the top) and `{"type": "text"}` are taken too.
+    """
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    if kind == "text":
+        return {"format": {"type": "text"}}
+    inner = spec.get("json_schema", spec) if kind == "json_schema" else None
+    schema = inner.get("schema") if isinstance(inner, dict) else None
+    if not isinstance(inner, dict) or not isinstance(schema, dict):
+        msg = (
+            "response_format must be {'type': 'json_schema', 'json_schema': "
+            f"{{'name': …, 'schema': {{…}}}}}} or {{'type': 'text'}}, not {spec!r}."
+        )
+        raise JockeyInputError(msg)
+    titled = {**schema, "title": inner.get("name") or schema.get("title")}
+    return {"format": response_format(titled, strict=inner.get("strict"))}
+
+
 class JockeyJsonParser(BaseCumulativeTransformOutputParser[Any]):
     """Parses Jockey's JSON answer into a dict or a Pydantic object, streaming."""
 

@@ -31,7 +31,8 @@ from langchain_core.language_models.chat_models import (
     agenerate_from_stream,
     generate_from_stream,
 )
-from langchain_core.messages import BaseMessage
+from langchain_core.language_models.model_profile import ModelProfile
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils import from_env, secret_from_env
@@ -65,6 +66,8 @@ DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
 # LangChain passes these; Jockey has no such parameters (docs/protocol.md).
 _IGNORED_OPTIONS = ("stop", "temperature", "max_tokens")
 _PASSED_BY_CORE = ("stream",)
+# LangChain's agents pass this (the OpenAI form); it becomes Jockey's `text`.
+_TRANSLATED = ("response_format",)
 
 _blocks.register()
 
@@ -331,6 +334,49 @@ class ChatJockey(BaseChatModel):
             ls_model_type="chat",
         )
 
+    def bind_tools(
+        self,
+        tools: Sequence[Any],
+        *,
+        tool_choice: Any = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Jockey calls no client tools: give them to the model that plans instead.
+
+        With no tools (as `create_agent(ChatJockey(...))` binds), this binds
+        `kwargs`, such as the `response_format` of native structured output.
+
+        Raises:
+            JockeyInputError: if `tools` is not empty. In an agent, Jockey is
+                the expert a tool-calling model asks: give that model
+                `JockeyTool(llm=ChatJockey(...))`.
+        """
+        del tool_choice
+        if tools:
+            msg = (
+                "ChatJockey cannot call your tools: Jockey runs its own tools on the "
+                "server. In an agent, let a tool-calling model plan and give it "
+                "JockeyTool(llm=ChatJockey(...)) next to your other tools."
+            )
+            raise JockeyInputError(msg)
+        return self.bind(**kwargs)
+
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        # create_agent reads this: native structured output (Jockey's
+        # text.format), no client tool calling, text in and out.
+        return ModelProfile(
+            text_inputs=True,
+            image_inputs=False,
+            pdf_inputs=False,
+            audio_inputs=False,
+            video_inputs=False,
+            text_outputs=True,
+            reasoning_output=True,
+            tool_calling=False,
+            tool_choice=False,
+            structured_output=True,
+        )
+
     def with_structured_output(
         self,
         schema: dict[str, Any] | type,
@@ -463,7 +509,8 @@ class ChatJockey(BaseChatModel):
         self, stop: list[str] | None, kwargs: Mapping[str, Any]
     ) -> RequestOptions:
         names = OPTION_NAMES
-        unknown = sorted(set(kwargs) - {*names, *_IGNORED_OPTIONS, *_PASSED_BY_CORE})
+        known = {*names, *_IGNORED_OPTIONS, *_PASSED_BY_CORE, *_TRANSLATED}
+        unknown = sorted(set(kwargs) - known)
         if unknown:
             msg = (
                 f"ChatJockey got unknown call option(s) {unknown}; it takes "
@@ -480,6 +527,10 @@ class ChatJockey(BaseChatModel):
                     UserWarning,
                     stacklevel=5,
                 )
+        if kwargs.get("response_format") is not None:
+            from langchain_jockey._structured import text_format  # noqa: PLC0415
+
+            kwargs = {"text": text_format(kwargs["response_format"]), **kwargs}
         # A call's option wins over the field; the `instructions` field is only
         # the default, below system messages (see `RequestOptions`).
         fields = {n: getattr(self, n, None) for n in names if n != "instructions"}

@@ -15,6 +15,16 @@ pytestmark = pytest.mark.vcr
 
 class TestChatJockeyIntegration(ChatModelIntegrationTests):
     @property
+    def has_tool_calling(self) -> bool:
+        # bind_tools exists only to say, clearly, that Jockey takes no client
+        # tools (and to bind create_agent's response_format with none).
+        return False
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return False
+
+    @property
     def chat_model_class(self) -> type[ChatJockey]:
         return ChatJockey
 

@@ -159,14 +159,17 @@ def test_text_blocks_are_joined_and_chat_messages_map_by_role() -> None:
             "'image_url'",
         ),
         ([HumanMessage([{"type": "image", "url": "https://x/y.png"}])], "'image'"),
-        ([HumanMessage("q"), ToolMessage("r", tool_call_id="1")], "ToolMessage"),
+        (
+            [HumanMessage("q"), ToolMessage("r", tool_call_id="1")],
+            "last message must be a human",
+        ),
         ([HumanMessage("q"), FunctionMessage("r", name="f")], "FunctionMessage"),
         (
             [
                 HumanMessage("q"),
                 AIMessage("", tool_calls=[{"name": "f", "args": {}, "id": "1"}]),
             ],
-            "tool_calls",
+            "last message must be a human",
         ),
         ([HumanMessage("q"), AIMessage("a")], "last message must be a human"),
     ],
@@ -180,10 +183,66 @@ def test_exactly_ten_thousand_characters_is_accepted() -> None:
     assert len(content(body([HumanMessage("x" * 10_000)]))) == 10_000
 
 
-def test_folded_history_over_the_limit_raises_instead_of_truncating() -> None:
-    msgs = [HumanMessage("a" * 6000), AIMessage("b" * 6000), HumanMessage("c")]
+def test_folded_history_over_the_limit_keeps_the_newest_turns_and_warns() -> None:
+    msgs = [
+        HumanMessage("a" * 6000),
+        AIMessage("b" * 5000),
+        HumanMessage("c" * 3000),
+        AIMessage("d" * 2000),
+        HumanMessage("the question"),
+    ]
+    with pytest.warns(UserWarning, match=r"the 2 oldest turn\(s\)") as caught:
+        text = content(body(msgs))
+    assert len(text) <= 10_000
+    assert "a" * 100 not in text
+    assert "b" * 100 not in text
+    assert "User: " + "c" * 3000 in text
+    assert "Assistant: " + "d" * 2000 in text
+    assert text.endswith("the question")
+    assert "11,017 characters" in str(caught[0].message)  # how much was left out
+
+
+def test_a_question_over_the_limit_is_never_cut() -> None:
     with pytest.raises(ValueError, match="10,000"):
-        body(msgs)
+        body([AIMessage("a"), HumanMessage("q" * 10_001)])
+
+
+def test_other_agents_tool_calls_and_results_are_folded_as_text() -> None:
+    msgs = [
+        HumanMessage("Find the goal and check the weather"),
+        AIMessage(
+            "",
+            tool_calls=[{"name": "weather", "args": {"city": "Oslo"}, "id": "c1"}],
+        ),
+        ToolMessage("Sunny, 21 C", tool_call_id="c1", name="weather"),
+        AIMessage("It is sunny in Oslo."),
+        HumanMessage("When is the goal?"),
+    ]
+    sent = content(body(msgs))
+    assert sent == (
+        "Conversation so far:\n"
+        "User: Find the goal and check the weather\n"
+        'Assistant called weather with {"city": "Oslo"}\n'
+        "Tool result (weather): Sunny, 21 C\n"
+        "Assistant: It is sunny in Oslo.\n\n"
+        "New message:\nWhen is the goal?"
+    )
+
+
+def test_an_aggregated_answer_chunk_in_history_is_an_assistant_turn() -> None:
+    from langchain_core.messages import AIMessageChunk
+
+    sent = content(
+        body(
+            [
+                HumanMessage("Who scores?"),
+                AIMessageChunk(content="Player 9 scores."),
+                HumanMessage("And then?"),
+            ]
+        )
+    )
+    assert "Assistant: Player 9 scores." in sent
+    assert sent.endswith("New message:\nAnd then?")
 
 
 def test_missing_knowledge_store_is_an_error() -> None:

@@ -266,3 +266,45 @@ def test_close_and_context_managers_close_the_clients_chatjockey_created() -> No
     aclient, sclient = asyncio.run(go())
     assert aclient.is_closed
     assert sclient.is_closed
+
+
+def test_bind_tools_with_tools_names_jockey_tool_and_without_binds_kwargs() -> None:
+    from langchain_core.tools import tool
+
+    @tool
+    def weather(city: str) -> str:
+        """The weather in a city."""
+        return "sunny"
+
+    model = ChatJockey(api_key="k", knowledge_store_id=STORE)
+    with pytest.raises(langchain_jockey.JockeyInputError, match="JockeyTool"):
+        model.bind_tools([weather])
+    bound = model.bind_tools([], response_format={"type": "text"})
+    assert bound.kwargs == {"response_format": {"type": "text"}}
+
+
+def test_profile_says_native_structured_output_and_no_tool_calling() -> None:
+    profile = ChatJockey(api_key="k").profile
+    assert profile is not None
+    assert profile["structured_output"] is True
+    assert profile["tool_calling"] is False
+
+
+def test_an_openai_style_response_format_becomes_jockeys_text_format() -> None:
+    server = serve(sse("plain_answer"))
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    model = server.model()
+    model.invoke(
+        "q",
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "My answer", "schema": schema, "strict": True},
+        },
+    )
+    fmt = server.json_bodies[0]["text"]["format"]
+    assert fmt["type"] == "json_schema"
+    assert fmt["name"] == "My_answer"
+    assert fmt["schema"]["properties"] == schema["properties"]
+    assert fmt["strict"] is True
+    with pytest.raises(langchain_jockey.JockeyInputError, match="response_format"):
+        model.invoke("q", response_format={"type": "xml"})

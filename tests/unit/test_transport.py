@@ -529,7 +529,7 @@ def test_a_200_that_is_not_an_event_stream_says_what_arrived(stream, invoke) -> 
         (
             [HumanMessage("q"), ToolMessage("r", tool_call_id="1")],
             ValueError,
-            "ToolMessage",
+            "last message must be a human",
         ),
     ],
 )
