@@ -1,8 +1,24 @@
 """LangChain integration for TwelveLabs Jockey (`POST /v1.3/responses`)."""
 
+from typing import TYPE_CHECKING, Any
+
 from langchain_jockey import errors
 from langchain_jockey._version import __version__
 from langchain_jockey.chat_models import ChatJockey
 from langchain_jockey.errors import *  # noqa: F403 - the error classes, as errors.__all__
 
-__all__ = ["ChatJockey", "__version__", *errors.__all__]  # noqa: PLE0604
+if TYPE_CHECKING:
+    from langchain_jockey.tools import JockeyTool
+
+__all__ = ["ChatJockey", "JockeyTool", "__version__", *errors.__all__]  # noqa: PLE0604
+
+
+def __getattr__(name: str) -> Any:
+    # JockeyTool is loaded on first use: it imports LangGraph when installed,
+    # which `import langchain_jockey` should not pay for.
+    if name == "JockeyTool":
+        from langchain_jockey.tools import JockeyTool  # noqa: PLC0415
+
+        return JockeyTool
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

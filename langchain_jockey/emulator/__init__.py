@@ -10,11 +10,13 @@ injects faults on request. Use it in-process::
     with Emulator() as emu:
         llm = ChatJockey(**emu.chat_kwargs())
 
-or as a server: `python -m langchain_jockey.emulator --port 8600`.
+or as a server: `python -m langchain_jockey.emulator --port 8600`. For agents
+run offline, `ScriptedPlanner` is a tool-calling model that follows a script.
 Importing `langchain_jockey` does not import this package.
 """
 
 from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
+from langchain_jockey.emulator._planner import ScriptedPlanner
 from langchain_jockey.emulator._runner import Emulator, spawn
 from langchain_jockey.emulator._server import (
     DEMO_API_KEY,
@@ -37,5 +39,6 @@ __all__ = [
     "EmulatorServer",
     "Fault",
     "ReceivedRequest",
+    "ScriptedPlanner",
     "spawn",
 ]

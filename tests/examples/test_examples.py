@@ -18,6 +18,7 @@ ENV = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("TWELVE_LABS_", "TWELVELABS_"))
+        and k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")  # offline planners
     },
     "JOCKEY_EMULATOR_FIRST_TOKEN_DELAY": "0.2",
     "JOCKEY_EMULATOR_DELTA_DELAY": "0.01",
@@ -207,3 +208,30 @@ def test_with_a_key_the_banner_names_the_endpoint_from_the_base_url() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_agent_streams_the_planner_progress_jockey_tokens_then_citations() -> None:
+    out = run("agent", streamed_marker="  [jockey] ")
+    assert "Planner: a scripted tool-calling model (offline stand-in)" in out
+    lines = out.splitlines()
+    asks = [i for i, line in enumerate(lines) if line.startswith("[planner] asks ")]
+    assert len(asks) == 2
+    first = lines[asks[0] : asks[1]]
+    kinds = [line.split("]")[0].strip() + "]" for line in first if line.strip()]
+    assert kinds.index("[jockey progress]") < kinds.index("[jockey]")
+    assert kinds.index("[jockey]") < kinds.index("[cited moments]")
+    moments = [
+        line for line in first if re.match(r"^    .+ \d\d:\d\d–\d\d:\d\d$", line)
+    ]
+    assert moments
+    sessions = re.findall(r"\[session (sess_[0-9a-f-]+)\]", out)
+    assert len(sessions) == 2 and sessions[0] == sessions[1]  # one Jockey session
+    assert lines[-1].startswith("[planner] According to the videos: ")
+
+
+def test_multi_agent_jockey_answers_after_the_other_agents_tool_calls() -> None:
+    out = run("multi_agent", streamed_marker="[jockey] ")
+    assert "[scout tool result] Red played the Under-12 final" in out
+    assert out.index("[scout] ") < out.index("[jockey] ")
+    jockey = out.split("[jockey] ", 1)[1]
+    assert "[1]" in jockey

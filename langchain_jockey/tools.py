@@ -1,0 +1,320 @@
+"""`JockeyTool`: Jockey as the video expert a tool-calling agent asks.
+
+Jockey runs its own tools on the server, so in an agent it is not the planner
+but a tool. This one is built on `ChatJockey` (same fields, HTTP, retries,
+timeouts and errors) and keeps what makes Jockey useful there:
+
+- its answer streams as a nested chat-model run, so LangGraph's
+  `stream_mode="messages"` and `astream_events` show Jockey's tokens live,
+  tagged `"jockey"` and with `ls_provider == "twelvelabs"`;
+- its intermediate steps go to LangGraph's `custom` stream (outside a graph,
+  to callbacks as the custom event `"jockey_progress"`);
+- its cited moments come back in the content, compactly, and whole in the
+  artifact;
+- its server-side session continues across calls in one conversation, derived
+  from the conversation (the artifact of the last Jockey tool result), never
+  from state held in the tool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any, Literal
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForToolRun,
+    CallbackManagerForToolRun,
+)
+from langchain_core.callbacks.manager import (
+    adispatch_custom_event,
+    dispatch_custom_event,
+)
+from langchain_core.messages import AIMessageChunk, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool, InjectedToolArg, ToolException
+from pydantic import BaseModel, Field
+
+from langchain_jockey._output import REASONING_KEY, STEPS_KEY
+from langchain_jockey.chat_models import ChatJockey
+from langchain_jockey.errors import (
+    JockeyAuthenticationError,
+    JockeyError,
+    JockeyPermissionDeniedError,
+)
+
+try:  # LangGraph injects the conversation; without it, sessions come from config
+    from langgraph.prebuilt import InjectedState
+
+    _CONVERSATION: Any = InjectedState("messages")
+except ImportError:  # pragma: no cover - langgraph is an optional extra
+    _CONVERSATION = InjectedToolArg()
+
+__all__ = ["JockeyTool"]
+
+TAG = "jockey"
+"""The tag on Jockey's nested chat-model runs, to tell its tokens apart."""
+PROGRESS_EVENT = "jockey_progress"
+"""The name of the custom event carrying Jockey's progress outside a graph."""
+_RAISED = (JockeyAuthenticationError, JockeyPermissionDeniedError)
+
+
+class JockeyInput(BaseModel):
+    """What the calling model passes: a question."""
+
+    question: str = Field(
+        description="A self-contained question about what the videos show.",
+        min_length=1,
+    )
+    messages: Annotated[list[Any] | None, _CONVERSATION] = None
+
+
+def _mmss(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "?"
+    whole = int(seconds)
+    return f"{whole // 60:02d}:{whole % 60:02d}"
+
+
+def cited_moments(annotations: Sequence[Any]) -> str:
+    """`[1] <title> 01:10-01:35` (an en dash in fact), one line per citation."""
+    lines = []
+    for number, note in enumerate(annotations, 1):
+        if not isinstance(note, dict):
+            continue
+        title = note.get("title") or note.get("item_id") or "a video"
+        span = ""
+        if "start_sec" in note:
+            span = f" {_mmss(note['start_sec'])}\u2013{_mmss(note.get('end_sec'))}"
+        lines.append(f"[{number}] {title}{span}")
+    return "\n".join(lines)
+
+
+class JockeyTool(BaseTool):
+    """Ask TwelveLabs Jockey about the videos of a knowledge store, from an agent.
+
+    Give it to any tool-calling agent (langchain's `create_agent`, LangGraph's
+    `ToolNode`, a `bind_tools` loop):
+
+    ```python
+    from langchain.agents import create_agent
+    from langchain_jockey import ChatJockey, JockeyTool
+
+    tool = JockeyTool(llm=ChatJockey(knowledge_store_id="ks_…"), store_name="the final")
+    agent = create_agent(planner_model, tools=[tool])
+    ```
+
+    The result is a `ToolMessage` whose content is Jockey's answer followed by
+    its cited moments (`[1] <title> 01:10-01:35`), and whose artifact is
+    `{"provider": "twelvelabs", "session_id", "knowledge_store_id",
+    "response_id", "citations", "usage"}`.
+
+    Config (`config={"configurable": {...}}`): `jockey_session_id` continues
+    that session (it wins over the one found in the conversation);
+    `jockey_selections` narrows the question to items or collections.
+
+    Errors the calling model can act on (bad request, not found, rate limit
+    after retries, a stream cut short, a timeout) come back as a tool result
+    with `status="error"` and a readable message. Authentication and
+    permission errors raise.
+    """
+
+    name: str = "ask_video_expert"
+    """The tool's name, as the calling model sees it."""
+
+    description: str = ""
+    """What the calling model reads to decide when to ask (filled in from
+    `store_name` when left empty)."""
+
+    llm: ChatJockey
+    """The ChatJockey that answers: its knowledge store, key, timeouts and
+    retries apply."""
+
+    store_name: str | None = None
+    """What the knowledge store holds ("the 2026 cup final"), for the description."""
+
+    progress: bool = True
+    """Ask for Jockey's intermediate steps and report them while it works."""
+
+    args_schema: type[BaseModel] = JockeyInput
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+    handle_tool_error: bool = True
+
+    def model_post_init(self, context: Any) -> None:
+        """Write the description from `store_name` if none was given."""
+        super().model_post_init(context)
+        if not self.description:
+            videos = (
+                f"the videos of {self.store_name}"
+                if self.store_name
+                else ("a collection of videos (a TwelveLabs knowledge store)")
+            )
+            self.description = (
+                f"Ask a video expert that has watched {videos}. It answers questions "
+                "about what happens in them, when and where, and cites the moments "
+                "(video and time range) it draws on. Ask one self-contained "
+                "question at a time; follow-up questions continue the same "
+                "conversation."
+            )
+
+    # -- the call ---------------------------------------------------------------
+
+    def _options(
+        self, messages: list[Any] | None, config: RunnableConfig
+    ) -> dict[str, Any]:
+        configurable = config.get("configurable") or {}
+        options: dict[str, Any] = {}
+        session = configurable.get("jockey_session_id") or _last_session(
+            messages, self.llm.knowledge_store_id
+        )
+        if session:
+            options["session_id"] = session
+        if configurable.get("jockey_selections"):
+            options["selections"] = configurable["jockey_selections"]
+        if self.progress:
+            options["include"] = ["intermediate_outputs"]
+        return options
+
+    def _run(
+        self,
+        question: str,
+        messages: list[Any] | None = None,
+        *,
+        run_manager: CallbackManagerForToolRun | None = None,
+        config: RunnableConfig,
+    ) -> tuple[str, dict[str, Any]]:
+        child = _child_config(run_manager)
+        collect = _Answer()
+        try:
+            for chunk in self.llm.stream(
+                question, config=child, **self._options(messages, config)
+            ):
+                step = collect.add(chunk)
+                if step is not None:
+                    _report(step, child, dispatch_custom_event)
+        except _RAISED:
+            raise
+        except JockeyError as err:
+            raise ToolException(_explain(err)) from err
+        return collect.result()
+
+    async def _arun(
+        self,
+        question: str,
+        messages: list[Any] | None = None,
+        *,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+        config: RunnableConfig,
+    ) -> tuple[str, dict[str, Any]]:
+        child = _child_config(run_manager)
+        collect = _Answer()
+        stream: AsyncIterator[AIMessageChunk] = self.llm.astream(
+            question, config=child, **self._options(messages, config)
+        )
+        try:
+            async for chunk in stream:
+                step = collect.add(chunk)
+                if step is not None:
+                    await _areport(step, child)
+        except _RAISED:
+            raise
+        except JockeyError as err:
+            raise ToolException(_explain(err)) from err
+        return collect.result()
+
+
+class _Answer:
+    """Jockey's streamed answer, gathered; progress steps handed back as they come."""
+
+    def __init__(self) -> None:
+        self.message: AIMessageChunk | None = None
+
+    def add(self, chunk: AIMessageChunk) -> dict[str, Any] | None:
+        self.message = chunk if self.message is None else self.message + chunk
+        reasoning = chunk.additional_kwargs.get(REASONING_KEY)
+        if reasoning:
+            return {"type": "commentary", "text": reasoning}
+        steps = chunk.additional_kwargs.get(STEPS_KEY)
+        if steps:
+            return {"type": "step", "steps": steps}
+        return None
+
+    def result(self) -> tuple[str, dict[str, Any]]:
+        message = self.message or AIMessageChunk(content="")
+        meta = message.response_metadata
+        citations = meta.get("annotations") or []
+        text = message.text
+        listed = cited_moments(citations)
+        content = f"{text}\n\nCited moments:\n{listed}" if listed else text
+        artifact = {
+            "provider": "twelvelabs",
+            "session_id": meta.get("session_id"),
+            "knowledge_store_id": meta.get("knowledge_store_id"),
+            "response_id": meta.get("id"),
+            "citations": citations,
+            "usage": message.usage_metadata,
+        }
+        return content, artifact
+
+
+def _child_config(
+    run_manager: CallbackManagerForToolRun | AsyncCallbackManagerForToolRun | None,
+) -> RunnableConfig:
+    """The nested chat-model run's config: the tool run's callbacks, tagged."""
+    config: RunnableConfig = {"tags": [TAG], "run_name": "jockey"}
+    if run_manager is not None:
+        config["callbacks"] = run_manager.get_child()
+    return config
+
+
+def _writer() -> Any:
+    """LangGraph's custom-stream writer when running in a graph, else `None`."""
+    try:
+        from langgraph.config import get_stream_writer  # noqa: PLC0415
+
+        return get_stream_writer()
+    except (ImportError, RuntimeError, KeyError):  # not running in a graph
+        return None
+
+
+def _report(step: dict[str, Any], config: RunnableConfig, dispatch: Any) -> None:
+    event = {"source": "jockey", **step}
+    writer = _writer()
+    if writer is not None:
+        writer(event)
+    else:
+        dispatch(PROGRESS_EVENT, event, config=config)
+
+
+async def _areport(step: dict[str, Any], config: RunnableConfig) -> None:
+    event = {"source": "jockey", **step}
+    writer = _writer()
+    if writer is not None:
+        writer(event)
+    else:
+        await adispatch_custom_event(PROGRESS_EVENT, event, config=config)
+
+
+def _last_session(messages: list[Any] | None, store: str | None) -> str | None:
+    """The session of the last Jockey tool result in the conversation, if any."""
+    for message in reversed(messages or ()):
+        artifact = getattr(message, "artifact", None)
+        if (
+            isinstance(message, ToolMessage)
+            and isinstance(artifact, dict)
+            and artifact.get("provider") == "twelvelabs"
+            and artifact.get("knowledge_store_id") in (None, store)
+            and isinstance(artifact.get("session_id"), str)
+        ):
+            return str(artifact["session_id"])
+    return None
+
+
+def _explain(err: JockeyError) -> str:
+    """A message the calling model can act on."""
+    what = type(err).__name__.removeprefix("Jockey").removesuffix("Error")
+    text = f"The video expert could not answer ({what}): {err.message}"
+    if err.partial_text:
+        text += f"\nWhat it had said before the failure: {err.partial_text}"
+    if err.retry_after:
+        text += f"\nTry again in {err.retry_after:.0f} seconds."
+    return text
