@@ -266,3 +266,28 @@ def test_an_agent_giving_chatjockey_tools_fails_naming_jockey_tool(emulator) -> 
     agent = create_agent(ChatJockey(**emulator.chat_kwargs()), tools=[weather])
     with pytest.raises(JockeyInputError, match="JockeyTool"):
         agent.invoke({"messages": [HumanMessage("hi")]})
+
+
+def test_a_jockey_node_takes_a_history_with_other_agents_tool_calls(
+    mode, emulator
+) -> None:
+    from langchain_core.messages import AIMessage
+
+    history = [
+        HumanMessage("When did Red play, and who saved the penalty?"),
+        AIMessage(
+            "", tool_calls=[{"name": "schedule", "args": {"team": "Red"}, "id": "s1"}]
+        ),
+        ToolMessage("Saturday, 10:00", tool_call_id="s1", name="schedule"),
+        AIMessage("Red played on Saturday at 10:00."),
+        HumanMessage(FIRST),
+    ]
+    llm = ChatJockey(**emulator.chat_kwargs())
+    answer = (
+        llm.invoke(history) if mode == "sync" else asyncio.run(llm.ainvoke(history))
+    )
+    assert answer.text
+    sent = emulator.requests[-1].body["input"][0]["content"]
+    assert 'Assistant called schedule with {"team": "Red"}' in sent
+    assert "Tool result (schedule): Saturday, 10:00" in sent
+    assert sent.endswith(FIRST)
