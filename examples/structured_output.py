@@ -24,9 +24,10 @@ class Answer(BaseModel):
 with jockey() as llm:
     structured = llm.with_structured_output(Answer)
     last = None
-    for partial in structured.stream("When do the fishing boats leave?"):
-        # Partial objects are not validated yet: fields still missing are unset.
-        filled = json.dumps(vars(partial), default=str)
+    for partial in structured.stream("When do the fishing boats leave and return?"):
+        # Partial objects are not validated yet: every field is readable, and
+        # one still missing is None (nested moments are Moment objects).
+        filled = json.dumps(partial.model_dump(), default=str)
         print(f"partial ({len(filled):3d} chars): …{filled[-60:]}", flush=True)
         last = partial
     assert isinstance(last, Answer)

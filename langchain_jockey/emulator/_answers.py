@@ -3,10 +3,15 @@
 The same request and session state always give the same text. What the
 emulator does, so that tests and demos can rely on it:
 
-- **Retrieval**: the moments whose descriptions best match the question's
-  words (titles count a little), at most 3 (see instructions below).
-- **Overview** questions ("summarise", "overview", "what videos"): spread
-  moments of the video named in the question, else the opening of every video.
+- **Retrieval**: BM25 over the moments (`_store.py`), best match first, at
+  most 3 (see instructions below), and only moments scoring at least half the
+  best.
+- **Intent**: overviews ("describe what happens", "key moments", "summarise",
+  "what is in these videos") spread over the videos the question concerns,
+  else all, one highlight each (or across one video); "which videos…" cites
+  each relevant video once; "first" / "last" / "after X" / "before X" order by
+  time within the video of the best match. An instruction that sets a domain
+  ("You are a sports analyst") narrows to that domain's videos.
 - **Follow-ups** in a session ("what happens next?", "and then?", "after
   that"): the moments after the last one cited in the previous turn, in the
   same video ("before that" / "earlier" go back). A follow-up that matches
@@ -27,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_jockey.emulator._store import KnowledgeStore, Moment, tokens
+from langchain_jockey.emulator._store import KnowledgeStore, Moment, terms
 
 __all__ = ["Answer", "Session", "Turn", "compose", "pieces"]
 
@@ -40,7 +45,10 @@ _GO_BACK = re.compile(
     r"\b(before that|earlier|previously|just before)\b", re.IGNORECASE
 )
 _OVERVIEW = re.compile(
-    r"\b(summar\w*|overview|what videos|which videos|what is in the|list the videos)",
+    r"\b(summar\w*|overview|describe what happens|key (moments|plays|points|events|"
+    r"scenes)|highlights|main events|what (is|happens) in (these|the|this|each) "
+    r"videos?|what do (these|the) videos show|list the videos|go through the videos|"
+    r"what videos (are|do|does)|which videos are (in|there))",
     re.IGNORECASE,
 )
 _PREFIX = re.compile(
@@ -117,6 +125,65 @@ def _last_cited(session: Session | None) -> Moment | None:
     return None
 
 
+_FIRST = re.compile(r"\b(first|earliest|opening)\b", re.IGNORECASE)
+_LAST = re.compile(r"\b(last|latest|at the end)\b", re.IGNORECASE)
+_AFTER = re.compile(r"\b(after|following)\s+(.+)", re.IGNORECASE)
+_BEFORE = re.compile(r"\b(before|leading up to)\s+(.+)", re.IGNORECASE)
+_WHICH = re.compile(r"\b(which|what) (videos?|clips?|films?)\b", re.IGNORECASE)
+_INTENT_WORDS = re.compile(
+    r"\b(first|earliest|opening|last|latest|key|main|summar\w*|overview|describe|"
+    r"highlights?|clips?|films?|footage|shown?|showing|happening|events?|points?)\b",
+    re.IGNORECASE,
+)
+# Instructions that set a domain narrow the answer to the videos of that domain.
+_DOMAINS = {
+    "sports": re.compile(
+        r"sport|analyst|coach|football|soccer|referee|athlet", re.IGNORECASE
+    ),
+    "food": re.compile(
+        r"\bchef|\bcook|\bbak|food|culinar|kitchen|recipe", re.IGNORECASE
+    ),
+    "sea": re.compile(
+        r"sailor|maritime|fisher|harbou?r master|coast ?guard", re.IGNORECASE
+    ),
+}
+
+
+def _domain(store: KnowledgeStore, instructions: str | None) -> frozenset[str] | None:
+    """The videos an instruction's domain ("You are a sports analyst") allows."""
+    topics = {
+        t for t, pattern in _DOMAINS.items() if pattern.search(instructions or "")
+    }
+    if not topics:
+        return None
+    return frozenset(v.item_id for v in store.videos if v.topics & topics)
+
+
+def _about_the_store(store: KnowledgeStore, question: str) -> bool:
+    """Whether most of the question's words are things the store shows.
+
+    "What is the weather in Paris?" shares one word with a harbour video, but
+    it is not about the videos; a question with no content words (an overview)
+    is about all of them.
+    """
+    words = terms(question)
+    if not words:
+        return True
+    known = {w for v in store.videos for m in v.moments for w in m.counts}
+    # A name the store never mentions (Paris, France) means another subject.
+    names = re.findall(r"(?<=\s)[A-Z][a-z]+", question)
+    if any(name.lower() not in known and terms(name) for name in names):
+        return False
+    return sum(w in known for w in words) / len(words) >= 0.5
+
+
+def _spread(moments: tuple[Moment, ...], limit: int) -> list[Moment]:
+    if limit <= 1 or len(moments) <= limit:
+        return list(moments[:limit])
+    step = (len(moments) - 1) / (limit - 1)
+    return [moments[round(i * step)] for i in range(limit)]
+
+
 def select(
     store: KnowledgeStore,
     question: str,
@@ -124,8 +191,20 @@ def select(
     *,
     limit: int,
     within: frozenset[str] | None,
+    instructions: str | None = None,
 ) -> list[Moment]:
-    """The moments an answer to `question` cites, in presentation order."""
+    """The moments an answer to `question` cites, in presentation order.
+
+    Follow-ups continue from the last cited moment; overviews spread over the
+    videos the question concerns (or all); "which videos" cites each relevant
+    video once; "first" / "last" / "after X" / "before X" order by time within
+    the right video; anything else leads with the best match.
+    """
+    # A transcript of history from elsewhere: the question is its new message.
+    question = question.rsplit("New message:\n", 1)[-1]
+    domain = _domain(store, instructions)
+    if domain is not None:
+        within = domain if within is None else within & domain
     last = _last_cited(session)
     if last is not None and (_FOLLOW_UP.search(question) or _GO_BACK.search(question)):
         moments = last.video.moments
@@ -135,21 +214,56 @@ def select(
             ]
         following = list(moments[last.index + 1 : last.index + 1 + limit])
         return following or [moments[-1]]
+    content = _INTENT_WORDS.sub(" ", question)
+    anchor = _AFTER.search(content) or _BEFORE.search(content)
+    if anchor is not None and not _OVERVIEW.search(question):
+        found = store.rank(anchor.group(2), within=within)
+        if found:
+            pivot = found[0][1]
+            moments = pivot.video.moments
+            if anchor.group(1).lower() in ("after", "following"):
+                return list(moments[pivot.index + 1 : pivot.index + 1 + limit]) or [
+                    pivot
+                ]
+            return list(moments[max(0, pivot.index - limit) : pivot.index]) or [pivot]
+    ranked = store.rank(content, within=within)
+    videos = [v for v in store.videos if within is None or v.item_id in within]
     if _OVERVIEW.search(question):
-        named = store.search(question, limit=1, within=within)
-        if named and named[0].video.title_words & tokens(question):
-            video = named[0].video
-            step = max(1, len(video.moments) // max(1, limit))
-            return list(video.moments[::step][:limit])
-        videos = [v for v in store.videos if within is None or v.item_id in within]
-        return [v.moments[0] for v in videos][: max(limit, len(videos))]
-    found = store.search(question, limit=limit, within=within)
-    if not found and last is not None:
-        found = store.search(
-            question, limit=limit, within=frozenset({last.video.item_id})
+        concerned = {m.video.item_id for _, m in ranked}
+        shown = [v for v in videos if v.item_id in concerned] or videos
+        if len(shown) == 1:
+            return _spread(shown[0].moments, limit)
+        return [v.moments[v.highlight] for v in shown]
+    if not _about_the_store(store, content):
+        return []
+    if _WHICH.search(question):
+        per_video: dict[str, Moment] = {}
+        for _, moment in ranked:
+            per_video.setdefault(moment.video.item_id, moment)
+        return [per_video[v.item_id] for v in videos if v.item_id in per_video]
+    if not ranked and last is not None:
+        ranked = store.rank(content, within=frozenset({last.video.item_id}))
+    if not ranked:
+        return []
+    if _FIRST.search(question) or _LAST.search(question):
+        video = ranked[0][1].video
+        matching = sorted(
+            (m for _, m in ranked if m.video == video), key=lambda m: m.start_sec
         )
-    order = {v.item_id: i for i, v in enumerate(store.videos)}
-    return sorted(found, key=lambda m: (order[m.video.item_id], m.start_sec))
+        return [matching[0] if _FIRST.search(question) else matching[-1]]
+    # Lead with the best match; add others only as close and as complete.
+    words = set(terms(_FOLLOW_UP.sub(" ", content)))
+    covered = len(words & set(ranked[0][1].counts))
+    best = ranked[0][0]
+    chosen = [
+        m
+        for score, m in ranked
+        if score >= best / 2 and len(words & set(m.counts)) == covered
+    ][:limit]
+    if _FOLLOW_UP.search(question):  # "…, and what happens next?" in one question
+        top = chosen[0]
+        chosen = [top, *top.video.moments[top.index + 1 : top.index + limit]]
+    return chosen
 
 
 def _render(moments: list[Moment], style: _Style) -> tuple[str, list[dict[str, Any]]]:
@@ -182,7 +296,14 @@ def compose(
 ) -> Answer:
     """The answer to `question`, as plain text with citations."""
     style = _style(instructions)
-    moments = select(store, question, session, limit=style.limit, within=within)
+    moments = select(
+        store,
+        question,
+        session,
+        limit=style.limit,
+        within=within,
+        instructions=instructions,
+    )
     if not moments:
         titles = "; ".join(v.title for v in store.videos)
         return Answer(

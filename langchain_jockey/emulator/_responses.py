@@ -197,7 +197,14 @@ def plan_response(
     """
     question, within = resolve_selections(req, store)
     if req.text_format is not None:
-        moments = select(store, question, session, limit=3, within=within)
+        moments = select(
+            store,
+            question,
+            session,
+            limit=3,
+            within=within,
+            instructions=req.instructions,
+        )
         try:
             value = instance(req.text_format["schema"], moments)
         except SchemaError as exc:

@@ -11,6 +11,7 @@ Values are drawn from the matched moments, chosen by the property's name.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from langchain_jockey.emulator._store import Moment, tokens
@@ -60,7 +61,7 @@ def _kind(schema: dict[str, Any]) -> str | None:
 
 
 def _string(name: str, moment: Moment | None, schema: dict[str, Any]) -> str:
-    words = tokens(name.replace("_", " "))
+    words = set(re.findall(r"[a-z]+", name.lower()))
     if moment is None:
         value = "nothing in the knowledge store matches"
     elif words & {"title", "video", "name", "source"}:

@@ -1,13 +1,18 @@
 """The built-in demo knowledge stores: invented videos with timestamped moments.
 
 Ids use the documented prefixes (`ks_`, `ksi_`, `ksic_`, docs/protocol.md) in the
-UUIDv7-like shape the API returns. Retrieval is a small, deterministic keyword
-scorer: the same question over the same store always picks the same moments.
+UUIDv7-like shape the API returns. Retrieval is BM25 over the moments'
+descriptions (and, weighted less, their video's title), after stop words are
+dropped, words lightly stemmed and a small synonym map for the demo's domains
+applied (score/goal, crash/fall, done/hollow, …): the same question over the
+same store always ranks the same moments the same way.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -17,6 +22,7 @@ __all__ = [
     "KnowledgeStore",
     "Moment",
     "Video",
+    "terms",
     "tokens",
 ]
 
@@ -29,21 +35,85 @@ _STOPWORDS = frozenset(
     how i in into is it its me of on or our show tell that the their them then
     there these they this to was were what when where which who why will with
     would you your about please give find video videos moment moments happen
-    happens happened""".split()  # noqa: SIM905 - a word list reads best as words
+    happens happened store knowledge collection off up out over down anyone
+    someone anything something get gets got see seen""".split()  # noqa: SIM905 - a word list reads best as words
 )
 
 
+# Words a viewer would use for what the demo videos show, mapped to the word
+# the descriptions use (after stemming).
+_SYNONYMS = {
+    "score": "goal",
+    "scor": "goal",
+    "scorer": "goal",
+    "equalis": "goal",
+    "equaliz": "goal",
+    "crash": "fall",
+    "fell": "fall",
+    "tumbl": "fall",
+    "wipe": "fall",
+    "wipeout": "fall",
+    "play": "football",
+    "game": "football",
+    "match": "football",
+    "team": "team",
+    "done": "hollow",
+    "readi": "hollow",
+    "ready": "hollow",
+    "ship": "boat",
+    "vessel": "boat",
+    "trawler": "boat",
+    "goalkeeper": "keeper",
+    "goalie": "keeper",
+    "loaf": "bread",
+    "dough": "bread",
+    "sourdough": "bread",
+    "bak": "bake",
+    "cyclist": "rider",
+    "biker": "rider",
+    "bike": "rider",
+    "cycl": "rider",
+    "soccer": "football",
+    "kid": "under",
+    "children": "under",
+    "rescu": "rescue",
+    "lifeboat": "lifeboat",
+    "fog": "fog",
+    "mist": "fog",
+    "fish": "fish",
+    "seafood": "fish",
+    "sea": "sea",
+    "ocean": "sea",
+    "win": "win",
+    "won": "win",
+    "trophi": "trophy",
+    "cup": "trophy",
+    "celebrat": "celebrat",
+}
+
+
 def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+    for suffix in ("ing", "ed", "es", "s", "ies"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            word = word[: -len(suffix)]
+            break
+    return word.removesuffix("e") if len(word) > 4 else word
+
+
+def terms(text: str) -> list[str]:
+    """The content words of `text`, in order: lowercased, stemmed, mapped."""
+    out = []
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        if word in _STOPWORDS:
+            continue
+        stem = _stem(word)
+        out.append(_SYNONYMS.get(stem, _SYNONYMS.get(word, stem)))
+    return out
 
 
 def tokens(text: str) -> frozenset[str]:
-    """Content words of `text`, lowercased and lightly stemmed."""
-    words = re.findall(r"[a-z0-9]+", text.lower())
-    return frozenset(_stem(w) for w in words if w not in _STOPWORDS)
+    """The set of `terms` of `text`."""
+    return frozenset(terms(text))
 
 
 @dataclass(frozen=True)
@@ -56,6 +126,7 @@ class Moment:
     end_sec: float
     description: str
     words: frozenset[str] = field(compare=False, repr=False)
+    counts: Counter[str] = field(compare=False, repr=False, default_factory=Counter)
 
     @property
     def time_range(self) -> str:
@@ -92,6 +163,10 @@ class Video:
     duration: float
     moments: tuple[Moment, ...] = field(default=(), compare=False, repr=False)
     title_words: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    topics: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    """Domains an instruction can narrow to ("sports", "food", "sea")."""
+    highlight: int = field(default=0, compare=False, repr=False)
+    """The moment an overview of several videos cites for this one."""
 
 
 @dataclass(frozen=True)
@@ -111,22 +186,59 @@ class KnowledgeStore:
         self, question: str, *, limit: int, within: frozenset[str] | None = None
     ) -> list[Moment]:
         """The best-matching moments, best first (ties: store order, then time)."""
-        words = tokens(question)
-        scored: list[tuple[int, int, int, Moment]] = []
-        for order, video in enumerate(self.videos):
-            if within is not None and video.item_id not in within:
-                continue
-            title_hits = len(words & video.title_words)
-            for moment in video.moments:
-                score = 3 * len(words & moment.words) + title_hits
-                if score:
-                    scored.append((-score, order, moment.index, moment))
-        scored.sort(key=lambda s: s[:3])
-        return [s[3] for s in scored[:limit]]
+        ranked = self.rank(question, within=within)
+        return [moment for _, moment in ranked[:limit]]
+
+    def rank(
+        self, question: str, *, within: frozenset[str] | None = None
+    ) -> list[tuple[float, Moment]]:
+        """(BM25 score, moment) of every moment that matches, best first."""
+        words = terms(question)
+        if not words:
+            return []
+        moments = [
+            m
+            for v in self.videos
+            if within is None or v.item_id in within
+            for m in v.moments
+        ]
+        everything = [m for v in self.videos for m in v.moments]
+        average = sum(sum(m.counts.values()) for m in everything) / len(everything)
+        order = {v.item_id: i for i, v in enumerate(self.videos)}
+        scored = []
+        for moment in moments:
+            score = 0.0
+            for word in set(words):
+                df = sum(1 for m in everything if word in m.counts)
+                tf = moment.counts.get(word, 0)
+                if not tf:
+                    continue
+                idf = math.log(1 + (len(everything) - df + 0.5) / (df + 0.5))
+                size = sum(moment.counts.values())
+                score += idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * size / average))
+            if score > 0:
+                scored.append((score, moment))
+        scored.sort(key=lambda s: (-s[0], order[s[1].video.item_id], s[1].index))
+        return scored
 
 
-def _video(item_id: str, title: str, duration: float, moments: str) -> Video:
-    video = Video(item_id, title, duration, title_words=tokens(title))
+def _video(
+    item_id: str,
+    title: str,
+    duration: float,
+    moments: str,
+    *,
+    topics: str = "",
+    highlight: int = 0,
+) -> Video:
+    video = Video(
+        item_id,
+        title,
+        duration,
+        title_words=tokens(title),
+        topics=frozenset(topics.split()),
+        highlight=highlight,
+    )
     built = []
     for index, line in enumerate(m for m in moments.strip().splitlines() if m.strip()):
         span, description = line.strip().split(" ", 1)
@@ -134,8 +246,18 @@ def _video(item_id: str, title: str, duration: float, moments: str) -> Video:
         if not 0 <= start < end <= duration:
             msg = f"bad moment {span} in {title}"
             raise ValueError(msg)
+        # The title counts once per moment: it names what every moment is of.
+        counts = Counter(terms(description)) + Counter(set(terms(title)))
         built.append(
-            Moment(video, index, start, end, description.strip(), tokens(description))
+            Moment(
+                video,
+                index,
+                start,
+                end,
+                description.strip(),
+                tokens(description),
+                counts,
+            )
         )
     object.__setattr__(video, "moments", tuple(built))
     return video
@@ -163,6 +285,8 @@ _HARBOUR = _video(
     205-225 the first fishing boats return heavy with the catch
     225-240 gulls crowd the returning boats as the sun rises over the town
     """,
+    topics="sea",
+    highlight=2,
 )
 _MARKET = _video(
     _id("ksi", "a2"),
@@ -182,6 +306,8 @@ _MARKET = _video(
     260-280 traders pack unsold fish into ice for the restaurants
     280-300 the market closes and the floor is washed again
     """,
+    topics="sea food",
+    highlight=2,
 )
 _FOOTBALL = _video(
     _id("ksi", "a3"),
@@ -201,6 +327,8 @@ _FOOTBALL = _video(
     430-500 the final whistle blows and the red team celebrates
     500-540 the captains lift the trophy and both teams shake hands
     """,
+    topics="sports",
+    highlight=2,
 )
 _BREAD = _video(
     _id("ksi", "a4"),
@@ -220,6 +348,8 @@ _BREAD = _video(
     350-390 the baker taps the base of the loaf to check it sounds hollow
     390-420 the loaf is sliced to show an open crumb
     """,
+    topics="food",
+    highlight=5,
 )
 _BIKE = _video(
     _id("ksi", "a5"),
@@ -239,6 +369,8 @@ _BIKE = _video(
     290-330 a flowing descent back into the forest
     330-360 the rider returns to the car park and washes the bike
     """,
+    topics="sports",
+    highlight=5,
 )
 _LIFEBOAT = _video(
     _id("ksi", "a6"),
@@ -258,6 +390,8 @@ _LIFEBOAT = _video(
     400-440 the crew washes the boat down with fresh water
     440-480 the coxswain debriefs the crew over tea
     """,
+    topics="sea",
+    highlight=2,
 )
 _KNIVES = _video(
     _id("ksi", "b1"),
@@ -270,6 +404,8 @@ _KNIVES = _video(
     110-150 herbs are chopped with a rocking motion
     150-200 the chef hones the knife on a steel
     """,
+    topics="food",
+    highlight=1,
 )
 _SAUCE = _video(
     _id("ksi", "b2"),
@@ -282,6 +418,8 @@ _SAUCE = _video(
     140-200 the sauce simmers and thickens for forty minutes
     200-260 basil is torn in and the sauce is tasted for salt
     """,
+    topics="food",
+    highlight=3,
 )
 
 STORES: dict[str, KnowledgeStore] = {
