@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import time
+import urllib.parse
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,12 @@ from langchain_jockey.emulator._responses import (
     new_id,
     plan_response,
 )
+from langchain_jockey.emulator._search import (
+    item_object,
+    list_items,
+    search,
+    store_object,
+)
 from langchain_jockey.emulator._store import STORES
 
 __all__ = [
@@ -43,6 +50,7 @@ DEMO_API_KEY = "tlk_emulator_demo_key"
 LENGTH_HEADER = "x-emulator-length"
 """Request header: answer with exactly this many deltas (a load knob)."""
 PATH = "/v1.3/responses"
+STORES_PATH = "/v1.3/knowledge-stores/"
 _MAX_BODY = 1 << 20
 _MAX_SESSIONS = 10_000
 _UNKNOWN_TYPES = ("response.emulator_trace", "acme:debug")
@@ -221,6 +229,10 @@ class EmulatorServer:
             )
         )
         try:
+            if path.startswith(STORES_PATH):
+                found = self._store_route(request, key=key, headers=headers, raw=raw)
+                await self._send_json(ex, 200, found)
+                return True
             fault, req, session, plan = self._admit(
                 request.method, path, key, headers, raw
             )
@@ -249,13 +261,7 @@ class EmulatorServer:
             raise ApiError(404, "not_found", msg)
         if method != b"POST":
             raise ApiError(405, "method_not_allowed", f"{PATH} accepts POST only.")
-        if not key:
-            raise ApiError(401, "unauthorized", "The x-api-key header is required.")
-        if key not in self.config.api_keys:
-            msg = "API Key is either invalid or expired. Check it in the dashboard."
-            raise ApiError(401, "api_key_invalid", msg)
-        fault = self._fault(key, headers.get(FAULT_HEADER))
-        self._rate_limit(key)
+        fault = self._authenticate(key, headers)
         req = parse_request(raw)
         store = STORES.get(req.store_id)
         if store is None:
@@ -270,6 +276,55 @@ class EmulatorServer:
             length=_length(headers.get(LENGTH_HEADER)),
         )
         return fault, req, session, plan
+
+    def _authenticate(self, key: str | None, headers: dict[str, str]) -> Fault:
+        """Key, `status` faults and the rate limit, for every endpoint."""
+        if not key:
+            raise ApiError(401, "unauthorized", "The x-api-key header is required.")
+        if key not in self.config.api_keys:
+            msg = "API Key is either invalid or expired. Check it in the dashboard."
+            raise ApiError(401, "api_key_invalid", msg)
+        fault = self._fault(key, headers.get(FAULT_HEADER))
+        self._rate_limit(key)
+        return fault
+
+    def _store_route(
+        self,
+        request: h11.Request,
+        *,
+        key: str | None,
+        headers: dict[str, str],
+        raw: bytes,
+    ) -> dict[str, Any]:
+        """`/knowledge-stores/{id}`, `…/items[/{item_id}]` and `…/search`."""
+        self._authenticate(key, headers)
+        path, _, query = request.target.decode("latin-1").partition("?")
+        parts = path[len(STORES_PATH) :].strip("/").split("/")
+        store = STORES.get(parts[0])
+        if store is None:
+            msg = f"Knowledge store {parts[0]} does not exist."
+            raise ApiError(404, "resource_not_exist", msg)
+        rest, verb = parts[1:], request.method.decode()
+        if rest == [] and verb == "GET":
+            return store_object(store)
+        if rest == ["search"] and verb == "POST":
+            return search(store, _json_or_text(raw))
+        if rest == ["items"] and verb == "GET":
+            params = dict(urllib.parse.parse_qsl(query))
+            try:
+                page = int(params.get("page", 1))
+                limit = int(params.get("page_limit", 10))
+            except ValueError:
+                msg = "page and page_limit are integers."
+                raise ApiError(400, "parameter_invalid", msg) from None
+            return list_items(store, page, limit)
+        if len(rest) == 2 and rest[0] == "items" and verb == "GET":
+            video = store.video(rest[1])
+            if video is None:
+                msg = f"Item {rest[1]} does not exist."
+                raise ApiError(404, "resource_not_exist", msg)
+            return item_object(video)
+        raise ApiError(404, "not_found", f"No route for {verb} {path}.")
 
     def _fault(self, key: str, header: str | None) -> Fault:
         """The fault for this request; raises the HTTP error of a `status` fault."""
