@@ -6,11 +6,13 @@ from langchain_jockey import errors
 from langchain_jockey._version import __version__
 from langchain_jockey.chat_models import ChatJockey
 from langchain_jockey.errors import *  # noqa: F403 - the error classes, as errors.__all__
+from langchain_jockey.retrievers import KnowledgeStoreRetriever
 
 if TYPE_CHECKING:
     from langchain_jockey.tools import JockeyTool
 
-__all__ = ["ChatJockey", "JockeyTool", "__version__", *errors.__all__]  # noqa: PLE0604
+__all__ = ["ChatJockey", "JockeyTool", "KnowledgeStoreRetriever", "__version__"]
+__all__ += errors.__all__
 
 
 def __getattr__(name: str) -> Any:

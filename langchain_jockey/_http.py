@@ -156,6 +156,7 @@ def build_request(
     timeout: float | httpx.Timeout | None,
     headers: Mapping[str, str] | None = None,
     content: bytes | None = None,
+    accept: str = "text/event-stream",
 ) -> httpx.Request:
     """A request to `{base_url}/{path}`; raises `JockeyInputError` before any I/O.
 
@@ -181,7 +182,7 @@ def build_request(
         headers={
             "x-api-key": api_key,
             "content-type": "application/json",
-            "accept": "text/event-stream" if content else "application/json",
+            "accept": accept,
             # A compressed stream could inflate past any limit before we see it.
             "accept-encoding": "identity",
             "user-agent": f"langchain-jockey/{__version__}",

@@ -238,3 +238,12 @@ def test_multi_agent_jockey_answers_after_the_other_agents_tool_calls() -> None:
     assert out.index("[scout] ") < out.index("[jockey] ")
     jockey = out.split("[jockey] ", 1)[1]
     assert "[1]" in jockey
+
+
+def test_retriever_rag_chain_prints_the_clips_then_a_cited_answer() -> None:
+    out = run("retriever", streamed_marker="Answer: ")
+    clips = re.findall(r"^  (\d)\. (.+) (\d\d:\d\d)–(\d\d:\d\d)$", out, re.MULTILINE)
+    assert [int(rank) for rank, *_ in clips] == [1, 2, 3, 4]
+    assert clips[0][1] == "Harbour at dawn (timelapse)"
+    answer = out.split("Answer: ", 1)[1]
+    assert "[1]" in answer
