@@ -291,3 +291,14 @@ def test_a_jockey_node_takes_a_history_with_other_agents_tool_calls(
     assert 'Assistant called schedule with {"team": "Red"}' in sent
     assert "Tool result (schedule): Saturday, 10:00" in sent
     assert sent.endswith(FIRST)
+
+
+def test_selections_come_from_the_config_not_the_model(mode, emulator) -> None:
+    from langchain_jockey.emulator import STORES
+
+    bread = next(iter(STORES.values())).videos[3].item_id
+    config = {"configurable": {"jockey_selections": [{"kind": "item", "id": bread}]}}
+    state = run(mode, agent_for(emulator, questions=[FIRST]), "Tell me", config=config)
+    assert emulator.requests[-1].body["selections"] == [{"kind": "item", "id": bread}]
+    (result,) = tool_results(state)
+    assert {c["item_id"] for c in result.artifact["citations"]} <= {bread}
