@@ -194,8 +194,8 @@ def _fold(turns: Sequence[BaseMessage]) -> str:
     if not new_text.strip():
         msg = "Jockey needs a non-empty question: the human message has no text."
         raise JockeyInputError(msg)
-    if last < 0:
-        return new_text
+    if last < 0 or len(new_text) >= MAX_CONTENT_CHARS:
+        return new_text  # no history, or no room for any (build_body says so)
     lines = [line for line in map(_turn, turns[: last + 1]) if line]
     tail = f"\n\n{_TRANSCRIPT_NEW}\n{new_text}"
     budget = MAX_CONTENT_CHARS - len(_TRANSCRIPT_HEAD) - len(tail)

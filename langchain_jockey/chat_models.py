@@ -56,6 +56,7 @@ from langchain_jockey._messages import (
     check_selections,
     encode_body,
 )
+from langchain_jockey._reader import Limits
 from langchain_jockey.errors import JockeyInputError
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "ChatJockey"]
@@ -566,10 +567,10 @@ class ChatJockey(BaseChatModel):
         )
 
     @property
-    def _limits(self) -> _http.Limits:
+    def _limits(self) -> Limits:
         timeout = self.timeout
         read = timeout.read if isinstance(timeout, httpx.Timeout) else timeout
-        return _http.Limits(
+        return Limits(
             max_event_bytes=self.max_event_bytes,
             event_timeout=60.0 if timeout is None else read,
             idle=self.stream_idle_timeout,

@@ -151,7 +151,7 @@ def test_snapshot_text_is_used_when_no_delta_arrived() -> None:
 def _reader(clock, **limits):
     import httpx
 
-    from langchain_jockey._http import Limits, StreamReader
+    from langchain_jockey._reader import Limits, StreamReader
 
     response = httpx.Response(200, headers={"content-type": "text/event-stream"})
     return StreamReader(response, Limits(**limits), clock=clock)

@@ -203,8 +203,12 @@ def test_folded_history_over_the_limit_keeps_the_newest_turns_and_warns() -> Non
 
 
 def test_a_question_over_the_limit_is_never_cut() -> None:
-    with pytest.raises(ValueError, match="10,000"):
-        body([AIMessage("a"), HumanMessage("q" * 10_001)])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no warning about history first
+        with pytest.raises(ValueError, match="10,000"):
+            body([AIMessage("a"), HumanMessage("q" * 10_001)])
 
 
 def test_other_agents_tool_calls_and_results_are_folded_as_text() -> None:

@@ -63,7 +63,10 @@ LAYERS = {
     "_events": {"_output", "errors"},
     "_blocks": {"_events", "_output"},
     "_structured": {"errors"},
-    "_http": {"_sse", "errors", "_version"},
+    "_reader": {"_sse", "errors"},
+    "tools": {"chat_models", "_output", "errors"},
+    "retrievers": {"_http", "_messages", "chat_models", "errors"},
+    "_http": {"_reader", "errors", "_version"},
 }
 
 
