@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_jockey.emulator._store import KnowledgeStore, Moment, terms
+from langchain_jockey.emulator._store import TOPIC_WORDS, KnowledgeStore, Moment, terms
 
 __all__ = ["Answer", "Session", "Turn", "compose", "pieces"]
 
@@ -48,7 +48,8 @@ _OVERVIEW = re.compile(
     r"\b(summar\w*|overview|describe what happens|key (moments|plays|points|events|"
     r"scenes)|highlights|main events|what (is|happens) in (these|the|this|each) "
     r"videos?|what do (these|the) videos show|list the videos|go through the videos|"
-    r"what videos (are|do|does)|which videos are (in|there))",
+    r"what videos (are|do|does)|which videos are (in|there)|tell me about (the|this) "
+    r"\w+( \w+)? video)",
     re.IGNORECASE,
 )
 _PREFIX = re.compile(
@@ -125,13 +126,16 @@ def _last_cited(session: Session | None) -> Moment | None:
     return None
 
 
-_FIRST = re.compile(r"\b(first|earliest|opening)\b", re.IGNORECASE)
-_LAST = re.compile(r"\b(last|latest|at the end)\b", re.IGNORECASE)
+_FIRST = re.compile(r"\b(first|earliest|opening|start|beginning)\b", re.IGNORECASE)
+_LAST = re.compile(
+    r"\b(last|latest|end|ending|finish|final (score|result))\b", re.IGNORECASE
+)
 _AFTER = re.compile(r"\b(after|following)\s+(.+)", re.IGNORECASE)
 _BEFORE = re.compile(r"\b(before|leading up to)\s+(.+)", re.IGNORECASE)
 _WHICH = re.compile(r"\b(which|what) (videos?|clips?|films?)\b", re.IGNORECASE)
 _INTENT_WORDS = re.compile(
-    r"\b(first|earliest|opening|last|latest|key|main|summar\w*|overview|describe|"
+    r"\b(first|earliest|opening|start|beginning|last|latest|end|ending|finish|key|"
+    r"main|summar\w*|overview|describe|"
     r"highlights?|clips?|films?|footage|shown?|showing|happening|events?|points?)\b",
     re.IGNORECASE,
 )
@@ -166,7 +170,7 @@ def _about_the_store(store: KnowledgeStore, question: str) -> bool:
     it is not about the videos; a question with no content words (an overview)
     is about all of them.
     """
-    words = terms(question)
+    words = terms(question, question=True)
     if not words:
         return True
     known = {w for v in store.videos for m in v.moments for w in m.counts}
@@ -175,6 +179,14 @@ def _about_the_store(store: KnowledgeStore, question: str) -> bool:
     if any(name.lower() not in known and terms(name) for name in names):
         return False
     return sum(w in known for w in words) / len(words) >= 0.5
+
+
+def _around(moment: Moment, limit: int, *, after: bool) -> list[Moment]:
+    """Up to `limit` moments right after (or before) `moment`, in its video."""
+    moments = moment.video.moments
+    if after:
+        return list(moments[moment.index + 1 : moment.index + 1 + limit])
+    return list(moments[max(0, moment.index - limit) : moment.index])
 
 
 def _spread(moments: tuple[Moment, ...], limit: int) -> list[Moment]:
@@ -207,28 +219,35 @@ def select(
         within = domain if within is None else within & domain
     last = _last_cited(session)
     if last is not None and (_FOLLOW_UP.search(question) or _GO_BACK.search(question)):
-        moments = last.video.moments
-        if _GO_BACK.search(question):
-            return list(moments[max(0, last.index - limit) : last.index]) or [
-                moments[0]
-            ]
-        following = list(moments[last.index + 1 : last.index + 1 + limit])
-        return following or [moments[-1]]
+        back = bool(_GO_BACK.search(question))
+        return _around(last, limit, after=not back) or [
+            last.video.moments[0 if back else -1]
+        ]
     content = _INTENT_WORDS.sub(" ", question)
     anchor = _AFTER.search(content) or _BEFORE.search(content)
     if anchor is not None and not _OVERVIEW.search(question):
         found = store.rank(anchor.group(2), within=within)
         if found:
             pivot = found[0][1]
-            moments = pivot.video.moments
-            if anchor.group(1).lower() in ("after", "following"):
-                return list(moments[pivot.index + 1 : pivot.index + 1 + limit]) or [
-                    pivot
-                ]
-            return list(moments[max(0, pivot.index - limit) : pivot.index]) or [pivot]
+            after = anchor.group(1).lower() in ("after", "following")
+            return _around(pivot, limit, after=after) or [pivot]
+    lowered = re.findall(r"[a-z]+", content.lower())
+    topics = {TOPIC_WORDS[w] for w in lowered if w in TOPIC_WORDS}
+    if topics:  # "which videos are about food?": the videos of that topic
+        within = frozenset(
+            v.item_id
+            for v in store.videos
+            if v.topics & topics and (within is None or v.item_id in within)
+        )
+        topic_words = r"\b(" + "|".join(TOPIC_WORDS) + r")\b"
+        content = re.sub(topic_words, " ", content, flags=re.IGNORECASE)
     ranked = store.rank(content, within=within)
     videos = [v for v in store.videos if within is None or v.item_id in within]
+    if topics and not ranked and not _FIRST.search(question):
+        return [v.moments[v.highlight] for v in videos]
     if _OVERVIEW.search(question):
+        if terms(content, question=True) and not ranked:
+            return []  # an overview of something the store does not show
         concerned = {m.video.item_id for _, m in ranked}
         shown = [v for v in videos if v.item_id in concerned] or videos
         if len(shown) == 1:
@@ -247,12 +266,15 @@ def select(
         return []
     if _FIRST.search(question) or _LAST.search(question):
         video = ranked[0][1].video
-        matching = sorted(
-            (m for _, m in ranked if m.video == video), key=lambda m: m.start_sec
-        )
+        # Words that name the video ("the football final") say which video, not
+        # which moment: moments whose own description matches the rest, if any.
+        wanted = set(terms(content, question=True)) - video.title_words
+        in_video = [m for _, m in ranked if m.video == video]
+        described = [m for m in in_video if m.words & wanted] or in_video
+        matching = sorted(described, key=lambda m: m.start_sec)
         return [matching[0] if _FIRST.search(question) else matching[-1]]
     # Lead with the best match; add others only as close and as complete.
-    words = set(terms(_FOLLOW_UP.sub(" ", content)))
+    words = set(terms(_FOLLOW_UP.sub(" ", content), question=True))
     covered = len(words & set(ranked[0][1].counts))
     best = ranked[0][0]
     chosen = [

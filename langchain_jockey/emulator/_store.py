@@ -19,6 +19,7 @@ __all__ = [
     "DEMO_STORE_ID",
     "KITCHEN_STORE_ID",
     "STORES",
+    "TOPIC_WORDS",
     "KnowledgeStore",
     "Moment",
     "Video",
@@ -36,59 +37,68 @@ _STOPWORDS = frozenset(
     there these they this to was were what when where which who why will with
     would you your about please give find video videos moment moments happen
     happens happened store knowledge collection off up out over down anyone
-    someone anything something get gets got see seen""".split()  # noqa: SIM905 - a word list reads best as words
+    someone anything something get gets got see seen look looks like make makes
+    made kind sort thing things way doing much many long come comes came go goes
+    went all any each every there""".split()  # noqa: SIM905 - a word list reads best as words
 )
 
 
-# Words a viewer would use for what the demo videos show, mapped to the word
-# the descriptions use (after stemming).
-_SYNONYMS = {
-    "score": "goal",
-    "scor": "goal",
-    "scorer": "goal",
-    "equalis": "goal",
-    "equaliz": "goal",
-    "crash": "fall",
-    "fell": "fall",
-    "tumbl": "fall",
-    "wipe": "fall",
-    "wipeout": "fall",
-    "play": "football",
-    "game": "football",
-    "match": "football",
-    "team": "team",
-    "done": "hollow",
-    "readi": "hollow",
-    "ready": "hollow",
-    "ship": "boat",
-    "vessel": "boat",
-    "trawler": "boat",
-    "goalkeeper": "keeper",
-    "goalie": "keeper",
-    "loaf": "bread",
-    "dough": "bread",
-    "sourdough": "bread",
-    "bak": "bake",
-    "cyclist": "rider",
-    "biker": "rider",
-    "bike": "rider",
-    "cycl": "rider",
-    "soccer": "football",
-    "kid": "under",
-    "children": "under",
-    "rescu": "rescue",
-    "lifeboat": "lifeboat",
-    "fog": "fog",
-    "mist": "fog",
-    "fish": "fish",
-    "seafood": "fish",
+# Words a viewer would use for what the demo videos show, mapped (after
+# stemming) to the words the descriptions use. Only questions are mapped, so
+# "the baker scores the loaf" never answers "who scores?".
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "score": ("goal",),
+    "scor": ("goal",),
+    "scorer": ("goal",),
+    "equalis": ("equalis", "goal"),
+    "won": ("winn",),
+    "winner": ("winn",),
+    "crash": ("crash",),
+    "fall": ("crash",),
+    "fell": ("crash",),
+    "tumbl": ("crash",),
+    "wipeout": ("crash",),
+    "play": ("football",),
+    "game": ("football",),
+    "match": ("football",),
+    "soccer": ("football",),
+    "done": ("hollow",),
+    "readi": ("hollow",),
+    "ready": ("hollow",),
+    "ship": ("boat",),
+    "vessel": ("boat",),
+    "trawler": ("boat",),
+    "goalkeeper": ("keeper",),
+    "goali": ("keeper",),
+    "goalie": ("keeper",),
+    "loaf": ("loaf", "bread"),
+    "dough": ("dough", "bread"),
+    "cyclist": ("rider",),
+    "biker": ("rider",),
+    "cycl": ("rider",),
+    "river": ("stream",),
+    "cost": ("price",),
+    "pric": ("price",),
+    "sold": ("bid", "price", "buy"),
+    "sell": ("bid", "price", "buy"),
+    "mist": ("fog",),
+    "seafood": ("fish", "crab", "lobster"),
+    "cup": ("trophy",),
+    "whistl": ("whistl",),
+    "launch": ("launch",),
+    "rescu": ("rescu", "casualty"),
+}
+# Topic words: a question about "food" or "sport" means the videos of that topic.
+TOPIC_WORDS = {
+    "food": "food",
+    "cook": "food",
+    "cooking": "food",
+    "eat": "food",
+    "sport": "sports",
+    "sports": "sports",
     "sea": "sea",
     "ocean": "sea",
-    "win": "win",
-    "won": "win",
-    "trophi": "trophy",
-    "cup": "trophy",
-    "celebrat": "celebrat",
+    "maritime": "sea",
 }
 
 
@@ -100,14 +110,20 @@ def _stem(word: str) -> str:
     return word.removesuffix("e") if len(word) > 4 else word
 
 
-def terms(text: str) -> list[str]:
-    """The content words of `text`, in order: lowercased, stemmed, mapped."""
-    out = []
+def terms(text: str, *, question: bool = False) -> list[str]:
+    """The content words of `text`, in order: lowercased and stemmed.
+
+    A `question`'s words are also mapped to the words the descriptions use.
+    """
+    out: list[str] = []
     for word in re.findall(r"[a-z0-9]+", text.lower()):
         if word in _STOPWORDS:
             continue
         stem = _stem(word)
-        out.append(_SYNONYMS.get(stem, _SYNONYMS.get(word, stem)))
+        if question:
+            out.extend(_SYNONYMS.get(stem, _SYNONYMS.get(word, (stem,))))
+        else:
+            out.append(stem)
     return out
 
 
@@ -193,7 +209,7 @@ class KnowledgeStore:
         self, question: str, *, within: frozenset[str] | None = None
     ) -> list[tuple[float, Moment]]:
         """(BM25 score, moment) of every moment that matches, best first."""
-        words = terms(question)
+        words = terms(question, question=True)
         if not words:
             return []
         moments = [

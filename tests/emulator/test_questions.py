@@ -88,6 +88,27 @@ TABLE = [
         (MARKET, "00:50"),
         ALL - {MARKET, BREAD},
     ),
+    ("Who won the final?", None, (FOOTBALL, "05:20"), ALL - {FOOTBALL}),
+    ("When does the keeper make a save?", None, (FOOTBALL, "03:05"), ALL - {FOOTBALL}),
+    ("How many goals are scored?", None, (FOOTBALL, "01:10"), ALL - {FOOTBALL}),
+    ("What does the crumb look like?", None, (BREAD, "06:30"), ALL - {BREAD}),
+    ("Is there a river crossing on the trail?", None, (BIKE, "03:15"), ALL - {BIKE}),
+    (
+        "What happens at the start of the bike ride?",
+        None,
+        (BIKE, "00:00"),
+        ALL - {BIKE},
+    ),
+    ("What happens when the fog comes in?", None, (HARBOUR, "01:15"), ALL - {HARBOUR}),
+    ("Which videos are about food?", None, (MARKET, "00:50"), ALL - {MARKET, BREAD}),
+    ("How much does the lobster cost?", None, (MARKET, "04:00"), ALL - {MARKET}),
+    (
+        "What is the last thing in the lifeboat drill?",
+        None,
+        (LIFEBOAT, "07:20"),
+        ALL - {LIFEBOAT},
+    ),
+    ("How do you cook a crab?", None, (MARKET, "03:35"), ALL - {MARKET}),
 ]
 
 OUT_OF_SCOPE = [
@@ -95,6 +116,8 @@ OUT_OF_SCOPE = [
     "Explain the rules of cricket",
     "What is the weather in Paris?",
     "Tell me about quantum chromodynamics",
+    "Who is the president of the United States?",
+    "Write me a poem about cats",
 ]
 
 
