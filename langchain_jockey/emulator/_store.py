@@ -103,11 +103,12 @@ TOPIC_WORDS = {
 
 
 def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s", "ies"):
+    """A light stemmer: "saves", "save" and "saved" all become "sav"."""
+    for suffix in ("ing", "ed", "es", "s"):
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
             word = word[: -len(suffix)]
             break
-    return word.removesuffix("e") if len(word) > 4 else word
+    return word[:-1] if len(word) > 3 and word.endswith("e") else word
 
 
 def terms(text: str, *, question: bool = False) -> list[str]:
