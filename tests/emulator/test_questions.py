@@ -109,6 +109,7 @@ TABLE = [
         ALL - {LIFEBOAT},
     ),
     ("How do you cook a crab?", None, (MARKET, "03:35"), ALL - {MARKET}),
+    ("What happens right after the save?", None, (FOOTBALL, "03:50"), ALL - {FOOTBALL}),
 ]
 
 OUT_OF_SCOPE = [
