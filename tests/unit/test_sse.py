@@ -68,3 +68,29 @@ def test_cr_ends_a_line_at_once_and_its_lf_in_the_next_read_is_dropped() -> None
     assert decoder.feed(b"\ndata: 2\r\r") == [b"2"]
     assert decoder.feed(b"\n") == []  # the LF of the last CRLF, not a blank line
     assert decoder.feed(b"data: 3\n\n") == [b"3"]
+
+
+def test_an_endless_line_is_held_up_to_the_cap_and_no_further() -> None:
+    from langchain_jockey._sse import EventTooLarge, SSEDecoder
+
+    cap = 1024 * 1024
+    decoder = SSEDecoder(max_event_bytes=cap)
+    decoder.feed(b"data: ")
+    fed = 6
+    with pytest.raises(EventTooLarge) as caught:
+        for _ in range(10_000):  # 40 MB if it were all kept
+            held = sum(len(p) for p in decoder._pending or ())
+            assert held <= cap
+            decoder.feed(b"a" * 4096)
+            fed += 4096
+    assert caught.value.limit == cap
+    assert fed <= cap + 4096 + 6  # it stopped at the first piece past the cap
+
+
+def test_events_completed_before_the_cap_are_handed_over() -> None:
+    from langchain_jockey._sse import EventTooLarge, SSEDecoder
+
+    decoder = SSEDecoder(max_event_bytes=100)
+    with pytest.raises(EventTooLarge) as caught:
+        decoder.feed(b'data: {"a":1}\n\ndata: ' + b"x" * 200)
+    assert caught.value.completed == [b'{"a":1}']
