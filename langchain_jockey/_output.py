@@ -26,6 +26,7 @@ __all__ = [
     "read_output",
     "step_of",
     "text_parts",
+    "time_range",
     "valid_id",
 ]
 
@@ -55,6 +56,18 @@ def valid_id(value: Any) -> str | None:
     except UnicodeEncodeError:
         return None
     return value
+
+
+def time_range(start: Any, end: Any) -> str:
+    """`mm:ss-mm:ss` (with an en dash) for a clip or a cited moment; `?` if unknown."""
+
+    def mmss(seconds: Any) -> str:
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+            return "?"
+        whole = int(seconds)
+        return f"{whole // 60:02d}:{whole % 60:02d}"
+
+    return f"{mmss(start)}\u2013{mmss(end)}"
 
 
 def is_answer(item: Mapping[str, Any]) -> bool:

@@ -568,11 +568,12 @@ class ChatJockey(BaseChatModel):
 
     @property
     def _limits(self) -> Limits:
-        timeout = self.timeout
+        # No complete event for as long as no byte may take: the read timeout.
+        timeout = _http.DEFAULT_TIMEOUT if self.timeout is None else self.timeout
         read = timeout.read if isinstance(timeout, httpx.Timeout) else timeout
         return Limits(
             max_event_bytes=self.max_event_bytes,
-            event_timeout=60.0 if timeout is None else read,
+            event_timeout=read,
             idle=self.stream_idle_timeout,
         )
 

@@ -22,6 +22,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
 from langchain_jockey import _http
 from langchain_jockey._messages import encode_body
+from langchain_jockey._output import time_range
 from langchain_jockey.chat_models import (
     _base_url_from_env,
     _key_from_env,
@@ -33,11 +34,6 @@ __all__ = ["KnowledgeStoreRetriever"]
 
 _FILTER_KEYS = {"asset_type", "item_id"}
 _PAGE_MAX = 50  # the API's largest page_size
-
-
-def _mmss(seconds: float) -> str:
-    whole = int(seconds)
-    return f"{whole // 60:02d}:{whole % 60:02d}"
 
 
 class KnowledgeStoreRetriever(BaseRetriever):
@@ -188,7 +184,7 @@ class KnowledgeStoreRetriever(BaseRetriever):
     ) -> Document:
         start, end = float(match.get("start_sec", 0)), float(match.get("end_sec", 0))
         said = match.get("transcription")
-        span = f"{_mmss(start)}\u2013{_mmss(end)}"
+        span = time_range(start, end)
         content = said if isinstance(said, str) and said else f"{title}, {span}"
         metadata = {
             "item_id": item_id,

@@ -34,7 +34,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, InjectedToolArg, ToolException
 from pydantic import BaseModel, Field
 
-from langchain_jockey._output import REASONING_KEY, STEPS_KEY
+from langchain_jockey._output import REASONING_KEY, STEPS_KEY, time_range
 from langchain_jockey.chat_models import ChatJockey
 from langchain_jockey.errors import (
     JockeyAuthenticationError,
@@ -68,13 +68,6 @@ class JockeyInput(BaseModel):
     messages: Annotated[list[Any] | None, _CONVERSATION] = None
 
 
-def _mmss(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)):
-        return "?"
-    whole = int(seconds)
-    return f"{whole // 60:02d}:{whole % 60:02d}"
-
-
 def cited_moments(annotations: Sequence[Any]) -> str:
     """`[1] <title> 01:10-01:35` (an en dash in fact), one line per citation."""
     lines = []
@@ -84,7 +77,7 @@ def cited_moments(annotations: Sequence[Any]) -> str:
         title = note.get("title") or note.get("item_id") or "a video"
         span = ""
         if "start_sec" in note:
-            span = f" {_mmss(note['start_sec'])}\u2013{_mmss(note.get('end_sec'))}"
+            span = f" {time_range(note['start_sec'], note.get('end_sec'))}"
         lines.append(f"[{number}] {title}{span}")
     return "\n".join(lines)
 
@@ -189,8 +182,8 @@ class JockeyTool(BaseTool):
                 question, config=child, **self._options(messages, config)
             ):
                 step = collect.add(chunk)
-                if step is not None:
-                    _report(step, child, dispatch_custom_event)
+                if step is not None and (event := _write(step)) is not None:
+                    dispatch_custom_event(PROGRESS_EVENT, event, config=child)
         except _RAISED:
             raise
         except JockeyError as err:
@@ -213,8 +206,8 @@ class JockeyTool(BaseTool):
         try:
             async for chunk in stream:
                 step = collect.add(chunk)
-                if step is not None:
-                    await _areport(step, child)
+                if step is not None and (event := _write(step)) is not None:
+                    await adispatch_custom_event(PROGRESS_EVENT, event, config=child)
         except _RAISED:
             raise
         except JockeyError as err:
@@ -266,32 +259,17 @@ def _child_config(
     return config
 
 
-def _writer() -> Any:
-    """LangGraph's custom-stream writer when running in a graph, else `None`."""
+def _write(step: dict[str, Any]) -> dict[str, Any] | None:
+    """Send `step` to LangGraph's custom stream; the event, if not in a graph."""
+    event = {"source": "jockey", **step}
     try:
         from langgraph.config import get_stream_writer  # noqa: PLC0415
 
-        return get_stream_writer()
+        writer = get_stream_writer()
     except (ImportError, RuntimeError, KeyError):  # not running in a graph
-        return None
-
-
-def _report(step: dict[str, Any], config: RunnableConfig, dispatch: Any) -> None:
-    event = {"source": "jockey", **step}
-    writer = _writer()
-    if writer is not None:
-        writer(event)
-    else:
-        dispatch(PROGRESS_EVENT, event, config=config)
-
-
-async def _areport(step: dict[str, Any], config: RunnableConfig) -> None:
-    event = {"source": "jockey", **step}
-    writer = _writer()
-    if writer is not None:
-        writer(event)
-    else:
-        await adispatch_custom_event(PROGRESS_EVENT, event, config=config)
+        return event
+    writer(event)
+    return None
 
 
 def _last_session(messages: list[Any] | None, store: str | None) -> str | None:

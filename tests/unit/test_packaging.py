@@ -65,7 +65,7 @@ LAYERS = {
     "_structured": {"errors"},
     "_reader": {"_sse", "errors"},
     "tools": {"chat_models", "_output", "errors"},
-    "retrievers": {"_http", "_messages", "chat_models", "errors"},
+    "retrievers": {"_http", "_messages", "_output", "chat_models", "errors"},
     "_http": {"_reader", "errors", "_version"},
 }
 
