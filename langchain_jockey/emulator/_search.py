@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-from langchain_jockey.emulator._requests import ApiError
+from langchain_jockey.emulator._requests import ApiError, _bad
 from langchain_jockey.emulator._store import KnowledgeStore, Moment, Video
 
 __all__ = ["item_object", "list_items", "search", "store_object"]
@@ -111,10 +111,6 @@ def list_items(store: KnowledgeStore, page: int, page_limit: int) -> dict[str, A
             "total_results": len(store.videos),
         },
     }
-
-
-def _bad(message: str, code: str = "parameter_invalid") -> ApiError:
-    return ApiError(400, code, message)
 
 
 def _operator(value: Any, name: str) -> list[Any]:
