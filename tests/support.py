@@ -199,3 +199,27 @@ class ScriptedServer:
 def serve(*replies: Reply) -> ScriptedServer:
     """A scripted server answering with `replies`."""
     return ScriptedServer(list(replies))
+
+
+def merged(chunks: list[Any]) -> Any:
+    """The chunks of one streamed answer, added up as langchain-core does."""
+    total = chunks[0]
+    for chunk in chunks[1:]:
+        total += chunk
+    return total
+
+
+class NoClientTools:
+    """For langchain-tests' standard suites: ChatJockey takes no client tools.
+
+    Its `bind_tools` exists only to say so clearly (and to bind create_agent's
+    `response_format` with no tools), which the suites would read as support.
+    """
+
+    @property
+    def has_tool_calling(self) -> bool:
+        return False
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return False

@@ -9,21 +9,12 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_jockey import ChatJockey
 from tests.integration.conftest import target
+from tests.support import NoClientTools
 
 pytestmark = pytest.mark.vcr
 
 
-class TestChatJockeyIntegration(ChatModelIntegrationTests):
-    @property
-    def has_tool_calling(self) -> bool:
-        # bind_tools exists only to say, clearly, that Jockey takes no client
-        # tools (and to bind create_agent's response_format with none).
-        return False
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return False
-
+class TestChatJockeyIntegration(NoClientTools, ChatModelIntegrationTests):
     @property
     def chat_model_class(self) -> type[ChatJockey]:
         return ChatJockey

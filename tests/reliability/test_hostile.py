@@ -4,7 +4,6 @@ a plain Python error, or get the key. Each test is a probe over loopback."""
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import time
 from typing import Any
@@ -34,6 +33,7 @@ from tests.reliability.hostile import (
     sse,
     trickle,
 )
+from tests.support import merged
 
 
 def llm(server, **kwargs: Any) -> ChatJockey:
@@ -54,7 +54,7 @@ def collect(mode: str, model: ChatJockey, value: Any = "hi", **kwargs: Any):
             chunks.extend(model.stream(value, **kwargs))
         else:
             asyncio.run(go())
-    except Exception as exc:  # noqa: BLE001 - the test inspects what it was
+    except Exception as exc:
         return chunks, exc
     return chunks, None
 
@@ -226,14 +226,12 @@ def test_wrongly_typed_fields_are_ignored_and_the_text_delivered(mode, name) -> 
         chunks, error = collect(mode, llm(server))
         assert error is None, repr(error)
         assert text(chunks) == "ok"
-        merged = chunks[0]
-        for c in chunks[1:]:
-            merged += c
-        assert merged.content_blocks  # readable
-        meta = merged.response_metadata
+        total = merged(chunks)
+        assert total.content_blocks  # readable
+        meta = total.response_metadata
         assert meta["session_id"] in (None, "sess_S")
         if name == "usage holds strings":
-            assert merged.usage_metadata is None
+            assert total.usage_metadata is None
 
 
 @pytest.mark.parametrize("version", ["v0", "v1"])
@@ -250,10 +248,8 @@ def test_a_function_call_with_non_string_arguments_is_readable(mode, version) ->
     with hostile(sse(*parts)) as server:
         chunks, error = collect(mode, llm(server, output_version=version))
         assert error is None, repr(error)
-        merged = chunks[0]
-        for c in chunks[1:]:
-            merged += c
-        (call,) = [b for b in merged.content_blocks if b["type"] == "server_tool_call"]
+        total = merged(chunks)
+        (call,) = [b for b in total.content_blocks if b["type"] == "server_tool_call"]
         assert call["args"] == {"arguments": 5}
 
 
@@ -272,14 +268,12 @@ def test_nothing_after_the_terminal_event_is_delivered(mode) -> None:
     with hostile(sse(*parts)) as server:
         chunks, error = collect(mode, llm(server))
         assert error is None
-        merged = chunks[0]
-        for c in chunks[1:]:
-            merged += c
-        assert merged.text == "ok"
+        total = merged(chunks)
+        assert total.text == "ok"
         assert chunks[-1].chunk_position == "last"
-        assert merged.response_metadata["status"] == "completed"
-        assert merged.response_metadata["session_id"] == "sess_S"
-        assert merged.usage_metadata["total_tokens"] == 3
+        assert total.response_metadata["status"] == "completed"
+        assert total.response_metadata["session_id"] == "sess_S"
+        assert total.usage_metadata["total_tokens"] == 3
         answer = llm(server).invoke("hi")
         assert answer.text == "ok"
 
@@ -442,10 +436,8 @@ def test_citations_come_from_content_part_done_when_the_snapshot_has_none(
     with hostile(sse(*parts)) as server:
         chunks, error = collect(mode, llm(server))
         assert error is None
-        merged = chunks[0]
-        for c in chunks[1:]:
-            merged += c
-        assert merged.response_metadata["annotations"] == [note]
+        total = merged(chunks)
+        assert total.response_metadata["annotations"] == [note]
 
 
 def test_steps_come_from_function_call_arguments_done_alone(mode) -> None:

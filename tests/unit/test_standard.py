@@ -7,19 +7,10 @@ from typing import Any
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from langchain_jockey import ChatJockey
+from tests.support import NoClientTools
 
 
-class TestChatJockeyStandard(ChatModelUnitTests):
-    @property
-    def has_tool_calling(self) -> bool:
-        # bind_tools exists only to say, clearly, that Jockey takes no client
-        # tools (and to bind create_agent's response_format with none).
-        return False
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return False
-
+class TestChatJockeyStandard(NoClientTools, ChatModelUnitTests):
     @property
     def chat_model_class(self) -> type[ChatJockey]:
         return ChatJockey
