@@ -167,6 +167,11 @@ class ResponseReducer:
                 retryable=False,
             ) from exc
 
+    def generation(self, event: Mapping[str, Any]) -> ChatGenerationChunk | None:
+        """`feed`, as the generation chunk a chat model yields."""
+        message = self.feed(event)
+        return None if message is None else generation(message)
+
     def _apply(self, event: Mapping[str, Any]) -> AIMessageChunk | None:
         sequence = event.get("sequence_number")
         if type(sequence) is int:
@@ -261,10 +266,26 @@ class ResponseReducer:
         )
 
     def _failed(self, event: Mapping[str, Any]) -> errors.JockeyError:
+        """The error of an `error` event or a failed response.
+
+        Jockey documents only `response.failed`, with no detail; Open Responses
+        sends an `error` event (`{"error": {code, message, …}}`) first. Either
+        way the error is classified by its own code, not by the stream's
+        status (200).
+        """
         snapshot = event.get("response")
         self._remember(snapshot)
-        err = errors.error_from_event(dict(event))
-        if isinstance(snapshot, dict):
+        snapshot = snapshot if isinstance(snapshot, dict) else None
+        detail = snapshot.get("error") if snapshot is not None else event
+        code, message, docs_url = errors.error_fields(detail)
+        err = errors.error_class(None, code)(
+            message or "Jockey reported the response as failed",
+            code=code,
+            docs_url=docs_url,
+            body=dict(event),
+            retryable=False,
+        )
+        if snapshot is not None:
             err.usage_metadata = usage_of(snapshot)
         return err
 

@@ -1,185 +1,207 @@
-"""The only module that does I/O: clients, requests, retries, reading, closing.
+"""Sending requests, with retries, and the errors HTTP gives (I/O: here and `_stream`).
 
-- `Clients` owns the httpx clients a model creates: one sync client, one async
-  client per event loop (closed when that loop shuts down).
-- `build_request` makes every request the same way: URL, auth, headers,
-  timeouts. The key goes only to the configured host: redirects are never
-  followed, so it cannot be replayed to another one.
 - `send` opens a request, retrying only before a byte of a 2xx body has been
   read (a retried stream would replay text and add a turn to the session).
-  Each failed response is read up to `MAX_ERROR_BODY` bytes and closed.
-- `iter_events` reads Server-Sent Events into event dicts. Everything that is
-  not I/O (decoding, limits, clocks, `[DONE]`, the body's tail) is in
-  `StreamReader`, which the sync and async loops share; they differ only in
-  the lines that await.
+  Redirects are never followed. Each failed response is read up to
+  `MAX_ERROR_BODY` bytes and closed.
+- The errors of HTTP are built here, where their cause is known: from a status
+  and its body (`error_from_response`, with `parse_retry_after`), and from a
+  transport failure (`error_from_transport`).
+- `post_json` is a JSON request (the knowledge store's search).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
+import json
 import logging
 import random
-import socket
-import threading
+import re
 import time
-import weakref
-from collections.abc import AsyncGenerator, Generator, Mapping
-from contextlib import contextmanager
+from collections.abc import Generator
+from contextlib import aclosing, closing, contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 
 from langchain_jockey import errors
-from langchain_jockey._reader import Limits, StreamReader
-from langchain_jockey._version import __version__
+from langchain_jockey._reader import detached, request_of, unexpected_body
 
 __all__ = [
     "DEFAULT_TIMEOUT",
-    "Clients",
     "RetryPolicy",
-    "aiter_events",
     "apost_json",
-    "build_request",
-    "iter_events",
+    "asend",
+    "error_from_response",
+    "error_from_transport",
+    "parse_retry_after",
     "post_json",
+    "send",
+    "transport_errors",
 ]
 
 logger = logging.getLogger("langchain_jockey")
 
 # Jockey sends a keepalive about every 10 s while it works, so 60 s without a
 # byte means a dead connection. The pool wait is bounded so that a client whose
-# connections are all held by long answers says so (see `POOL_LIMITS`).
+# connections are all held by long answers says so (`error_from_transport`).
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
-# A Jockey answer holds its connection for 30 s - 3 min, so the pool is sized
-# for many at once rather than httpx's default of 100.
-POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 MAX_ERROR_BODY = 64 * 1024
-# -- clients and requests -----------------------------------------------------
+_MAX_MESSAGE = 2000
 
 
-class Clients:
-    """The httpx clients a model created; clients given to it are passed per call."""
+# -- errors ---------------------------------------------------------------------
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sync: httpx.Client | None = None
-        self._async: dict[
-            asyncio.AbstractEventLoop,
-            tuple[httpx.AsyncClient, AsyncGenerator[None, None]],
-        ] = {}
-
-    def __reduce__(self) -> tuple[type[Clients], tuple[()]]:
-        """A pickled model gets new clients: sockets cannot be pickled."""
-        return (Clients, ())
-
-    def sync(self, given: httpx.Client | None) -> httpx.Client:
-        """`given`, else this object's sync client, made on first use."""
-        if given is not None:
-            return given
-        with self._lock:
-            if self._sync is None:
-                self._sync = httpx.Client(limits=POOL_LIMITS)
-                # Dropped without close(), it still closes its sockets.
-                weakref.finalize(self, self._sync.close)
-            return self._sync
-
-    async def async_(self, given: httpx.AsyncClient | None) -> httpx.AsyncClient:
-        """`given`, else this event loop's async client, made on first use."""
-        if given is not None:
-            return given
-        loop = asyncio.get_running_loop()
-        entry = self._async.get(loop)
-        if entry is None:
-            for old in [lp for lp in self._async if lp.is_closed()]:
-                self._async.pop(old, None)  # closed without a shutdown
-            client = httpx.AsyncClient(limits=POOL_LIMITS)
-            keeper = self._close_at_loop_shutdown(loop, client)
-            await anext(keeper)  # runs to its `yield`: the loop now tracks it
-            entry = self._async[loop] = (client, keeper)
-        return entry[0]
-
-    async def _close_at_loop_shutdown(
-        self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient
-    ) -> AsyncGenerator[None, None]:
-        """Close `client` when its event loop shuts down.
-
-        A started async generator is registered with its loop, and
-        `loop.shutdown_asyncgens()` (which `asyncio.run` and `asyncio.Runner`
-        call before closing the loop) closes it while the loop still runs, so
-        the `finally` closes the connections cleanly instead of leaving them to
-        the garbage collector (`ResourceWarning: unclosed transport`).
-        """
-        try:
-            yield
-        finally:
-            if self._async.get(loop, (None,))[0] is client:
-                del self._async[loop]
-            await client.aclose()
-
-    def close(self) -> None:
-        """Close the sync client; a new one is made on next use."""
-        with self._lock:
-            client, self._sync = self._sync, None
-        if client is not None:
-            client.close()
-
-    async def aclose(self) -> None:
-        """Close this event loop's async client and the sync client."""
-        entry = self._async.get(asyncio.get_running_loop())
-        if entry is not None:
-            await entry[1].aclose()  # its `finally` closes the client
-        self.close()
+# "…try again later after 2026-06-23T13:46:59Z" (docs/protocol.md, rate limits).
+_RESET_IN_MESSAGE = re.compile(
+    r"after\s+(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)"
+)
 
 
-def build_request(
-    client: httpx.Client | httpx.AsyncClient,
-    method: str,
-    base_url: str,
-    path: str,
+def _seconds_until(when: datetime | None, now: float) -> float | None:
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - now)
+
+
+def _number(value: str | None, scale: float = 1.0) -> float | None:
+    try:
+        return max(0.0, float(value) / scale) if value is not None else None
+    except ValueError:
+        return None
+
+
+def parse_retry_after(
+    headers: httpx.Headers | dict[str, str],
+    message: str | None = None,
     *,
-    api_key: str | None,
-    timeout: float | httpx.Timeout | None,
-    headers: Mapping[str, str] | None = None,
-    content: bytes | None = None,
-    accept: str = "text/event-stream",
-) -> httpx.Request:
-    """A request to `{base_url}/{path}`; raises `JockeyInputError` before any I/O.
+    now: float | None = None,
+) -> float | None:
+    """Seconds to wait, from `retry-after-ms`, `retry-after` or the message.
 
-    A query string in `base_url` (`…/v1.3?tenant=t1`) is kept, after the path.
+    `retry-after` may be seconds or an HTTP date (RFC 9110 §10.2.3). When no
+    header is present, a reset time written into a 429 message ("… after
+    2026-06-23T13:46:59Z") is used. A time in the past gives 0.
     """
-    if not api_key:
-        msg = (
-            "Jockey needs a TwelveLabs API key: pass api_key=… or set "
-            "TWELVE_LABS_API_KEY."
-        )
-        raise errors.JockeyInputError(msg)
-    # Joined as text: parsing base_url into an httpx.URL on every request cost
-    # about 60 us (measured), and httpx parses the result once anyway.
-    if not base_url.startswith(("http://", "https://")):
-        msg = f"base_url must be an http(s) URL, not {base_url!r}."
-        raise errors.JockeyInputError(msg)
-    root, mark, query = base_url.partition("?")
-    url = f"{root.rstrip('/')}/{path}{mark}{query}"
-    return client.build_request(
-        method,
-        url,
-        content=content,
-        headers={
-            "x-api-key": api_key,
-            "content-type": "application/json",
-            "accept": accept,
-            # A compressed stream could inflate past any limit before we see it.
-            "accept-encoding": "identity",
-            "user-agent": f"langchain-jockey/{__version__}",
-            **(headers or {}),
-        },
-        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+    now = time.time() if now is None else now
+    lowered = {k.lower(): v.strip() for k, v in headers.items()}
+    seconds = _number(lowered.get("retry-after-ms"), 1000.0)
+    if seconds is None:
+        seconds = _number(lowered.get("retry-after"))
+    if seconds is not None:
+        return seconds
+    when = None
+    if "retry-after" in lowered:
+        with contextlib.suppress(TypeError, ValueError, IndexError):
+            when = email.utils.parsedate_to_datetime(lowered["retry-after"])
+    elif message and (match := _RESET_IN_MESSAGE.search(message)):
+        with contextlib.suppress(ValueError):
+            when = datetime.fromisoformat(match.group(1).replace("Z", "+00:00"))
+    return _seconds_until(when, now)
+
+
+def _redact(text: str, secret: str | None) -> str:
+    text = text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
+    return text.replace(secret, "[redacted]") if secret else text
+
+
+def error_from_response(
+    response: httpx.Response, body: bytes | None = None
+) -> errors.JockeyError:
+    """The error for a non-2xx response, from the first bytes of its body.
+
+    `body` defaults to the content of a response that was read.
+
+    The key (if the server echoed it) is redacted from the message and the
+    body, and the response kept on the error carries the key redacted too.
+    """
+    body = response.content if body is None else body
+    request = request_of(response)
+    secret = request.headers.get("x-api-key") if request is not None else None
+    text = _redact(body.decode("utf-8", "replace"), secret)
+    try:
+        parsed: Any = json.loads(text)
+    except (ValueError, RecursionError):
+        parsed = text
+    code, message, docs_url = errors.error_fields(parsed)
+    if message is None:
+        message = text.strip()[:500] or response.reason_phrase or "HTTP error"
+    status = response.status_code
+    retryable = (status in (408, 429) or status >= 500) and (
+        code not in errors.NOT_RETRYABLE_CODES
+    )
+    return errors.error_class(status, code)(
+        _redact(message, secret),
+        status_code=status,
+        code=code,
+        docs_url=docs_url,
+        body=parsed,
+        response=detached(response, body),
+        retry_after=parse_retry_after(response.headers, message),
+        retryable=retryable,
     )
 
 
-# -- retries -------------------------------------------------------------------
+# Transport failures where the request never reached Jockey: retrying cannot
+# add a turn to a session.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_TIMEOUT_PHASES = {
+    httpx.ConnectTimeout: ("connect", "to connect to Jockey"),
+    httpx.ReadTimeout: ("read", "for the next bytes of the answer"),
+    httpx.WriteTimeout: ("write", "to send the request"),
+    httpx.PoolTimeout: ("pool", "for a free connection in the client's pool"),
+}
+
+
+def error_from_transport(
+    exc: httpx.TransportError, request: httpx.Request | None = None
+) -> errors.JockeyError:
+    """The error for an httpx transport failure (connect, read, timeout, protocol)."""
+    cls: type[errors.JockeyError]
+    if isinstance(exc, httpx.TimeoutException):
+        cls = errors.JockeyTimeoutError
+        phase, waited = _TIMEOUT_PHASES.get(type(exc), ("", "for Jockey"))
+        limits = request.extensions.get("timeout", {}) if request else {}
+        seconds = limits.get(phase)
+        limit = f"{seconds:g} s" if isinstance(seconds, (int, float)) else "too long"
+        message = (
+            f"{type(exc).__name__}: waited {limit} {waited} (the {phase or 'request'} "
+            "timeout). ChatJockey(timeout=...) sets the longest wait for a "
+            "connection or between bytes, never the whole answer, which may take "
+            "minutes; raise it, or pass an httpx.Timeout to set each limit."
+        )
+        if phase == "pool":
+            message += " Or give the client more connections: http_async_client="
+            message += "httpx.AsyncClient(limits=httpx.Limits(max_connections=…))."
+    elif isinstance(
+        exc, (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.ProxyError)
+    ):
+        cls, message = (
+            errors.JockeyConnectionError,
+            f"could not connect to Jockey: {exc}",
+        )
+    else:
+        cls = errors.JockeyStreamInterruptedError
+        message = f"the connection to Jockey broke: {type(exc).__name__}: {exc}"
+    return cls(message, retryable=isinstance(exc, _NOT_SENT))
+
+
+@contextmanager
+def transport_errors(request: httpx.Request) -> Generator[None, None, None]:
+    """Httpx's transport failures become the matching `JockeyError`."""
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise error_from_transport(exc, request) from exc
+
+
+# -- retries ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -228,254 +250,88 @@ class RetryPolicy:
         return wait
 
 
-def _log_request(request: httpx.Request, attempt: int) -> None:
-    if logger.isEnabledFor(logging.DEBUG):
-        # Headers are never logged: they hold the API key.
-        logger.debug(
-            "Jockey request %s %s attempt %d body=%s",
-            request.method,
-            request.url,
-            attempt + 1,
-            request.content.decode("utf-8", "replace"),
-        )
+class _Attempts:
+    """The attempts at one request: logs each, and says how long to wait."""
 
+    def __init__(self, request: httpx.Request, policy: RetryPolicy) -> None:
+        self.request, self.policy = request, policy
+        self.number, self.waited, self.delay = 0, 0.0, 0.0
+        self.body: list[bytes] = []  # of a failed response, while it is read
 
-@contextmanager
-def _transport_errors(request: httpx.Request) -> Generator[None, None, None]:
-    """Httpx's transport failures become the matching `JockeyError`."""
-    try:
-        yield
-    except httpx.TransportError as exc:
-        raise errors.error_from_transport(exc, request) from exc
+    @contextmanager
+    def next(self) -> Generator[httpx.Request, None, None]:
+        """One attempt at the request, logged (never its headers: they hold the key).
 
+        A failure the policy retries ends the block quietly and leaves the wait
+        in `delay`; any other failure raises.
+        """
+        self.body = []
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "Jockey request %s %s attempt %d body=%s",
+                self.request.method,
+                self.request.url,
+                self.number + 1,
+                self.request.content.decode("utf-8", "replace"),
+            )
+        try:
+            with transport_errors(self.request):
+                yield self.request
+        except errors.JockeyError as err:
+            delay = self.policy.delay(self.number, err, self.waited)
+            if delay is None:
+                raise
+            self.number, self.waited, self.delay = (
+                self.number + 1,
+                self.waited + delay,
+                delay,
+            )
 
-class _ErrorBody:
-    """The first `MAX_ERROR_BODY` bytes of a failed response."""
+    def read(self, chunk: bytes) -> bool:
+        """Keep `chunk` of a failed response's body; whether enough is read."""
+        self.body.append(chunk)
+        return sum(map(len, self.body)) >= MAX_ERROR_BODY
 
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def add(self, chunk: bytes) -> bool:
-        """Keep `chunk`; whether enough has been read."""
-        self.parts.append(chunk)
-        self.size += len(chunk)
-        return self.size >= MAX_ERROR_BODY
-
-    def error(self, response: httpx.Response) -> errors.JockeyError:
-        return errors.error_from_response(
-            response, b"".join(self.parts)[:MAX_ERROR_BODY]
-        )
-
-
-def _retry_or_raise(
-    policy: RetryPolicy, attempt: int, err: errors.JockeyError, waited: float
-) -> float:
-    delay = policy.delay(attempt, err, waited)
-    if delay is None:
-        raise err
-    return delay
+    def failed(self, response: httpx.Response) -> errors.JockeyError:
+        """The error of a failed response, from the body read."""
+        return error_from_response(response, b"".join(self.body)[:MAX_ERROR_BODY])
 
 
 def send(
     client: httpx.Client, request: httpx.Request, policy: RetryPolicy
 ) -> httpx.Response:
     """Send `request` (body unread), retrying as `policy` says; 2xx or raise."""
-    waited, attempt = 0.0, 0
+    attempts = _Attempts(request, policy)
     while True:
-        _log_request(request, attempt)
-        try:
-            with _transport_errors(request):
-                response = client.send(request, stream=True, follow_redirects=False)
-        except errors.JockeyError as err:
-            delay = _retry_or_raise(policy, attempt, err, waited)
-        else:
-            if response.is_success:
-                return response
-            body = _ErrorBody()
-            try:
-                for chunk in response.iter_bytes():
-                    if body.add(chunk):
-                        break
-            except httpx.TransportError:
-                pass  # the status says enough
-            finally:
-                response.close()
-            delay = _retry_or_raise(policy, attempt, body.error(response), waited)
-        time.sleep(delay)
-        waited, attempt = waited + delay, attempt + 1
+        with attempts.next() as attempt:
+            response = client.send(attempt, stream=True, follow_redirects=False)
+            if not response.is_success:  # read a little: the status says enough
+                with contextlib.suppress(httpx.TransportError), closing(response):
+                    for chunk in response.iter_bytes():
+                        if attempts.read(chunk):
+                            break
+                raise attempts.failed(response)
+            return response
+        time.sleep(attempts.delay)
 
 
 async def asend(
     client: httpx.AsyncClient, request: httpx.Request, policy: RetryPolicy
 ) -> httpx.Response:
     """Async twin of `send`."""
-    waited, attempt = 0.0, 0
+    attempts = _Attempts(request, policy)
     while True:
-        _log_request(request, attempt)
-        try:
-            with _transport_errors(request):
-                response = await client.send(
-                    request, stream=True, follow_redirects=False
-                )
-        except errors.JockeyError as err:
-            delay = _retry_or_raise(policy, attempt, err, waited)
-        else:
-            if response.is_success:
-                return response
-            body = _ErrorBody()
-            try:
-                async for chunk in response.aiter_bytes():
-                    if body.add(chunk):
-                        break
-            except httpx.TransportError:
-                pass  # the status says enough
-            finally:
-                await response.aclose()
-            delay = _retry_or_raise(policy, attempt, body.error(response), waited)
-        await asyncio.sleep(delay)
-        waited, attempt = waited + delay, attempt + 1
-
-
-# -- reading a stream ------------------------------------------------------------
-
-
-class _Watchdog:
-    """One daemon thread that cuts the sockets of sync drains past their deadline.
-
-    One thread for all requests, polling 4 times a second: a timer thread per
-    request cost about 150 us (measured), and waking a waiting thread on every
-    request cost about as much again in GIL hand-offs.
-    """
-
-    PERIOD = 0.25
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._armed: dict[int, tuple[float, Any]] = {}
-        self._next = 0
-        self._thread: threading.Thread | None = None
-
-    def arm(self, response: httpx.Response, seconds: float) -> int:
-        """Cut `response`'s socket in about `seconds` unless disarmed; a token."""
-        stream = response.extensions.get("network_stream")
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        with self._lock:
-            self._next += 1
-            if sock is not None:
-                self._armed[self._next] = (time.monotonic() + seconds, sock)
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, daemon=True)
-                    self._thread.start()
-            return self._next
-
-    def disarm(self, token: int) -> None:
-        """The drain ended in time."""
-        with self._lock:
-            self._armed.pop(token, None)
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(self.PERIOD)
-            now = time.monotonic()
-            with self._lock:
-                late = [
-                    t for t, (deadline, _) in self._armed.items() if deadline <= now
-                ]
-                socks = [self._armed.pop(t)[1] for t in late]
-            for sock in socks:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-
-_WATCHDOG = _Watchdog()
-
-
-def iter_events(
-    client: httpx.Client,
-    request: httpx.Request,
-    policy: RetryPolicy,
-    limits: Limits,
-) -> Generator[dict[str, Any], None, None]:
-    """The events of a streamed response, until it is complete or the body ends.
-
-    The response is closed however iteration ends (end, error, `break`,
-    `close()`). Once the events are complete, the rest of the body is read for
-    a short, bounded time, so that the connection can go back to the pool.
-    """
-    response = send(client, request, policy)
-    reader = StreamReader(response, limits)
-    try:
-        with _transport_errors(request):
-            # StreamReader decodes the raw body (bounded); a response read
-            # already (a test double's) is taken as it is.
-            chunks = (
-                iter([response.content])
-                if response.is_stream_consumed
-                else response.iter_raw()
-            )
-            for chunk in chunks:
-                yield from reader.feed(chunk)
-                if reader.done:
-                    break
-            else:
-                yield from reader.end()
-                return
-        # A blocking read cannot be given a deadline: the watchdog cuts the
-        # socket if the body has not ended by then (a server holding it open).
-        token = _WATCHDOG.arm(response, reader.drain_seconds)
-        try:
-            for chunk in chunks:
-                if reader.drained(chunk):
-                    break
-        except httpx.TransportError:
-            logger.debug("Jockey body did not end after the answer (it is complete)")
-        finally:
-            _WATCHDOG.disarm(token)
-    finally:
-        response.close()
-
-
-async def _once(data: bytes) -> AsyncGenerator[bytes, None]:
-    yield data
-
-
-async def aiter_events(
-    client: httpx.AsyncClient,
-    request: httpx.Request,
-    policy: RetryPolicy,
-    limits: Limits,
-) -> AsyncGenerator[dict[str, Any], None]:
-    """Async twin of `iter_events`."""
-    response = await asend(client, request, policy)
-    reader = StreamReader(response, limits)
-    try:
-        with _transport_errors(request):
-            chunks = (
-                _once(response.content)
-                if response.is_stream_consumed
-                else response.aiter_raw()
-            )
-            async for chunk in chunks:
-                for event in reader.feed(chunk):
-                    yield event
-                if reader.done:
-                    break
-            else:
-                for event in reader.end():
-                    yield event
-                return
-        try:
-            while not reader.drained(
-                await asyncio.wait_for(anext(chunks), reader.drain_seconds)
-            ):
-                pass
-        except StopAsyncIteration:
-            pass
-        except (httpx.TransportError, asyncio.TimeoutError):
-            logger.debug("Jockey body did not end after the answer (it is complete)")
-    finally:
-        await response.aclose()
+        with attempts.next() as attempt:
+            response = await client.send(attempt, stream=True, follow_redirects=False)
+            if not response.is_success:
+                with contextlib.suppress(httpx.TransportError):
+                    async with aclosing(response):
+                        async for chunk in response.aiter_bytes():
+                            if attempts.read(chunk):
+                                break
+                raise attempts.failed(response)
+            return response
+        await asyncio.sleep(attempts.delay)
 
 
 # -- JSON requests (the knowledge store's search) ---------------------------------
@@ -485,17 +341,14 @@ def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise errors.unexpected_body(response, response.content, "JSON") from None
+        raise unexpected_body(response, response.content, "JSON") from None
 
 
 def post_json(client: httpx.Client, request: httpx.Request, policy: RetryPolicy) -> Any:
     """Send a JSON request; return its JSON body."""
     response = send(client, request, policy)
-    try:
-        with _transport_errors(request):
-            response.read()
-    finally:
-        response.close()
+    with transport_errors(request), closing(response):
+        response.read()
     return _json(response)
 
 
@@ -504,9 +357,7 @@ async def apost_json(
 ) -> Any:
     """Async twin of `post_json`."""
     response = await asend(client, request, policy)
-    try:
-        with _transport_errors(request):
+    with transport_errors(request):
+        async with aclosing(response):
             await response.aread()
-    finally:
-        await response.aclose()
     return _json(response)

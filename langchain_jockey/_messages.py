@@ -38,13 +38,16 @@ from langchain_core.messages import (
 )
 
 from langchain_jockey._output import valid_id
+from langchain_jockey._structured import text_format
 from langchain_jockey.errors import JockeyInputError
 
 __all__ = [
+    "IGNORED_OPTIONS",
     "MAX_CONTENT_CHARS",
     "OPTION_NAMES",
     "RequestOptions",
     "build_body",
+    "call_options",
     "check_selections",
     "encode_body",
 ]
@@ -60,7 +63,7 @@ class RequestOptions:
     """Everything a request needs besides the messages, already merged.
 
     The model's fields give the defaults and the call's keyword arguments
-    override them (see `ChatJockey._options`).
+    override them (see `call_options`).
     """
 
     model: str | None
@@ -81,6 +84,48 @@ OPTION_NAMES = tuple(
 )
 """The call options a request takes: every field of `RequestOptions` but the
 model's default instructions. Written once; ChatJockey derives from it."""
+
+
+# LangChain passes these; Jockey has no such parameters (docs/protocol.md).
+IGNORED_OPTIONS = ("stop", "temperature", "max_tokens")
+# Core passes `stream`; LangChain's agents pass `response_format` (the OpenAI
+# form), which becomes Jockey's `text`.
+_ALSO_TAKEN = ("stream", "response_format")
+
+
+def call_options(
+    model: Any, stop: list[str] | None, kwargs: Mapping[str, Any]
+) -> RequestOptions:
+    """The options of one call: its keyword arguments over `model`'s fields.
+
+    An unknown option raises `JockeyInputError`; one of `IGNORED_OPTIONS`
+    that is set warns (once per caller, by Python's warning registry).
+    """
+    unknown = sorted(set(kwargs) - {*OPTION_NAMES, *IGNORED_OPTIONS, *_ALSO_TAKEN})
+    if unknown:
+        msg = (
+            f"ChatJockey got unknown call option(s) {unknown}; it takes "
+            f"{list(OPTION_NAMES)} (and ignores {list(IGNORED_OPTIONS)})."
+        )
+        raise JockeyInputError(msg)
+    ignored = {"stop": model.stop if stop is None else stop}
+    for name in IGNORED_OPTIONS:
+        if ignored.get(name, kwargs.get(name, getattr(model, name))):
+            warnings.warn(
+                f"Jockey has no {name!r} parameter: ChatJockey accepts it for "
+                "LangChain compatibility and does not send it.",
+                UserWarning,
+                stacklevel=5,
+            )
+    if kwargs.get("response_format") is not None:
+        kwargs = {"text": text_format(kwargs["response_format"]), **kwargs}
+    # A call's option wins over the field; the `instructions` field is only
+    # the default, below system messages (see `RequestOptions`).
+    fields = {n: getattr(model, n, None) for n in OPTION_NAMES if n != "instructions"}
+    return RequestOptions(
+        **{**fields, **{n: kwargs[n] for n in OPTION_NAMES if n in kwargs}},
+        default_instructions=model.instructions,
+    )
 
 
 _CALL_BLOCKS = ("reasoning", "thinking", "tool_use", "tool_call", "function_call")

@@ -1,10 +1,12 @@
 """Reading a streamed body, without I/O: bytes in, events out, limits enforced.
 
 `StreamReader` is fed one network read at a time by the sync and async loops in
-`_http.py` (which only read and await). It inflates a body compressed against
+`_stream.py` (which only read and await). It inflates a body compressed against
 our wishes, decodes SSE (`_sse.py`), parses each event, stops at `[DONE]` or a
 terminal event, keeps the clocks (no complete event for the read timeout; no
 progress for `stream_idle_timeout`), and bounds the drain after the answer.
+It also builds the errors of a body that is not what was asked for, and the
+copy of a response (key redacted) that any error keeps (`detached`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import httpx
 from langchain_jockey import errors
 from langchain_jockey._sse import EventTooLarge, SSEDecoder
 
-__all__ = ["Limits", "StreamReader"]
+__all__ = ["Limits", "StreamReader", "detached", "request_of", "unexpected_body"]
 
 _DONE = b"[DONE]"
 # Events that show the answer moving. Keepalives, status snapshots and unknown
@@ -58,6 +60,55 @@ class Limits:
 _raw_decode = json.JSONDecoder().raw_decode
 
 
+def request_of(response: httpx.Response) -> httpx.Request | None:
+    """The request `response` answers, if it was built with one."""
+    try:
+        return response.request
+    except RuntimeError:  # a response built without one (tests, transports)
+        return None
+
+
+def detached(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A copy of `response` to keep on an error: only `body`, the key redacted.
+
+    The copy's request carries the same URL and headers, `x-api-key` redacted.
+    """
+    request = request_of(response)
+    copy = None
+    if request is not None:
+        headers = httpx.Headers(request.headers)
+        if "x-api-key" in headers:
+            headers["x-api-key"] = "[redacted]"
+        copy = httpx.Request(request.method, request.url, headers=headers)
+    return httpx.Response(
+        response.status_code, headers=response.headers, content=body, request=copy
+    )
+
+
+def unexpected_body(
+    response: httpx.Response, head: bytes, wanted: str
+) -> errors.JockeyError:
+    """The error for a 2xx answer whose body is not `wanted` (SSE or JSON)."""
+    preview = head[:200].decode("utf-8", "replace")
+    return errors.JockeyServerError(
+        f"Jockey answered {response.status_code} with content type "
+        f"{response.headers.get('content-type')!r}, not {wanted}: {preview!r}",
+        status_code=response.status_code,
+        body=preview,
+        response=detached(response, head[:200]),
+        retryable=False,
+    )
+
+
+def _malformed(data: bytes, exc: BaseException) -> errors.JockeyError:
+    preview = data[:200].decode("utf-8", "replace")
+    return errors.JockeyStreamInterruptedError(
+        f"Jockey sent an unreadable event ({type(exc).__name__}): {preview!r}",
+        body=preview,
+        retryable=False,
+    )
+
+
 def _parse(data: bytes) -> dict[str, Any] | None:
     """An event's data -> its dict; `None` for `[DONE]`."""
     if data == _DONE:
@@ -74,9 +125,9 @@ def _parse(data: bytes) -> dict[str, Any] | None:
         try:
             event = json.loads(data)
         except (ValueError, RecursionError) as exc:  # deep nesting: RecursionError
-            raise errors.malformed_event(data, exc) from None
+            raise _malformed(data, exc) from None
     if not isinstance(event, dict):
-        raise errors.malformed_event(data, TypeError("not a JSON object"))
+        raise _malformed(data, TypeError("not a JSON object"))
     return event
 
 
@@ -147,7 +198,7 @@ class StreamReader:
         headers = self._response.headers
         kind = headers.get("content-type", "text/event-stream")
         if kind.split(";")[0].strip().lower() != "text/event-stream":
-            raise errors.unexpected_body(self._response, chunk, "an event stream")
+            raise unexpected_body(self._response, chunk, "an event stream")
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if self._decoded:
             encoding = "identity"

@@ -19,19 +19,23 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
+from operator import itemgetter
 from typing import Any, cast, get_args, get_origin
 
 import pydantic
 from langchain_core.exceptions import OutputParserException
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.output_parsers.transform import BaseCumulativeTransformOutputParser
 from langchain_core.outputs import Generation
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_json_schema
 from langchain_core.utils.json import parse_partial_json
 from typing_extensions import is_typeddict
 
 from langchain_jockey.errors import JockeyInputError
 
-__all__ = ["JockeyJsonParser", "is_pydantic_class", "response_format"]
+__all__ = ["JockeyJsonParser", "response_format", "structured", "text_format"]
 
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -232,3 +236,43 @@ def partial_object(cls: Any, value: dict[str, Any]) -> Any:
         else:
             fields[name] = None if field.required else field.get_default()
     return cls.construct(**fields)
+
+
+def structured(  # noqa: PLR0917 - with_structured_output's arguments, passed on
+    llm: BaseChatModel,
+    schema: Any,
+    method: str,
+    include_raw: bool,
+    strict: bool | None,
+    kwargs: dict[str, Any],
+) -> Runnable[LanguageModelInput, Any]:
+    """`llm.with_structured_output(...)`: bind `text.format`, parse the JSON."""
+    if kwargs:
+        msg = f"with_structured_output got unknown argument(s) {sorted(kwargs)}."
+        raise JockeyInputError(msg)
+    if method != "json_schema":
+        warnings.warn(
+            f"Jockey has no {method!r}; ChatJockey uses method='json_schema' "
+            "(Jockey's text.format) instead.",
+            UserWarning,
+            stacklevel=3,
+        )
+    bound = llm.bind(
+        text={"format": response_format(schema, strict=strict)},
+        ls_structured_output_format={
+            "kwargs": {"method": "json_schema", "strict": strict},
+            "schema": schema,
+        },
+    )
+    parser = JockeyJsonParser(
+        pydantic_object=schema if is_pydantic_class(schema) else None
+    )
+    if not include_raw:
+        return bound | parser
+    parse = RunnablePassthrough.assign(
+        parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+    )
+    on_error = RunnablePassthrough.assign(parsed=lambda _: None)
+    return RunnableMap(raw=bound) | parse.with_fallbacks(
+        [on_error], exception_key="parsing_error"
+    )

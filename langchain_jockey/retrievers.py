@@ -18,16 +18,12 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import ConfigDict, Field
 
 from langchain_jockey import _http
+from langchain_jockey._client import JockeyConnection
 from langchain_jockey._messages import encode_body
 from langchain_jockey._output import time_range
-from langchain_jockey.chat_models import (
-    _base_url_from_env,
-    _key_from_env,
-    _store_from_env,
-)
 from langchain_jockey.errors import JockeyInputError
 
 __all__ = ["KnowledgeStoreRetriever"]
@@ -36,7 +32,7 @@ _FILTER_KEYS = {"asset_type", "item_id"}
 _PAGE_MAX = 50  # the API's largest page_size
 
 
-class KnowledgeStoreRetriever(BaseRetriever):
+class KnowledgeStoreRetriever(JockeyConnection, BaseRetriever):
     """Video clips of a TwelveLabs knowledge store that match a query.
 
     ```python
@@ -57,17 +53,6 @@ class KnowledgeStoreRetriever(BaseRetriever):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    knowledge_store_id: str | None = Field(default_factory=_store_from_env)
-    """The knowledge store to search. Default: env `TWELVE_LABS_KNOWLEDGE_STORE_ID`,
-    else `TWELVELABS_KNOWLEDGE_STORE_ID`."""
-
-    api_key: SecretStr | None = Field(default_factory=_key_from_env)
-    """TwelveLabs API key, sent as `x-api-key`. Default: env `TWELVE_LABS_API_KEY`,
-    else `TWELVELABS_API_KEY`. Never shown in reprs, logs or traces."""
-
-    base_url: str = Field(default_factory=_base_url_from_env)
-    """API root, as for `ChatJockey`."""
-
     k: int = Field(default=4, ge=1)
     """How many clips to return (pages are fetched until there are `k`)."""
 
@@ -80,23 +65,6 @@ class KnowledgeStoreRetriever(BaseRetriever):
     group_by: Literal["none", "item"] = "none"
     """`"item"` asks the API to group clips under their video; each clip is
     still its own Document."""
-
-    timeout: float | httpx.Timeout | None = None
-    """As for `ChatJockey`: the longest wait to connect or for a response."""
-
-    max_retries: int = Field(default=2, ge=0)
-    """Retries of a failed request (429 except plan limits, 408, 5xx, connect)."""
-
-    default_headers: dict[str, str] | None = None
-    """Extra HTTP headers for every request."""
-
-    http_client: httpx.Client | None = Field(default=None, exclude=True)
-    """An `httpx.Client` for sync calls. Default: one created on first use."""
-
-    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
-    """An `httpx.AsyncClient` for async calls. Default: one per event loop."""
-
-    _clients: _http.Clients = PrivateAttr(default_factory=_http.Clients)
 
     def _check(self, query: str, k: Any) -> None:
         """Bad input is an error before any request."""
@@ -143,17 +111,8 @@ class KnowledgeStoreRetriever(BaseRetriever):
                 "knowledge_store_id='ks_…' or set TWELVE_LABS_KNOWLEDGE_STORE_ID."
             )
             raise JockeyInputError(msg)
-        return _http.build_request(
-            client,
-            "POST",
-            self.base_url,
-            f"knowledge-stores/{self.knowledge_store_id}/search",
-            api_key=self.api_key.get_secret_value() if self.api_key else None,
-            timeout=self.timeout,
-            headers=self.default_headers,
-            content=encode_body(body),
-            accept="application/json",
-        )
+        path = f"knowledge-stores/{self.knowledge_store_id}/search"
+        return self._build(client, path, encode_body(body), "application/json")
 
     def _documents(self, page: Any) -> tuple[list[Document], str | None]:
         docs: list[Document] = []
@@ -217,10 +176,10 @@ class KnowledgeStoreRetriever(BaseRetriever):
         _no_other(kwargs)
         self._check(query, k)
         client = self._clients.sync(self.http_client)
-        policy = _http.RetryPolicy(max_retries=self.max_retries)
         pages = _Pages(self, query, k)
         while (body := pages.next_body()) is not None:
-            pages.take(_http.post_json(client, self._request(client, body), policy))
+            request = self._request(client, body)
+            pages.take(_http.post_json(client, request, self._policy))
         return pages.docs[:k]
 
     async def _aget_relevant_documents(
@@ -235,11 +194,10 @@ class KnowledgeStoreRetriever(BaseRetriever):
         _no_other(kwargs)
         self._check(query, k)
         client = await self._clients.async_(self.http_async_client)
-        policy = _http.RetryPolicy(max_retries=self.max_retries)
         pages = _Pages(self, query, k)
         while (body := pages.next_body()) is not None:
             request = self._request(client, body)
-            pages.take(await _http.apost_json(client, request, policy))
+            pages.take(await _http.apost_json(client, request, self._policy))
         return pages.docs[:k]
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from langchain_core import exceptions as core
 
-from langchain_jockey import errors
+from langchain_jockey import _http, errors
 
 
 def response(status: int, body=None, headers=None, text=None) -> httpx.Response:
@@ -41,7 +41,7 @@ def response(status: int, body=None, headers=None, text=None) -> httpx.Response:
 def test_status_maps_to_a_jockey_error_that_is_also_the_core_error(
     status, cls, core_cls, retryable
 ) -> None:
-    err = errors.error_from_response(response(status, {"code": "x", "message": "m"}))
+    err = _http.error_from_response(response(status, {"code": "x", "message": "m"}))
     assert type(err) is cls
     assert isinstance(err, core_cls)
     assert isinstance(err, errors.JockeyError)
@@ -50,7 +50,7 @@ def test_status_maps_to_a_jockey_error_that_is_also_the_core_error(
 
 
 def test_flat_error_body_is_parsed() -> None:
-    err = errors.error_from_response(
+    err = _http.error_from_response(
         response(
             401,
             {
@@ -72,20 +72,20 @@ def test_flat_error_body_is_parsed() -> None:
 
 
 def test_nested_error_body_is_parsed() -> None:
-    err = errors.error_from_response(
+    err = _http.error_from_response(
         response(400, {"error": {"type": "invalid_request_error", "message": "bad"}})
     )
     assert (err.code, err.message) == ("invalid_request_error", "bad")
 
 
 def test_non_json_error_body_keeps_its_text() -> None:
-    err = errors.error_from_response(response(502, text="<html>Bad gateway</html>"))
+    err = _http.error_from_response(response(502, text="<html>Bad gateway</html>"))
     assert isinstance(err, errors.JockeyServerError)
     assert err.message == "<html>Bad gateway</html>"
 
 
 def test_plan_limit_exceeded_is_a_rate_limit_that_is_not_retryable() -> None:
-    err = errors.error_from_response(
+    err = _http.error_from_response(
         response(
             429,
             {"code": "plan_limit_exceeded", "message": "daily Response limit (15/day)"},
@@ -99,29 +99,29 @@ def test_plan_limit_exceeded_is_a_rate_limit_that_is_not_retryable() -> None:
 def test_retry_after_seconds_ms_and_http_date() -> None:
     now = datetime(2026, 6, 23, 13, 46, 0, tzinfo=timezone.utc)
     later = format_datetime(now + timedelta(seconds=30), usegmt=True)
-    assert errors.parse_retry_after({"Retry-After": "7"}) == 7.0
+    assert _http.parse_retry_after({"Retry-After": "7"}) == 7.0
     assert (
-        errors.parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+        _http.parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
     )
-    assert errors.parse_retry_after(
+    assert _http.parse_retry_after(
         {"Retry-After": later}, now=now.timestamp()
     ) == pytest.approx(30.0)
-    assert errors.parse_retry_after({"Retry-After": "garbage"}) is None
-    assert errors.parse_retry_after({}) is None
+    assert _http.parse_retry_after({"Retry-After": "garbage"}) is None
+    assert _http.parse_retry_after({}) is None
 
 
 def test_retry_after_from_a_reset_time_in_the_message() -> None:
     now = datetime(2026, 6, 23, 13, 46, 0, tzinfo=timezone.utc).timestamp()
     message = "You have exceeded the rate limit. Please try again later after 2026-06-23T13:46:59Z."
-    assert errors.parse_retry_after({}, message, now=now) == pytest.approx(59.0)
-    err = errors.error_from_response(
+    assert _http.parse_retry_after({}, message, now=now) == pytest.approx(59.0)
+    err = _http.error_from_response(
         response(429, {"code": "too_many_requests", "message": message})
     )
     assert err.retry_after is not None
 
 
 def test_errors_pickle_without_their_response() -> None:
-    err = errors.error_from_response(
+    err = _http.error_from_response(
         response(
             429, {"code": "too_many_requests", "message": "slow"}, {"retry-after": "2"}
         )
@@ -141,24 +141,24 @@ def test_errors_pickle_without_their_response() -> None:
 
 def test_transport_errors_map_to_connection_timeout_and_interrupted() -> None:
     assert isinstance(
-        errors.error_from_transport(httpx.ConnectError("refused")),
+        _http.error_from_transport(httpx.ConnectError("refused")),
         errors.JockeyConnectionError,
     )
     assert isinstance(
-        errors.error_from_transport(httpx.ReadTimeout("slow")),
+        _http.error_from_transport(httpx.ReadTimeout("slow")),
         errors.JockeyTimeoutError,
     )
     assert isinstance(
-        errors.error_from_transport(httpx.ReadTimeout("slow")), core.ModelTimeoutError
+        _http.error_from_transport(httpx.ReadTimeout("slow")), core.ModelTimeoutError
     )
     assert isinstance(
-        errors.error_from_transport(httpx.RemoteProtocolError("peer closed")),
+        _http.error_from_transport(httpx.RemoteProtocolError("peer closed")),
         errors.JockeyStreamInterruptedError,
     )
 
 
 def _status_error(status: int, headers=None, code="x"):
-    return errors.error_from_response(
+    return _http.error_from_response(
         response(status, {"code": code, "message": "m"}, headers)
     )
 
@@ -184,7 +184,7 @@ def test_retry_policy_decisions() -> None:
     assert policy.delay(0, _status_error(429, code="plan_limit_exceeded")) is None
     assert policy.delay(0, _status_error(400)) is None
     assert policy.delay(0, _status_error(408)) is not None
-    connect = errors.error_from_transport(httpx.ConnectError("refused"))
-    read = errors.error_from_transport(httpx.ReadTimeout("slow"))
+    connect = _http.error_from_transport(httpx.ConnectError("refused"))
+    read = _http.error_from_transport(httpx.ReadTimeout("slow"))
     assert policy.delay(0, connect) is not None
     assert policy.delay(0, read) is None

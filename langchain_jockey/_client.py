@@ -1,0 +1,327 @@
+"""How `ChatJockey` and `KnowledgeStoreRetriever` reach the API, written once.
+
+- `JockeyConnection`, the Pydantic base both inherit: the settings (key, base
+  URL, knowledge store, timeouts, retries, headers, your own httpx clients),
+  bad arguments reported as `JockeyInputError` without their values, the key
+  kept out of pickles, and `close` / `aclose` / `with` for the clients it made.
+- `Clients` owns those clients: one sync client, one async client per event
+  loop (closed when that loop shuts down).
+- `build_request` makes every request the same way: URL, auth, headers,
+  timeouts. The key goes only to the configured host: `_http` never follows
+  redirects, so it cannot be replayed to another one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any
+
+import httpx
+from langchain_core.utils import from_env, secret_from_env
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+)
+from typing_extensions import Self
+
+from langchain_jockey._http import DEFAULT_TIMEOUT, RetryPolicy
+from langchain_jockey._version import __version__
+from langchain_jockey.errors import JockeyInputError
+
+__all__ = ["DEFAULT_BASE_URL", "Clients", "JockeyConnection", "build_request"]
+
+DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
+# A Jockey answer holds its connection for 30 s - 3 min, so the pool is sized
+# for many at once rather than httpx's default of 100.
+POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+
+# Each setting is read from TWELVE_LABS_<NAME> (the spelling the official SDK
+# documents for its key) and else TWELVELABS_<NAME> (common in community code).
+_key_from_env = secret_from_env(
+    ["TWELVE_LABS_API_KEY", "TWELVELABS_API_KEY"], default=None
+)
+
+
+def _env(name: str, default: str | None = None) -> Any:
+    return from_env([f"TWELVE_LABS_{name}", f"TWELVELABS_{name}"], default=default)
+
+
+class Clients:
+    """The httpx clients a model created; clients given to it are passed per call."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sync: httpx.Client | None = None
+        self._async: dict[
+            asyncio.AbstractEventLoop,
+            tuple[httpx.AsyncClient, AsyncGenerator[None, None]],
+        ] = {}
+
+    def __reduce__(self) -> tuple[type[Clients], tuple[()]]:
+        """A pickled model gets new clients: sockets cannot be pickled."""
+        return (Clients, ())
+
+    def sync(self, given: httpx.Client | None) -> httpx.Client:
+        """`given`, else this object's sync client, made on first use."""
+        if given is not None:
+            return given
+        with self._lock:
+            if self._sync is None:
+                self._sync = httpx.Client(limits=POOL_LIMITS)
+                # Dropped without close(), it still closes its sockets.
+                weakref.finalize(self, self._sync.close)
+            return self._sync
+
+    async def async_(self, given: httpx.AsyncClient | None) -> httpx.AsyncClient:
+        """`given`, else this event loop's async client, made on first use."""
+        if given is not None:
+            return given
+        loop = asyncio.get_running_loop()
+        entry = self._async.get(loop)
+        if entry is None:
+            for old in [lp for lp in self._async if lp.is_closed()]:
+                self._async.pop(old, None)  # closed without a shutdown
+            client = httpx.AsyncClient(limits=POOL_LIMITS)
+            keeper = self._close_at_loop_shutdown(loop, client)
+            await anext(keeper)  # runs to its `yield`: the loop now tracks it
+            entry = self._async[loop] = (client, keeper)
+        return entry[0]
+
+    async def _close_at_loop_shutdown(
+        self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient
+    ) -> AsyncGenerator[None, None]:
+        """Close `client` when its event loop shuts down.
+
+        A started async generator is registered with its loop, and
+        `loop.shutdown_asyncgens()` (which `asyncio.run` and `asyncio.Runner`
+        call before closing the loop) closes it while the loop still runs, so
+        the `finally` closes the connections cleanly instead of leaving them to
+        the garbage collector (`ResourceWarning: unclosed transport`).
+        """
+        try:
+            yield
+        finally:
+            if self._async.get(loop, (None,))[0] is client:
+                del self._async[loop]
+            await client.aclose()
+
+    def close(self) -> None:
+        """Close the sync client; a new one is made on next use."""
+        with self._lock:
+            client, self._sync = self._sync, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close this event loop's async client and the sync client."""
+        entry = self._async.get(asyncio.get_running_loop())
+        if entry is not None:
+            await entry[1].aclose()  # its `finally` closes the client
+        self.close()
+
+
+def build_request(
+    client: httpx.Client | httpx.AsyncClient,
+    base_url: str,
+    path: str,
+    *,
+    api_key: str | None,
+    timeout: float | httpx.Timeout | None,
+    headers: Mapping[str, str] | None,
+    content: bytes,
+    accept: str,
+) -> httpx.Request:
+    """`POST {base_url}/{path}`; raises `JockeyInputError` before any I/O.
+
+    A query string in `base_url` (`…/v1.3?tenant=t1`) is kept, after the path.
+    """
+    if not api_key:
+        msg = (
+            "Jockey needs a TwelveLabs API key: pass api_key=… or set "
+            "TWELVE_LABS_API_KEY."
+        )
+        raise JockeyInputError(msg)
+    # Joined as text: parsing base_url into an httpx.URL on every request cost
+    # about 60 us (measured), and httpx parses the result once anyway.
+    if not base_url.startswith(("http://", "https://")):
+        msg = f"base_url must be an http(s) URL, not {base_url!r}."
+        raise JockeyInputError(msg)
+    root, mark, query = base_url.partition("?")
+    return client.build_request(
+        "POST",
+        f"{root.rstrip('/')}/{path}{mark}{query}",
+        content=content,
+        headers={
+            "x-api-key": api_key,
+            "content-type": "application/json",
+            "accept": accept,
+            # A compressed stream could inflate past any limit before we see it.
+            "accept-encoding": "identity",
+            "user-agent": f"langchain-jockey/{__version__}",
+            **(headers or {}),
+        },
+        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+    )
+
+
+class JockeyConnection(BaseModel):
+    """The settings and clients every Jockey API object shares.
+
+    Construction does no I/O, and bad arguments raise `JockeyInputError`.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    knowledge_store_id: str | None = Field(default_factory=_env("KNOWLEDGE_STORE_ID"))
+    """The knowledge store (`ks_…`) to use. Required for every request.
+    Default: env `TWELVE_LABS_KNOWLEDGE_STORE_ID`, else
+    `TWELVELABS_KNOWLEDGE_STORE_ID`."""
+
+    api_key: SecretStr | None = Field(default_factory=_key_from_env)
+    """TwelveLabs API key, sent as `x-api-key`. Default: env `TWELVE_LABS_API_KEY`,
+    else `TWELVELABS_API_KEY`. Never shown in reprs, logs, traces or pickles."""
+
+    base_url: str = Field(default_factory=_env("BASE_URL", DEFAULT_BASE_URL))
+    """API root; requests go to `{base_url}/responses` and
+    `{base_url}/knowledge-stores/…`. Default: env `TWELVE_LABS_BASE_URL`, else
+    `TWELVELABS_BASE_URL`, else `https://api.twelvelabs.io/v1.3`."""
+
+    timeout: float | httpx.Timeout | None = None
+    """The longest wait, in seconds, to connect or for the next bytes of a
+    response; never a limit on a whole answer, which takes 30 s to 3 min.
+    Answers stream and Jockey sends keepalives about every 10 s, so
+    `timeout=60` fires only on a stalled connection. An `httpx.Timeout` sets
+    each limit. Default (`None`): connect 10 s, read 60 s, write 60 s."""
+
+    max_retries: int = Field(default=2, ge=0)
+    """Retries of a request that failed before any of its answer arrived (429
+    except `plan_limit_exceeded`, 408, 5xx, connection failures). A stream is
+    never retried once it has started."""
+
+    max_retry_wait: float = Field(default=60.0, ge=0)
+    """The most seconds spent waiting between retries, in total. A server that
+    asks (`Retry-After`) for longer gets no retry: its error is raised at
+    once, with `retry_after` set."""
+
+    default_headers: dict[str, str] | None = None
+    """Extra HTTP headers for every request."""
+
+    http_client: httpx.Client | None = Field(default=None, exclude=True)
+    """An `httpx.Client` to use for sync calls (proxies, custom transports).
+    Default: one created on first use and reused."""
+
+    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
+    """An `httpx.AsyncClient` to use for async calls. Default: one created on
+    first use in each event loop and reused."""
+
+    _clients: Clients = PrivateAttr(default_factory=Clients)
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Validate the arguments; a bad one raises `JockeyInputError`, naming it."""
+        try:
+            super().__init__(**kwargs)
+        except ValidationError as exc:
+            # Values are left out of the message (a mistyped argument name could
+            # hold the key), and so is the ValidationError, which shows them.
+            problems = exc.errors(include_input=False, include_url=False)
+            msg = f"{type(self).__name__} got bad argument(s): " + "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}"
+                for e in problems
+            )
+            if "extra_body" in type(self).model_fields and any(
+                e["type"] == "extra_forbidden" for e in problems
+            ):
+                msg += (
+                    ". Request fields Jockey documents are fields of ChatJockey; "
+                    "anything else can go in extra_body={…}."
+                )
+            raise JockeyInputError(msg) from None
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """Where the secret fields come from, for LangChain serialization."""
+        return {"api_key": "TWELVE_LABS_API_KEY"}
+
+    def _build(
+        self,
+        client: httpx.Client | httpx.AsyncClient,
+        path: str,
+        content: bytes,
+        accept: str = "text/event-stream",
+    ) -> httpx.Request:
+        return build_request(
+            client,
+            self.base_url,
+            path,
+            api_key=self.api_key.get_secret_value() if self.api_key else None,
+            timeout=self.timeout,
+            headers=self.default_headers,
+            content=content,
+            accept=accept,
+        )
+
+    @property
+    def _policy(self) -> RetryPolicy:
+        return RetryPolicy(max_retries=self.max_retries, max_wait=self.max_retry_wait)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickle without the API key and without HTTP clients.
+
+        The unpickled object reads its key from the environment again and
+        creates its clients on first use. One given its own `http_client` or
+        `http_async_client` cannot be pickled (httpx clients cannot be).
+        """
+        if self.http_client is not None or self.http_async_client is not None:
+            msg = (
+                f"A {type(self).__name__} with its own http_client / "
+                "http_async_client cannot be pickled: httpx clients cannot be. "
+                "Pickle one without them."
+            )
+            raise JockeyInputError(msg)
+        state = super().__getstate__()
+        state["__dict__"] = {**state["__dict__"], "api_key": None}
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        """Restore a pickled object; its key comes from the environment."""
+        super().__setstate__(state)
+        if self.api_key is None:
+            self.api_key = _key_from_env()
+
+    def close(self) -> None:
+        """Close the sync HTTP client this object created (not one you passed in).
+
+        It stays usable: a new client is created on the next call.
+        """
+        self._clients.close()
+
+    async def aclose(self) -> None:
+        """Close the clients this object created: this event loop's, and the sync one.
+
+        Clients it created in other event loops close when those loops shut
+        down. Clients you passed in are yours to close.
+        """
+        await self._clients.aclose()
+
+    def __enter__(self) -> Self:
+        """`with ChatJockey(...) as llm:` closes its clients at the end."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the clients this object created (see `close`)."""
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        """`async with ChatJockey(...) as llm:` closes its clients at the end."""
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the clients this object created (see `aclose`)."""
+        await self.aclose()
