@@ -3,7 +3,9 @@
 h11 (already installed: httpx depends on it through httpcore) handles request
 parsing, keep-alive and chunked encoding correctly; writing the bytes
 ourselves keeps wire-level faults exact (a connection closed mid-chunk, a
-half-written event, a silent stall).
+half-written event, a silent stall). This module routes, authenticates,
+rate-limits, injects `status` faults and keeps sessions; `_exchange.py` writes
+each response.
 """
 
 from __future__ import annotations
@@ -21,15 +23,10 @@ from typing import Any
 import h11
 
 from langchain_jockey.emulator._answers import Session, Turn
+from langchain_jockey.emulator._exchange import ClientGoneError, Exchange
 from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
 from langchain_jockey.emulator._requests import ApiError, ParsedRequest, parse_request
-from langchain_jockey.emulator._responses import (
-    Plan,
-    events,
-    failed_snapshot,
-    new_id,
-    plan_response,
-)
+from langchain_jockey.emulator._responses import Plan, new_id, plan_response
 from langchain_jockey.emulator._search import (
     item_object,
     list_items,
@@ -53,7 +50,6 @@ PATH = "/v1.3/responses"
 STORES_PATH = "/v1.3/knowledge-stores/"
 _MAX_BODY = 1 << 20
 _MAX_SESSIONS = 10_000
-_UNKNOWN_TYPES = ("response.emulator_trace", "acme:debug")
 
 
 @dataclass(frozen=True)
@@ -92,34 +88,6 @@ class ReceivedRequest:
     headers: dict[str, str]
     body: Any
     key_accepted: bool
-
-
-class _ClientGoneError(Exception):
-    """The client went away."""
-
-
-@dataclass
-class _Exchange:
-    """One request/response on a connection."""
-
-    conn: h11.Connection
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    seq: int = 0
-    deltas: int = 0
-    written: int = 0
-
-    async def send(self, *h11_events: Any) -> None:
-        for event in h11_events:
-            data = self.conn.send(event)
-            if data:
-                self.writer.write(data)
-        try:
-            await self.writer.drain()
-        except (ConnectionError, RuntimeError) as exc:
-            raise _ClientGoneError from exc
-        if self.writer.is_closing():
-            raise _ClientGoneError
 
 
 @dataclass
@@ -164,7 +132,7 @@ class EmulatorServer:
                 request, body = await self._read_request(conn, reader)
                 if request is None:
                     return
-                exchange = _Exchange(conn, reader, writer)
+                exchange = Exchange(conn, reader, writer, self.config)
                 keep = await self._handle(exchange, request, body)
                 if (
                     not keep
@@ -174,7 +142,7 @@ class EmulatorServer:
                     return
                 conn.start_next_cycle()
         except (
-            _ClientGoneError,
+            ClientGoneError,
             h11.ProtocolError,
             ConnectionError,
             asyncio.IncompleteReadError,
@@ -212,7 +180,7 @@ class EmulatorServer:
 
     # -- one request -----------------------------------------------------------
 
-    async def _handle(self, ex: _Exchange, request: h11.Request, raw: bytes) -> bool:
+    async def _handle(self, ex: Exchange, request: h11.Request, raw: bytes) -> bool:
         headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
         path = request.target.decode("latin-1").split("?", 1)[0]
         key = headers.get("x-api-key")
@@ -231,21 +199,23 @@ class EmulatorServer:
         try:
             if path.startswith(STORES_PATH):
                 found = self._store_route(request, key=key, headers=headers, raw=raw)
-                await self._send_json(ex, 200, found)
+                await ex.send_json(200, found)
                 return True
             fault, req, session, plan = self._admit(
                 request.method, path, key, headers, raw
             )
         except ApiError as err:
-            await self._send_json(ex, err.status, err.body(), err.headers)
+            await ex.send_json(err.status, err.body(), err.headers)
             return True
         self._keep_session(session)
         if not req.stream:
             await asyncio.sleep(self.config.first_token_delay)
             self._record(session, plan, req.question)
-            await self._send_json(ex, 200, plan.final)
+            await ex.send_json(200, plan.final)
             return True
-        return await self._stream(ex, plan, fault, session, req.question)
+        return await ex.stream(
+            plan, fault, done=lambda: self._record(session, plan, req.question)
+        )
 
     def _admit(
         self,
@@ -408,136 +378,6 @@ class EmulatorServer:
     @staticmethod
     def _record(session: Session, plan: Plan, question: str) -> None:
         session.turns.append(Turn(question, plan.answer_text, plan.cited))
-
-    async def _send_json(
-        self,
-        ex: _Exchange,
-        status: int,
-        payload: Any,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        head = [
-            ("content-type", "application/json"),
-            ("content-length", str(len(body))),
-            ("x-api-version", "1.3"),
-        ]
-        head += list((headers or {}).items())
-        await ex.send(
-            h11.Response(status_code=status, headers=head),
-            h11.Data(data=body),
-            h11.EndOfMessage(),
-        )
-
-    # -- streaming ---------------------------------------------------------------
-
-    async def _emit(self, ex: _Exchange, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        data = json.dumps(
-            {"type": kind, "sequence_number": ex.seq, **event},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        ex.seq += 1
-        ex.written += 1
-        await ex.send(h11.Data(data=f"event: {kind}\ndata: {data}\n\n".encode()))
-
-    async def _wait(self, ex: _Exchange, seconds: float) -> None:
-        """Wait, sending a keepalive every `keepalive_interval`."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(left, self.config.keepalive_interval))
-            if time.monotonic() < deadline:
-                await self._emit(ex, {"type": "keepalive"})
-
-    async def _stall(self, ex: _Exchange, *, silent: bool) -> None:
-        deadline = time.monotonic() + self.config.max_stall
-        while time.monotonic() < deadline:
-            if silent:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    if (
-                        await asyncio.wait_for(
-                            ex.reader.read(1), deadline - time.monotonic()
-                        )
-                        == b""
-                    ):
-                        return
-            else:
-                await asyncio.sleep(self.config.keepalive_interval)
-                await self._emit(ex, {"type": "keepalive"})
-
-    async def _stream(
-        self, ex: _Exchange, plan: Plan, fault: Fault, session: Session, question: str
-    ) -> bool:
-        head = [
-            ("content-type", "text/event-stream; charset=utf-8"),
-            ("cache-control", "no-cache"),
-            ("x-api-version", "1.3"),
-        ]
-        await ex.send(h11.Response(status_code=200, headers=head))
-        first_item = True
-        for event in events(plan):
-            kind = event["type"]
-            if kind == "response.output_item.added" and first_item:
-                first_item = False
-                await self._wait(ex, self.config.first_token_delay)
-            if kind == "response.output_text.delta":
-                ended = await self._before_delta(ex, fault, plan)
-                if ended is not None:
-                    return ended
-                if self.config.delta_delay:
-                    await asyncio.sleep(self.config.delta_delay)
-                ex.deltas += 1
-            if fault.drop_after is not None and ex.written >= fault.drop_after:
-                return False  # the connection is closed with no terminal chunk
-            await self._emit(ex, event)
-        self._record(session, plan, question)
-        await ex.send(h11.Data(data=b"data: [DONE]\n\n"), h11.EndOfMessage())
-        return True
-
-    async def _before_delta(
-        self, ex: _Exchange, fault: Fault, plan: Plan
-    ) -> bool | None:
-        """Apply the faults due before the next delta.
-
-        Returns `None` to go on, else whether the connection may be kept.
-        """
-        n = ex.deltas
-        if fault.unknown_events:
-            await self._emit(
-                ex, {"type": _UNKNOWN_TYPES[n % 2], "note": "ignore me", "n": n}
-            )
-        if fault.malformed_after == n:
-            ex.seq += 1
-            bad = (
-                "event: response.output_text.delta\ndata: "
-                f'{{"type":"response.output_text.delta","sequence_number":{ex.seq - 1},'
-                '"delta":"\n\n'
-            )
-            await ex.send(h11.Data(data=bad.encode()))
-        if fault.error_after == n:
-            await self._emit(
-                ex,
-                {
-                    "type": "error",
-                    "error": {
-                        "type": "server_error",
-                        "code": "internal_error",
-                        "message": "Injected fault: the agent failed while answering.",
-                        "param": None,
-                    },
-                },
-            )
-        if n in (fault.error_after, fault.fail_after):
-            await self._emit(
-                ex, {"type": "response.failed", "response": failed_snapshot(plan)}
-            )
-            await ex.send(h11.Data(data=b"data: [DONE]\n\n"), h11.EndOfMessage())
-            return True
-        if n in (fault.stall_after, fault.silent_stall_after):
-            await self._stall(ex, silent=fault.silent_stall_after == n)
-            return False
-        return None
 
 
 def _length(value: str | None) -> int | None:
