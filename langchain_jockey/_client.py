@@ -6,9 +6,9 @@
   kept out of pickles, and `close` / `aclose` / `with` for the clients it made.
 - `Clients` owns those clients: one sync client, one async client per event
   loop (closed when that loop shuts down).
-- `build_request` makes every request the same way: URL, auth, headers,
-  timeouts. The key goes only to the configured host: `_http` never follows
-  redirects, so it cannot be replayed to another one.
+- `JockeyConnection._build` makes every request the same way: URL, auth,
+  headers, timeouts. The key goes only to the configured host: `_http` never
+  follows redirects, so it cannot be replayed to another one.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -35,7 +35,7 @@ from langchain_jockey._http import DEFAULT_TIMEOUT, RetryPolicy
 from langchain_jockey._version import __version__
 from langchain_jockey.errors import JockeyInputError
 
-__all__ = ["DEFAULT_BASE_URL", "Clients", "JockeyConnection", "build_request"]
+__all__ = ["DEFAULT_BASE_URL", "Clients", "JockeyConnection"]
 
 DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
 # A Jockey answer holds its connection for 30 s - 3 min, so the pool is sized
@@ -127,50 +127,6 @@ class Clients:
         self.close()
 
 
-def build_request(
-    client: httpx.Client | httpx.AsyncClient,
-    base_url: str,
-    path: str,
-    *,
-    api_key: str | None,
-    timeout: float | httpx.Timeout | None,
-    headers: Mapping[str, str] | None,
-    content: bytes,
-    accept: str,
-) -> httpx.Request:
-    """`POST {base_url}/{path}`; raises `JockeyInputError` before any I/O.
-
-    A query string in `base_url` (`…/v1.3?tenant=t1`) is kept, after the path.
-    """
-    if not api_key:
-        msg = (
-            "Jockey needs a TwelveLabs API key: pass api_key=… or set "
-            "TWELVE_LABS_API_KEY."
-        )
-        raise JockeyInputError(msg)
-    # Joined as text: parsing base_url into an httpx.URL on every request cost
-    # about 60 us (measured), and httpx parses the result once anyway.
-    if not base_url.startswith(("http://", "https://")):
-        msg = f"base_url must be an http(s) URL, not {base_url!r}."
-        raise JockeyInputError(msg)
-    root, mark, query = base_url.partition("?")
-    return client.build_request(
-        "POST",
-        f"{root.rstrip('/')}/{path}{mark}{query}",
-        content=content,
-        headers={
-            "x-api-key": api_key,
-            "content-type": "application/json",
-            "accept": accept,
-            # A compressed stream could inflate past any limit before we see it.
-            "accept-encoding": "identity",
-            "user-agent": f"langchain-jockey/{__version__}",
-            **(headers or {}),
-        },
-        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
-    )
-
-
 class JockeyConnection(BaseModel):
     """The settings and clients every Jockey API object shares.
 
@@ -256,15 +212,36 @@ class JockeyConnection(BaseModel):
         content: bytes,
         accept: str = "text/event-stream",
     ) -> httpx.Request:
-        return build_request(
-            client,
-            self.base_url,
-            path,
-            api_key=self.api_key.get_secret_value() if self.api_key else None,
-            timeout=self.timeout,
-            headers=self.default_headers,
+        """`POST {base_url}/{path}`; raises `JockeyInputError` before any I/O.
+
+        A query string in `base_url` (`…/v1.3?tenant=t1`) is kept, after the path.
+        """
+        if self.api_key is None or not self.api_key.get_secret_value():
+            msg = (
+                "Jockey needs a TwelveLabs API key: pass api_key=… or set "
+                "TWELVE_LABS_API_KEY."
+            )
+            raise JockeyInputError(msg)
+        # Joined as text: parsing base_url into an httpx.URL on every request cost
+        # about 60 us (measured), and httpx parses the result once anyway.
+        if not self.base_url.startswith(("http://", "https://")):
+            msg = f"base_url must be an http(s) URL, not {self.base_url!r}."
+            raise JockeyInputError(msg)
+        root, mark, query = self.base_url.partition("?")
+        return client.build_request(
+            "POST",
+            f"{root.rstrip('/')}/{path}{mark}{query}",
             content=content,
-            accept=accept,
+            headers={
+                "x-api-key": self.api_key.get_secret_value(),
+                "content-type": "application/json",
+                "accept": accept,
+                # A compressed stream could inflate past any limit unseen.
+                "accept-encoding": "identity",
+                "user-agent": f"langchain-jockey/{__version__}",
+                **(self.default_headers or {}),
+            },
+            timeout=DEFAULT_TIMEOUT if self.timeout is None else self.timeout,
         )
 
     @property
