@@ -245,7 +245,7 @@ class KnowledgeStore:
 
 
 def _video(entry: dict[str, Any]) -> Video:
-    title, duration = entry["title"], float(entry["duration"])
+    title, duration = entry["title"], entry["duration"]
     video = Video(
         entry["item_id"],
         title,
