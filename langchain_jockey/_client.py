@@ -184,21 +184,29 @@ class JockeyConnection(BaseModel):
         try:
             super().__init__(**kwargs)
         except ValidationError as exc:
-            # Values are left out of the message (a mistyped argument name could
-            # hold the key), and so is the ValidationError, which shows them.
             problems = exc.errors(include_input=False, include_url=False)
-            msg = f"{type(self).__name__} got bad argument(s): " + "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}"
-                for e in problems
+        else:
+            return
+        # Raised outside the `except`: values are left out of the message and of
+        # the exception chain (the ValidationError shows them, and a mistyped
+        # argument name could hold the key).
+        msg = f"{type(self).__name__} got bad argument(s): " + "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in problems
+        )
+        if "extra_body" in type(self).model_fields and any(
+            e["type"] == "extra_forbidden" for e in problems
+        ):
+            msg += (
+                ". Request fields Jockey documents are fields of ChatJockey; "
+                "anything else can go in extra_body={…}."
             )
-            if "extra_body" in type(self).model_fields and any(
-                e["type"] == "extra_forbidden" for e in problems
-            ):
-                msg += (
-                    ". Request fields Jockey documents are fields of ChatJockey; "
-                    "anything else can go in extra_body={…}."
-                )
-            raise JockeyInputError(msg) from None
+        raise JockeyInputError(msg)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Run the next class's hook too (LangChain's records `lc_versions`)."""
+        # Pydantic gives a class with private attributes a hook of its own, which
+        # would otherwise end the chain here, before BaseLanguageModel's.
+        super().model_post_init(context)
 
     @property
     def lc_secrets(self) -> dict[str, str]:

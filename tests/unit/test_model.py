@@ -251,7 +251,14 @@ def test_a_mistyped_argument_holding_the_key_is_named_but_not_shown() -> None:
     assert "api_kye" in str(caught.value)
     assert API_KEY not in str(caught.value)
     assert caught.value.__cause__ is None
-    assert caught.value.__suppress_context__  # tracebacks do not show pydantic's
+    assert caught.value.__context__ is None  # pydantic's error, which shows it, is gone
+
+
+def test_langchains_own_model_setup_still_runs() -> None:
+    from langchain_core.language_models import FakeListChatModel
+
+    plain = FakeListChatModel(responses=["x"])
+    assert ChatJockey(api_key="k", knowledge_store_id=STORE).metadata == plain.metadata
 
 
 def test_close_and_context_managers_close_the_clients_chatjockey_created() -> None:
