@@ -23,7 +23,6 @@ request") sets out the mapping implemented here:
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -39,7 +38,7 @@ from langchain_core.messages import (
 
 from langchain_jockey._output import valid_id
 from langchain_jockey._structured import text_format
-from langchain_jockey.errors import JockeyInputError
+from langchain_jockey.errors import JockeyInputError, warn
 
 __all__ = [
     "IGNORED_OPTIONS",
@@ -111,11 +110,9 @@ def call_options(
     ignored = {"stop": model.stop if stop is None else stop}
     for name in IGNORED_OPTIONS:
         if ignored.get(name, kwargs.get(name, getattr(model, name))):
-            warnings.warn(
+            warn(
                 f"Jockey has no {name!r} parameter: ChatJockey accepts it for "
-                "LangChain compatibility and does not send it.",
-                UserWarning,
-                stacklevel=5,
+                "LangChain compatibility and does not send it."
             )
     if kwargs.get("response_format") is not None:
         kwargs = {"text": text_format(kwargs["response_format"]), **kwargs}
@@ -249,13 +246,11 @@ def _fold(turns: Sequence[BaseMessage]) -> str:
         kept -= 1
     if kept < len(lines):
         dropped = lines[: len(lines) - kept]
-        warnings.warn(
+        warn(
             f"Jockey takes at most {MAX_CONTENT_CHARS:,} characters per message: "
             f"the {len(dropped)} oldest turn(s) of the conversation "
             f"({sum(map(len, dropped)):,} characters) were left out of the "
-            "transcript sent with this question.",
-            UserWarning,
-            stacklevel=6,
+            "transcript sent with this question."
         )
     if not kept:
         return new_text

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from operator import itemgetter
 from typing import Any, cast, get_args, get_origin
 
@@ -33,7 +32,7 @@ from langchain_core.utils.function_calling import convert_to_json_schema
 from langchain_core.utils.json import parse_partial_json
 from typing_extensions import is_typeddict
 
-from langchain_jockey.errors import JockeyInputError
+from langchain_jockey.errors import JockeyInputError, warn
 
 __all__ = ["JockeyJsonParser", "response_format", "structured", "text_format"]
 
@@ -251,11 +250,9 @@ def structured(  # noqa: PLR0917 - with_structured_output's arguments, passed on
         msg = f"with_structured_output got unknown argument(s) {sorted(kwargs)}."
         raise JockeyInputError(msg)
     if method != "json_schema":
-        warnings.warn(
+        warn(
             f"Jockey has no {method!r}; ChatJockey uses method='json_schema' "
-            "(Jockey's text.format) instead.",
-            UserWarning,
-            stacklevel=3,
+            "(Jockey's text.format) instead."
         )
     bound = llm.bind(
         text={"format": response_format(schema, strict=strict)},

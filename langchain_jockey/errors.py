@@ -25,6 +25,8 @@ error raised while a stream was read gets what had arrived (`partial_text`,
 
 from __future__ import annotations
 
+import sys
+import warnings
 from typing import Any
 
 import httpx
@@ -282,3 +284,17 @@ def error_fields(body: Any) -> tuple[str | None, str | None, str | None]:
         return value if isinstance(value, str) and value else None
 
     return text("code"), text("message"), text("docs_url")
+
+
+_SKIP = frozenset({"langchain_jockey", "langchain_core", "langchain", "langgraph"})
+
+
+def warn(message: str) -> None:
+    """A `UserWarning` naming the first line outside LangChain and this package.
+
+    Shown once per calling line (under `ainvoke`, LangChain's own task hides it).
+    """
+    frame, level = sys._getframe(1), 2  # noqa: SLF001 - the stack, as warnings reads it
+    while frame.f_back and frame.f_globals.get("__name__", "").split(".")[0] in _SKIP:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)

@@ -592,6 +592,27 @@ def test_stop_temperature_and_max_tokens_are_accepted_not_sent_and_warned(
     assert not {"stop", "temperature", "max_tokens", "max_output_tokens"} & set(body)
 
 
+@pytest.mark.parametrize("entry", ["invoke", "stream", "ainvoke", "astream"])
+def test_an_ignored_option_warns_at_the_callers_line_whatever_the_entry(entry) -> None:
+    model = serve(*[sse("plain_answer")] * 2).model(temperature=0.5)
+    calls = {
+        "invoke": lambda: model.invoke("q"),
+        "stream": lambda: list(model.stream("q")),
+        "ainvoke": lambda: asyncio.run(model.ainvoke("q")),
+        "astream": lambda: asyncio.run(_collect(model.astream("q"))),
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        calls[entry]()
+    (warning,) = [w for w in caught if "'temperature'" in str(w.message)]
+    # ainvoke runs the call in a task of LangChain's, whose stack starts in asyncio.
+    assert warning.filename == __file__ or entry == "ainvoke"
+
+
+async def _collect(chunks: Any) -> list[Any]:
+    return [chunk async for chunk in chunks]
+
+
 def test_retry_after_as_an_http_date_is_honoured(stream) -> None:
     from datetime import datetime, timedelta, timezone
     from email.utils import format_datetime
