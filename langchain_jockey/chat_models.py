@@ -44,6 +44,7 @@ from langchain_jockey._messages import (
 )
 from langchain_jockey._reader import Limits
 from langchain_jockey._stream import aiter_events, iter_events
+from langchain_jockey._structured import structured
 from langchain_jockey.errors import JockeyInputError
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "ChatJockey"]
@@ -304,9 +305,6 @@ class ChatJockey(JockeyConnection, BaseChatModel):
         Returns:
             A runnable whose output is the parsed object (or the raw dict).
         """
-        # Imported on first use: parsers and schema conversion cost import time.
-        from langchain_jockey._structured import structured  # noqa: PLC0415
-
         return structured(self, schema, method, include_raw, strict, kwargs)
 
     # -- requests --------------------------------------------------------------
