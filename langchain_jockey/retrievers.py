@@ -2,8 +2,8 @@
 
 `POST /knowledge-stores/{id}/search` returns ranked video clips; each becomes a
 `Document`, ready for a RAG chain or a hybrid retriever. Requests go through
-the same `_http` layer as `ChatJockey`: one place for auth, retries, timeouts
-and errors.
+the same layers as `ChatJockey` (`_client`, `_http`): one place for auth,
+retries, timeouts and errors.
 """
 
 from __future__ import annotations
@@ -66,8 +66,12 @@ class KnowledgeStoreRetriever(JockeyConnection, BaseRetriever):
     """`"item"` asks the API to group clips under their video; each clip is
     still its own Document."""
 
-    def _check(self, query: str, k: Any) -> None:
-        """Bad input is an error before any request."""
+    def _pages(self, query: str, kwargs: dict[str, Any]) -> _Pages:
+        """The pages of one search; bad input is an error before any request."""
+        k = kwargs.pop("k", self.k)
+        if kwargs:
+            msg = f"KnowledgeStoreRetriever takes k=… per call, not {sorted(kwargs)}."
+            raise JockeyInputError(msg)
         if not isinstance(query, str) or not query.strip():
             msg = "KnowledgeStoreRetriever needs a non-empty query."
             raise JockeyInputError(msg)
@@ -87,6 +91,7 @@ class KnowledgeStoreRetriever(JockeyConnection, BaseRetriever):
                 ):
                     msg = f"filter[{name!r}] takes exactly one of 'eq' or 'in'."
                     raise JockeyInputError(msg)
+        return _Pages(self, query, k)
 
     def _body(self, query: str, k: int, token: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {"query": {"text": query}}
@@ -172,15 +177,12 @@ class KnowledgeStoreRetriever(JockeyConnection, BaseRetriever):
         **kwargs: Any,
     ) -> list[Document]:
         del run_manager
-        k = kwargs.pop("k", self.k)
-        _no_other(kwargs)
-        self._check(query, k)
+        pages = self._pages(query, kwargs)
         client = self._clients.sync(self.http_client)
-        pages = _Pages(self, query, k)
         while (body := pages.next_body()) is not None:
             request = self._request(client, body)
             pages.take(_http.post_json(client, request, self._policy))
-        return pages.docs[:k]
+        return pages.docs[: pages.k]
 
     async def _aget_relevant_documents(
         self,
@@ -190,15 +192,12 @@ class KnowledgeStoreRetriever(JockeyConnection, BaseRetriever):
         **kwargs: Any,
     ) -> list[Document]:
         del run_manager
-        k = kwargs.pop("k", self.k)
-        _no_other(kwargs)
-        self._check(query, k)
+        pages = self._pages(query, kwargs)
         client = await self._clients.async_(self.http_async_client)
-        pages = _Pages(self, query, k)
         while (body := pages.next_body()) is not None:
             request = self._request(client, body)
             pages.take(await _http.apost_json(client, request, self._policy))
-        return pages.docs[:k]
+        return pages.docs[: pages.k]
 
 
 class _Pages:
@@ -221,9 +220,3 @@ class _Pages:
         found, self.token = self.retriever._documents(page)  # noqa: SLF001
         self.docs += found
         self.done = not self.token or not found
-
-
-def _no_other(kwargs: Mapping[str, Any]) -> None:
-    if kwargs:
-        msg = f"KnowledgeStoreRetriever takes k=… per call, not {sorted(kwargs)}."
-        raise JockeyInputError(msg)
