@@ -28,6 +28,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    field_validator,
 )
 from typing_extensions import Self
 
@@ -155,6 +156,19 @@ class JockeyConnection(BaseModel):
     Answers stream and Jockey sends keepalives about every 10 s, so
     `timeout=60` fires only on a stalled connection. An `httpx.Timeout` sets
     each limit. Default (`None`): connect 10 s, read 60 s, write 60 s."""
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, value: float | httpx.Timeout | None) -> Any:
+        limits = (
+            (value.connect, value.read, value.write, value.pool)
+            if isinstance(value, httpx.Timeout)
+            else (value,)
+        )
+        if any(limit is not None and limit <= 0 for limit in limits):
+            msg = "every limit must be more than 0 seconds (None: the defaults)"
+            raise ValueError(msg)
+        return value
 
     max_retries: int = Field(default=2, ge=0)
     """Retries of a request that failed before any of its answer arrived (429

@@ -254,6 +254,17 @@ def test_a_mistyped_argument_holding_the_key_is_named_but_not_shown() -> None:
     assert caught.value.__context__ is None  # pydantic's error, which shows it, is gone
 
 
+@pytest.mark.parametrize("timeout", [0, -1, httpx.Timeout(5.0, read=-2.0)])
+@pytest.mark.parametrize("cls", [ChatJockey, langchain_jockey.KnowledgeStoreRetriever])
+def test_a_timeout_that_is_not_positive_is_refused_at_construction(cls, timeout):
+    # Sync httpx would raise a bare ValueError from the socket, async a timeout.
+    with pytest.raises(
+        langchain_jockey.JockeyInputError, match="timeout: .* more than 0"
+    ):
+        cls(api_key="k", knowledge_store_id=STORE, timeout=timeout)
+    assert cls(api_key="k", knowledge_store_id=STORE, timeout=0.5).timeout == 0.5
+
+
 def test_langchains_own_model_setup_still_runs() -> None:
     from langchain_core.language_models import FakeListChatModel
 
