@@ -9,7 +9,7 @@ import sys
 
 from _common import jockey
 
-QUESTION = "When do the fishing boats leave, and where does their catch end up?"
+QUESTION = "When do the fishing boats leave, and where do they unload their catch?"
 
 
 def main() -> None:

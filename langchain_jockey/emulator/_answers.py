@@ -10,8 +10,9 @@ emulator does, so that tests and demos can rely on it:
   "what is in these videos") spread over the videos the question concerns,
   else all, one highlight each (or across one video); "which videos…" cites
   each relevant video once; "first" / "last" / "after X" / "before X" order by
-  time within the video of the best match. An instruction that sets a domain
-  ("You are a sports analyst") narrows to that domain's videos.
+  time within the video of the best match ("end up" asks where, not for the
+  end). An instruction that sets a domain ("You are a sports analyst")
+  narrows to that domain's videos.
 - **Follow-ups** in a session ("what happens next?", "and then?", "after
   that"): the moments after the last one cited in the previous turn, in the
   same video ("before that" / "earlier" go back). A follow-up that matches
@@ -20,6 +21,8 @@ emulator does, so that tests and demos can rely on it:
   list; "brief" / "short" / "concise" / "one sentence" cite one moment;
   "detail" / "thorough" cite up to five; "no timestamps" drops the mm:ss ranges;
   `Start your answer with "X"` puts X first (citations shift with it).
+- **Narration**: a moment of the same video as the one before is told with
+  "Then" when it comes later in the video and "Earlier," when it comes before.
 - **Citations**: every cited moment gets a `[N]` marker, numbered in order of
   appearance, and a `video_citation` whose inclusive `end_index` points at the
   `]` (code point offsets).
@@ -128,7 +131,7 @@ def _last_cited(session: Session | None) -> Moment | None:
 
 _FIRST = re.compile(r"\b(first|earliest|opening|start|beginning)\b", re.IGNORECASE)
 _LAST = re.compile(
-    r"\b(last|latest|end|ending|finish|final (score|result))\b", re.IGNORECASE
+    r"\b(last|latest|end(?! up)|ending|finish|final (score|result))\b", re.IGNORECASE
 )
 _AFTER = re.compile(r"\b(after|following)\s+(.+)", re.IGNORECASE)
 _BEFORE = re.compile(r"\b(before|leading up to)\s+(.+)", re.IGNORECASE)
@@ -297,7 +300,8 @@ def _render(moments: list[Moment], style: _Style) -> tuple[str, list[dict[str, A
         if style.bullets:
             head = f"- {moment.video.title}{stamp}: {moment.description} "
         elif previous is not None and previous.video == moment.video:
-            head = f"Then {moment.description}{stamp} "
+            when = "Then" if moment.start_sec >= previous.start_sec else "Earlier,"
+            head = f"{when} {moment.description}{stamp} "
         else:
             head = f"In {moment.video.title}, {moment.description}{stamp} "
         marker = f"[{number}]"

@@ -175,3 +175,21 @@ def test_nothing_in_the_table_is_answered_nothing_found(
 ) -> None:
     answer = compose(STORE, question, None, instructions=instructions, within=None)
     assert "could not find" not in answer.text
+
+
+def test_end_up_asks_where_not_for_the_last_moment() -> None:
+    question = "When do the fishing boats leave, and where does their catch end up?"
+    moments = cited(question, None)
+    assert (HARBOUR, "00:42") in moments  # the boats leaving
+    assert (HARBOUR, "03:45") not in moments  # the video's last moment (gulls)
+
+
+def test_a_moment_earlier_in_the_same_video_is_told_as_earlier_not_then() -> None:
+    answer = compose(
+        STORE, "How is the casualty rescued?", None, instructions=None, within=None
+    )
+    first, second = answer.cited[:2]
+    assert first.video == second.video
+    assert second.start_sec < first.start_sec
+    assert f"Earlier, {second.description}" in answer.text
+    assert f"Then {second.description}" not in answer.text
