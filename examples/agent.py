@@ -14,9 +14,14 @@ Needs: pip install "langchain-jockey[agents]"
 
 from __future__ import annotations
 
+import sys
 import os
 from _common import jockey, mmss
-from langchain.agents import create_agent
+
+try:  # not in the base install
+    from langchain.agents import create_agent
+except ImportError:
+    sys.exit('This example needs the agents extra: pip install -e ".[agents]"')
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 

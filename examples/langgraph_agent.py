@@ -7,8 +7,13 @@ the `langgraph` extra: pip install "langchain-jockey[langgraph]".
 
 from __future__ import annotations
 
+import sys
 from langchain_core.messages import AIMessageChunk, HumanMessage
-from langgraph.graph import END, START, MessagesState, StateGraph
+
+try:  # not in the base install
+    from langgraph.graph import END, START, MessagesState, StateGraph
+except ImportError:
+    sys.exit('This example needs the langgraph extra: pip install -e ".[langgraph]"')
 
 from _common import jockey
 

@@ -9,8 +9,13 @@ nodes (`stream_mode="messages"`). Needs: pip install "langchain-jockey[agents]"
 
 from __future__ import annotations
 
+import sys
 from _common import jockey
-from langchain.agents import create_agent
+
+try:  # not in the base install
+    from langchain.agents import create_agent
+except ImportError:
+    sys.exit('This example needs the agents extra: pip install -e ".[agents]"')
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.graph import END, START, MessagesState, StateGraph

@@ -11,9 +11,14 @@ Without LangGraph, keep the list yourself: `history.append(llm.invoke(history))`
 
 from __future__ import annotations
 
+import sys
 from langchain_core.messages import HumanMessage
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.graph import START, MessagesState, StateGraph
+
+try:  # not in the base install
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import START, MessagesState, StateGraph
+except ImportError:
+    sys.exit('This example needs the langgraph extra: pip install -e ".[langgraph]"')
 
 from _common import jockey
 
