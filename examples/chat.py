@@ -49,12 +49,13 @@ def answer(llm: Any, history: list[BaseMessage]) -> AIMessageChunk:
         target=stream_into, args=(llm, list(history), out, cancel), daemon=True
     ).start()
     started, total, speaking = time.monotonic(), None, False
+    spin = sys.stdout.isatty()  # a spinner only on a terminal, not in a pipe or a log
     try:
         while True:
             try:
                 item = out.get(timeout=0.1)
             except queue.Empty:
-                if not speaking:
+                if spin and not speaking:
                     sys.stdout.write(
                         f"\r{next(FRAMES)} Jockey is thinking… {time.monotonic() - started:4.1f}s"
                     )
@@ -66,7 +67,7 @@ def answer(llm: Any, history: list[BaseMessage]) -> AIMessageChunk:
                 raise item
             if item.text and not speaking:
                 speaking = True
-                sys.stdout.write("\r" + " " * 40 + "\rJockey: ")
+                sys.stdout.write("\r" + " " * 40 + "\rJockey: " if spin else "Jockey: ")
             print(item.text, end="", flush=True)
             total = item if total is None else total + item
     except KeyboardInterrupt:
