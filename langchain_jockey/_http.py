@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from langchain_jockey import errors
-from langchain_jockey._reader import detached, request_of, unexpected_body
+from langchain_jockey._reader import detached, redacted, request_of, unexpected_body
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -198,6 +198,7 @@ def transport_errors(request: httpx.Request) -> Generator[None, None, None]:
     try:
         yield
     except httpx.TransportError as exc:
+        exc.request = redacted(request)  # the chained cause keeps no key
         raise error_from_transport(exc, request) from exc
 
 

@@ -23,7 +23,14 @@ import httpx
 from langchain_jockey import errors
 from langchain_jockey._sse import EventTooLarge, SSEDecoder
 
-__all__ = ["Limits", "StreamReader", "detached", "request_of", "unexpected_body"]
+__all__ = [
+    "Limits",
+    "StreamReader",
+    "detached",
+    "redacted",
+    "request_of",
+    "unexpected_body",
+]
 
 _DONE = b"[DONE]"
 # Events that show the answer moving. Keepalives, status snapshots and unknown
@@ -68,20 +75,22 @@ def request_of(response: httpx.Response) -> httpx.Request | None:
         return None
 
 
-def detached(response: httpx.Response, body: bytes) -> httpx.Response:
-    """A copy of `response` to keep on an error: only `body`, the key redacted.
+def redacted(request: httpx.Request) -> httpx.Request:
+    """A copy of `request` (method, URL, headers) with `x-api-key` redacted."""
+    headers = httpx.Headers(request.headers)
+    if "x-api-key" in headers:
+        headers["x-api-key"] = "[redacted]"
+    return httpx.Request(request.method, request.url, headers=headers)
 
-    The copy's request carries the same URL and headers, `x-api-key` redacted.
-    """
+
+def detached(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A copy of `response` to keep on an error: only `body`, the key redacted."""
     request = request_of(response)
-    copy = None
-    if request is not None:
-        headers = httpx.Headers(request.headers)
-        if "x-api-key" in headers:
-            headers["x-api-key"] = "[redacted]"
-        copy = httpx.Request(request.method, request.url, headers=headers)
     return httpx.Response(
-        response.status_code, headers=response.headers, content=body, request=copy
+        response.status_code,
+        headers=response.headers,
+        content=body,
+        request=None if request is None else redacted(request),
     )
 
 

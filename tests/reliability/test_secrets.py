@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 
-from langchain_jockey import ChatJockey, JockeyAuthenticationError
+from langchain_jockey import (
+    ChatJockey,
+    JockeyAuthenticationError,
+    JockeyConnectionError,
+)
 from langchain_jockey.emulator import FAULT_HEADER, Emulator
 
 SECRET = "tlk_super_secret_0123456789abcdef"
@@ -101,3 +105,23 @@ def test_errors_never_carry_the_key(emulator) -> None:
     with pytest.raises(Exception) as dropped:
         list(good.stream("q"))
     assert SECRET not in str(dropped.value) + repr(vars(dropped.value))
+
+
+def test_a_transport_failure_chains_a_cause_whose_request_has_no_key() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: connection refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    llm = ChatJockey(
+        base_url=f"http://127.0.0.1:{port}/v1.3",
+        knowledge_store_id="ks_x",
+        api_key=SECRET,
+        max_retries=0,
+    )
+    with pytest.raises(JockeyConnectionError) as info:
+        llm.invoke("q")
+    cause = info.value.__cause__
+    assert cause is not None
+    assert cause.request.headers["x-api-key"] == "[redacted]"
+    assert str(cause.request.url).endswith("/v1.3/responses")
