@@ -257,7 +257,7 @@ class _Attempts:
     def __init__(self, request: httpx.Request, policy: RetryPolicy) -> None:
         self.request, self.policy = request, policy
         self.number, self.waited, self.delay = 0, 0.0, 0.0
-        self.body: list[bytes] = []  # of a failed response, while it is read
+        self.body = bytearray()  # of a failed response, while it is read
 
     @contextmanager
     def next(self) -> Generator[httpx.Request, None, None]:
@@ -266,7 +266,7 @@ class _Attempts:
         A failure the policy retries ends the block quietly and leaves the wait
         in `delay`; any other failure raises.
         """
-        self.body = []
+        self.body = bytearray()
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "Jockey request %s %s attempt %d body=%s",
@@ -290,12 +290,12 @@ class _Attempts:
 
     def read(self, chunk: bytes) -> bool:
         """Keep `chunk` of a failed response's body; whether enough is read."""
-        self.body.append(chunk)
-        return sum(map(len, self.body)) >= MAX_ERROR_BODY
+        self.body += chunk
+        return len(self.body) >= MAX_ERROR_BODY
 
     def failed(self, response: httpx.Response) -> errors.JockeyError:
         """The error of a failed response, from the body read."""
-        return error_from_response(response, b"".join(self.body)[:MAX_ERROR_BODY])
+        return error_from_response(response, bytes(self.body[:MAX_ERROR_BODY]))
 
 
 def send(
