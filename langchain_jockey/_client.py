@@ -263,8 +263,13 @@ class JockeyConnection(BaseModel):
                 "user-agent": f"langchain-jockey/{__version__}",
                 **(self.default_headers or {}),
             },
-            timeout=DEFAULT_TIMEOUT if self.timeout is None else self.timeout,
+            timeout=self._timeout,
         )
+
+    @property
+    def _timeout(self) -> httpx.Timeout:
+        """The limits in use: `timeout`, else `DEFAULT_TIMEOUT`."""
+        return DEFAULT_TIMEOUT if self.timeout is None else httpx.Timeout(self.timeout)
 
     @property
     def _policy(self) -> RetryPolicy:

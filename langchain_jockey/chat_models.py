@@ -34,7 +34,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from langchain_jockey import _blocks
 from langchain_jockey._client import DEFAULT_BASE_URL, JockeyConnection
 from langchain_jockey._events import PROVIDER, ResponseReducer
-from langchain_jockey._http import DEFAULT_TIMEOUT
 from langchain_jockey._messages import (
     OPTION_NAMES,
     build_body,
@@ -323,11 +322,9 @@ class ChatJockey(JockeyConnection, BaseChatModel):
     @property
     def _limits(self) -> Limits:
         # No complete event for as long as no byte may take: the read timeout.
-        timeout = DEFAULT_TIMEOUT if self.timeout is None else self.timeout
-        read = timeout.read if isinstance(timeout, httpx.Timeout) else timeout
         return Limits(
             max_event_bytes=self.max_event_bytes,
-            event_timeout=read,
+            event_timeout=self._timeout.read,
             idle=self.stream_idle_timeout,
         )
 

@@ -71,7 +71,6 @@ LAYERS = {
         "_blocks",
         "_client",
         "_events",
-        "_http",
         "_messages",
         "_reader",
         "_stream",
