@@ -17,6 +17,7 @@ its token limit: the parser raises an `OutputParserException` that says so.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from operator import itemgetter
@@ -37,6 +38,32 @@ from langchain_jockey.errors import JockeyInputError, warn
 __all__ = ["JockeyJsonParser", "response_format", "structured", "text_format"]
 
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+# Everything up to an unterminated string: text outside strings, and whole
+# strings (in the unrolled form, linear, with no backtracking blow-up).
+_CLOSED = re.compile(r'(?:[^"]+|"[^"\\]*(?:\\.[^"\\]*)*")*')
+# What may end a partial answer without being complete yet: a number, true,
+# false or null not followed by a delimiter; inside a string, a cut escape.
+_OPEN_SCALAR = re.compile(r"[-+.\w]+\Z")
+_ESCAPE = (  # one whole escape; a high surrogate only with its low half
+    r"\\(?:u(?![dD][89abAB])[0-9A-Fa-f]{4}"
+    r"|u[dD][89abAB][0-9A-Fa-f]{2}\\u[dD][c-fC-F][0-9A-Fa-f]{2}|[^u])"
+)
+_OPEN_STRING = re.compile(rf'"[^"\\]*(?:{_ESCAPE}[^"\\]*)*')
+
+
+def complete_tokens(text: str) -> str:
+    r"""`text` cut back to its last complete JSON token, for a partial parse.
+
+    A number, `true`, `false` or `null` counts only once a delimiter follows
+    it (`2` may become `225`), and a string may grow but never shows half an
+    escape (`\\u00` may become any character).
+    """
+    closed = _CLOSED.match(text)
+    if closed is not None and closed.end() < len(text):  # inside a string
+        string = _OPEN_STRING.match(text, closed.end())
+        return text[: string.end()] if string else text
+    scalar = _OPEN_SCALAR.search(text)
+    return text[: scalar.start()] if scalar else text
 
 
 def is_pydantic_class(schema: Any) -> bool:
@@ -162,7 +189,8 @@ class JockeyJsonParser(BaseCumulativeTransformOutputParser[Any]):
                 msg = f"Jockey's answer is not valid JSON: {exc}"
                 raise OutputParserException(msg, llm_output=text) from exc
             return self._build(value, text)
-        value = parse_partial_json(text) if text.strip() else None
+        partial_text = complete_tokens(text)
+        value = parse_partial_json(partial_text) if partial_text.strip() else None
         if value is None or self.pydantic_object is None:
             return value
         if not isinstance(value, dict):
@@ -197,11 +225,33 @@ def _model_in(annotation: Any) -> Any:
     return None
 
 
+@functools.lru_cache(maxsize=256)
+def _adapter(annotation: Any) -> pydantic.TypeAdapter[Any]:
+    return pydantic.TypeAdapter(annotation)
+
+
+def _typed(annotation: Any, value: Any) -> Any:
+    """`value` as the field's type (`4` in a float field is `4.0`), if it fits.
+
+    Only types are applied, not constraints; a value that does not fit (yet)
+    stays as received, and the final object is validated in full.
+    """
+    try:
+        return _adapter(annotation).validate_python(value)
+    except (pydantic.ValidationError, pydantic.PydanticSchemaGenerationError):
+        return value
+    except TypeError:  # an unhashable annotation: no cached adapter
+        return value
+
+
 def _partial_value(annotation: Any, value: Any) -> Any:
-    """A partly received value: dicts for models become (partial) models."""
+    """A partly received value, safe to read.
+
+    Dicts for models become (partial) models; complete scalars take the field's type.
+    """
     model = _model_in(annotation)
     if model is None:
-        return value
+        return _typed(annotation, value)
     if isinstance(value, dict):
         return partial_object(model, value)
     if isinstance(value, list) and get_origin(annotation) in (list, tuple, set):

@@ -1,0 +1,148 @@
+"""Streamed structured output: a partial never shows a value the answer does not hold.
+
+A number, `true`, `false` or `null` appears only once its JSON token is
+complete; a string only grows; a value has the schema's type.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from langchain_core.messages import AIMessageChunk
+from pydantic import BaseModel
+from pydantic import v1 as pydantic_v1
+
+from langchain_jockey._structured import JockeyJsonParser, complete_tokens
+
+
+class Moment(BaseModel):
+    title: str
+    start_sec: float
+    end_sec: float
+    verified: bool | None = None
+    note: str | None = None
+
+
+class Answer(BaseModel):
+    moments: list[Moment]
+    count: int
+
+
+class AnswerV1(pydantic_v1.BaseModel):
+    title: str
+    start_sec: float
+
+
+FINAL = {
+    "moments": [
+        {
+            "title": 'Harbour "at" dawn \\ é ☃ \U0001f41f',
+            "start_sec": 42,
+            "end_sec": 225.5,
+            "verified": True,
+            "note": None,
+        },
+        {
+            "title": "Fish market",
+            "start_sec": -1.25e2,
+            "end_sec": 1e3,
+            "verified": False,
+            "note": "a\nb",
+        },
+    ],
+    "count": 2,
+}
+TEXT = json.dumps(FINAL, ensure_ascii=True)  # \u escapes and \" in the stream
+
+
+def partials(text: str, cuts: list[int], schema: Any = None) -> Iterator[Any]:
+    """What the parser yields for `text` cut into deltas at `cuts`."""
+    bounds = [0, *sorted(set(cuts)), len(text)]
+    chunks = [
+        AIMessageChunk(content=text[a:b]) for a, b in zip(bounds, bounds[1:]) if b > a
+    ]
+    return JockeyJsonParser(pydantic_object=schema).transform(iter(chunks))
+
+
+def holds(partial: Any, final: Any) -> bool:
+    """Whether every value in `partial` is the final one, or a prefix of a string."""
+    if isinstance(partial, dict):
+        return all(k in final and holds(v, final[k]) for k, v in partial.items())
+    if isinstance(partial, list):
+        return len(partial) <= len(final) and all(
+            holds(p, f) for p, f in zip(partial, final)
+        )
+    if isinstance(partial, str):
+        return isinstance(final, str) and final.startswith(partial)
+    return type(partial) is type(final) and partial == final
+
+
+def test_every_cut_of_the_answer_gives_only_values_it_holds() -> None:
+    for cut in range(1, len(TEXT)):
+        for partial in partials(TEXT, [cut]):
+            assert holds(partial, FINAL), (TEXT[:cut], partial)
+
+
+def test_one_character_at_a_time_numbers_appear_only_complete() -> None:
+    seen = [p for p in partials(TEXT, list(range(len(TEXT)))) if p]
+    starts = {m.get("start_sec") for p in seen for m in p.get("moments", [])[:1]}
+    assert starts <= {None, 42}  # never 4
+    ends = {m.get("end_sec") for p in seen for m in p.get("moments", [])[:1]}
+    assert ends <= {None, 225.5}  # never 2, 22 or 225
+    assert seen[-1] == FINAL
+
+
+@given(st.lists(st.integers(min_value=1, max_value=len(TEXT) - 1), max_size=40))
+def test_any_split_into_deltas_gives_only_values_the_answer_holds(
+    cuts: list[int],
+) -> None:
+    for partial in partials(TEXT, cuts):
+        assert holds(partial, FINAL)
+
+
+def test_partial_models_have_the_schemas_types() -> None:
+    seen = list(partials(TEXT, list(range(0, len(TEXT), 3)), Answer))
+    for partial in seen:
+        for moment in partial.moments or []:
+            for name in ("start_sec", "end_sec"):
+                value = getattr(moment, name)
+                assert value is None or type(value) is float, (name, value)
+            assert moment.verified in (None, True, False)
+    assert seen[-1].moments[0].start_sec == 42.0
+
+
+def test_partial_pydantic_v1_objects_have_the_schemas_types() -> None:
+    text = '{"title": "Harbour", "start_sec": 42}'
+    seen = list(partials(text, list(range(len(text))), AnswerV1))
+    assert {type(p.start_sec) for p in seen} <= {type(None), float}
+
+
+@pytest.mark.parametrize(
+    ("text", "cut_to"),
+    [
+        ('{"a": 1, "b": 22', '{"a": 1, "b": '),
+        ('{"a": 2.', '{"a": '),
+        ('{"a": -', '{"a": '),
+        ('{"a": 1e', '{"a": '),
+        ("[tru", "["),
+        ("[fals", "["),
+        ('{"a": nul', '{"a": '),
+        ('{"a": "x\\', '{"a": "x'),
+        ('{"a": "x\\u00', '{"a": "x'),
+        ('{"a": "x\\u00e9', '{"a": "x\\u00e9'),
+        ('{"a": "x\\"y', '{"a": "x\\"y'),
+        ('{"a": "q\\\\', '{"a": "q\\\\'),
+        ('{"a": "q\\\\", "b": fal', '{"a": "q\\\\", "b": '),
+        ('{"a": 12, ', '{"a": 12, '),
+        ('{"a": [1, 2]', '{"a": [1, 2]'),
+    ],
+)
+def test_complete_tokens_cuts_an_unfinished_scalar_or_escape(
+    text: str, cut_to: str
+) -> None:
+    assert complete_tokens(text) == cut_to
