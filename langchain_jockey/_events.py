@@ -129,9 +129,13 @@ class ResponseReducer:
         finished: Whether a terminal event arrived.
     """
 
-    def __init__(self, model_name: str) -> None:
-        """Start reading one response; `model_name` is reported in the metadata."""
+    def __init__(self, model_name: str, *, usage: bool = True) -> None:
+        """Start reading one response; `model_name` is reported in the metadata.
+
+        With `usage=False` the last chunk carries no token usage.
+        """
         self._model_name = model_name
+        self._usage = usage
         self._meta = {"model_provider": PROVIDER}
         self._items: dict[str, dict[str, Any]] = {}  # non-answer items, by id
         self._spoken: set[str] = set()  # commentary items that streamed text
@@ -308,7 +312,7 @@ class ResponseReducer:
         return self._chunk(
             content,
             chunk_position="last",
-            usage_metadata=usage_of(snapshot),
+            usage_metadata=usage_of(snapshot) if self._usage else None,
             response_metadata=self._metadata(snapshot, status, output),
         )
 

@@ -88,8 +88,17 @@ model's default instructions. Written once; ChatJockey derives from it."""
 # LangChain passes these; Jockey has no such parameters (docs/protocol.md).
 IGNORED_OPTIONS = ("stop", "temperature", "max_tokens")
 # Core passes `stream`; LangChain's agents pass `response_format` (the OpenAI
-# form), which becomes Jockey's `text`.
-_ALSO_TAKEN = ("stream", "response_format")
+# form), which becomes Jockey's `text`; `stream_usage` is ChatJockey's own (usage
+# on the last streamed chunk).
+_ALSO_TAKEN = ("stream", "response_format", "stream_usage")
+# Options LangChain users reach for that Jockey does not document, with why.
+_UNDOCUMENTED = {
+    "max_output_tokens": (
+        "Jockey documents no output limit: it is not a request parameter in the "
+        "API reference or the official SDK (docs/protocol.md). extra_body="
+        "{'max_output_tokens': …} sends it anyway, at your own risk."
+    ),
+}
 
 
 def call_options(
@@ -102,14 +111,16 @@ def call_options(
     """
     unknown = sorted(set(kwargs) - {*OPTION_NAMES, *IGNORED_OPTIONS, *_ALSO_TAKEN})
     if unknown:
+        why = " ".join(_UNDOCUMENTED[n] for n in unknown if n in _UNDOCUMENTED)
         msg = (
             f"ChatJockey got unknown call option(s) {unknown}; it takes "
-            f"{list(OPTION_NAMES)} (and ignores {list(IGNORED_OPTIONS)})."
+            f"{list(OPTION_NAMES)} (and ignores {list(IGNORED_OPTIONS)}). {why}"
         )
-        raise JockeyInputError(msg)
+        raise JockeyInputError(msg.strip())
     ignored = {"stop": model.stop if stop is None else stop}
     for name in IGNORED_OPTIONS:
-        if ignored.get(name, kwargs.get(name, getattr(model, name))):
+        # Any value that is set warns, 0, [] and False included.
+        if ignored.get(name, kwargs.get(name, getattr(model, name))) is not None:
             warn(
                 f"Jockey has no {name!r} parameter: ChatJockey accepts it for "
                 "LangChain compatibility and does not send it."
@@ -308,6 +319,12 @@ def build_body(
 
     system = [m for m in messages if _role(m) == "system"]
     turns = [m for m in messages if _role(m) != "system"]
+    if not turns:
+        msg = (
+            "ChatJockey got no question: the input holds only system messages, "
+            "which become Jockey's instructions. Add a human message to answer."
+        )
+        raise JockeyInputError(msg)
     system_text = "\n\n".join(t for t in (_content_text(m) for m in system) if t)
     if options.session_id is not None and valid_id(options.session_id) is None:
         msg = (

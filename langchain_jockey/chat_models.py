@@ -12,6 +12,7 @@ from contextlib import aclosing, closing
 from typing import Any, Literal
 
 import httpx
+from langchain_core.caches import BaseCache
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
@@ -27,7 +28,13 @@ from langchain_core.language_models.chat_models import (
 )
 from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.messages.utils import count_tokens_approximately
+from langchain_core.outputs import (
+    ChatGeneration,
+    ChatGenerationChunk,
+    ChatResult,
+    Generation,
+)
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -35,6 +42,7 @@ from langchain_jockey import _blocks
 from langchain_jockey._client import DEFAULT_BASE_URL, JockeyConnection
 from langchain_jockey._events import PROVIDER, ResponseReducer
 from langchain_jockey._messages import (
+    MAX_CONTENT_CHARS,
     OPTION_NAMES,
     build_body,
     call_options,
@@ -49,6 +57,7 @@ from langchain_jockey.errors import JockeyInputError
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "ChatJockey"]
 
 DEFAULT_MODEL = "jockey1.0"
+_CHARS_PER_TOKEN = 4  # the estimate of get_num_tokens and the profile
 
 _blocks.register()
 
@@ -197,6 +206,18 @@ class ChatJockey(JockeyConnection, BaseChatModel):
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     """Accepted for LangChain compatibility; Jockey has no stop sequences."""
 
+    stream_usage: bool = True
+    """Whether streamed answers carry token usage on their last chunk (also a
+    call option). `invoke` always reports usage."""
+
+    cache: BaseCache | bool | None = Field(default=False, exclude=True)
+    """Jockey answers are not cached by default, even with a global
+    `set_llm_cache`: each answer is a turn of a server-side session, and a
+    cached one served to another conversation would hand it that session.
+    `True` (the global cache) or a `BaseCache` caches `invoke` and `batch`
+    answers; an answer served from a cache carries no `session_id`, so a
+    follow-up to it starts a new session (the history goes as a transcript)."""
+
     @field_validator("selections")
     @classmethod
     def _check_selections(
@@ -209,6 +230,54 @@ class ChatJockey(JockeyConnection, BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "jockey-chat"
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """`dumpd` / `dumps` write a ChatJockey; the key as a secret reference."""
+        return True
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """`["langchain_jockey", "chat_models"]`, where `load` finds the class."""
+        return ["langchain_jockey", "chat_models"]
+
+    def get_num_tokens(self, text: str) -> int:
+        """An estimate: one token per 4 characters, rounded up.
+
+        Jockey publishes no tokenizer, so this is LangChain's usual rule of
+        thumb for English text (`count_tokens_approximately`), and needs no
+        optional package. Jockey reports the real counts in `usage_metadata`.
+        """
+        return -(-len(text) // _CHARS_PER_TOKEN)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """An estimate for `messages`, as `get_num_tokens` makes it.
+
+        Each message counts its text at 4 characters per token, plus 3 tokens
+        for its role (`langchain_core`'s `count_tokens_approximately`). `tools`
+        are ignored: Jockey takes no client tools.
+        """
+        del tools
+        return count_tokens_approximately(messages, chars_per_token=_CHARS_PER_TOKEN)
+
+    def _convert_cached_generations(
+        self, cache_val: list[Generation]
+    ) -> list[ChatGeneration]:
+        # A cached answer is no turn of any session: without its session_id a
+        # follow-up starts a new session instead of continuing the conversation
+        # the answer was first given in (see the `cache` field).
+        generations = super()._convert_cached_generations(cache_val)
+        for generation in generations:
+            message = generation.message
+            if "session_id" in message.response_metadata:
+                meta = {**message.response_metadata, "cached": True}
+                del meta["session_id"]
+                generation.message = message.model_copy(
+                    update={"response_metadata": meta}
+                )
+        return generations
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
@@ -260,7 +329,13 @@ class ChatJockey(JockeyConnection, BaseChatModel):
     def _resolve_model_profile(self) -> ModelProfile | None:
         # create_agent reads this: native structured output (Jockey's
         # text.format), no client tool calling, text in and out.
+        # Jockey documents no context window in tokens. What it takes per
+        # request is one message of at most 10,000 characters (the rest of a
+        # conversation stays in its session): 2,500 tokens by get_num_tokens's
+        # estimate. It documents no output limit either (an answer that hits
+        # its undocumented one ends `incomplete`), so none is claimed here.
         return ModelProfile(
+            max_input_tokens=MAX_CONTENT_CHARS // _CHARS_PER_TOKEN,
             text_inputs=True,
             image_inputs=False,
             pdf_inputs=False,
@@ -329,7 +404,11 @@ class ChatJockey(JockeyConnection, BaseChatModel):
         )
 
     def _reducer(self, kwargs: Mapping[str, Any]) -> ResponseReducer:
-        return ResponseReducer(kwargs.get("model") or self.model)
+        usage = kwargs.get("stream_usage")
+        return ResponseReducer(
+            kwargs.get("model") or self.model,
+            usage=self.stream_usage if usage is None else bool(usage),
+        )
 
     def _generate(
         self,
@@ -343,6 +422,7 @@ class ChatJockey(JockeyConnection, BaseChatModel):
         # cut, while a stream carries keepalives. Tokens reach callbacks only
         # when the caller streams (core then calls `_stream` itself).
         del run_manager
+        kwargs["stream_usage"] = True  # invoke always reports usage
         return generate_from_stream(self._stream(messages, stop, **kwargs))
 
     async def _agenerate(
@@ -353,6 +433,7 @@ class ChatJockey(JockeyConnection, BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         del run_manager
+        kwargs["stream_usage"] = True  # invoke always reports usage
         return await agenerate_from_stream(self._astream(messages, stop, **kwargs))
 
     def _stream(

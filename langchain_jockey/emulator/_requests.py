@@ -6,8 +6,10 @@ sends only what the API documents:
 
 - unknown top-level fields are `400 parameter_unknown` (the API has that code);
   the legacy `model` (only `"jockey1.0"`), `metadata` and the undocumented
-  `max_output_tokens` (honoured: a longer answer is cut, `status: incomplete`)
-  are accepted;
+  `max_output_tokens` are accepted. `max_output_tokens` is checked (a positive
+  integer) and ignored: one demo sends it to the live API, which takes it,
+  and nothing documents an effect (docs/protocol.md). The `truncate_after`
+  fault gives a cut answer;
 - a `text.format.name` must match `^[A-Za-z0-9_-]{1,64}$`, as in Open Responses;
 - several input items are joined into one question.
 """
@@ -82,7 +84,6 @@ class ParsedRequest:
     intermediate: bool
     selections: tuple[dict[str, str], ...]
     text_format: dict[str, Any] | None
-    max_output_tokens: int | None
 
 
 def _input(value: Any) -> str:
@@ -213,5 +214,4 @@ def parse_request(raw: bytes) -> ParsedRequest:
         intermediate=bool(include),
         selections=_selections(body.get("selections")),
         text_format=_text_format(body.get("text")),
-        max_output_tokens=limit,
     )

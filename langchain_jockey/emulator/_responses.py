@@ -229,11 +229,7 @@ def plan_response(
             ]
             text, annotations = "".join(answer_pieces), []
     outputs = _steps(session, question, list(cited), within) if req.intermediate else []
-    limit = min(
-        x
-        for x in (truncate_after, req.max_output_tokens, len(answer_pieces))
-        if x is not None
-    )
+    limit = min(x for x in (truncate_after, len(answer_pieces)) if x is not None)
     status = "completed"
     if limit < len(answer_pieces):
         answer_pieces = answer_pieces[:limit]

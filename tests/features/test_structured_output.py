@@ -13,6 +13,7 @@ from pydantic import v1 as pydantic_v1
 from typing_extensions import TypedDict
 
 from langchain_jockey import ChatJockey
+from langchain_jockey.emulator import FAULT_HEADER
 from tests.features.conftest import run
 
 QUESTION = "When do the fishing boats leave?"
@@ -121,7 +122,9 @@ def test_include_raw_returns_raw_parsed_and_no_error(mode, llm) -> None:
 
 
 def test_truncated_answer_gives_a_parsing_error_that_says_so(mode, emulator) -> None:
-    llm = ChatJockey(**emulator.chat_kwargs(), extra_body={"max_output_tokens": 5})
+    llm = ChatJockey(
+        **emulator.chat_kwargs(), default_headers={FAULT_HEADER: "truncate_after=5"}
+    )
     out = run(mode, llm.with_structured_output(Answer, include_raw=True), QUESTION)
     assert out["parsed"] is None
     assert "truncated" in str(out["parsing_error"])

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+from unittest import mock
 
+import pytest
+from langchain_core.load import dumpd, load
 from langchain_tests.unit_tests import ChatModelUnitTests
+from syrupy.assertion import SnapshotAssertion
 
 from langchain_jockey import ChatJockey
 from tests.support import NoClientTools
@@ -37,3 +42,33 @@ class TestChatJockeyStandard(NoClientTools, ChatModelUnitTests):
                 "model": "jockey1.0",
             },
         )
+
+    @pytest.mark.xfail(
+        reason="the suite loads with allowed_objects='all', which admits only the "
+        "classes in langchain-core's own mapping, where no partner outside it can "
+        "be; test_serdes_round_trips_when_the_class_is_named covers the rest",
+        strict=True,
+    )
+    def test_serdes(self, model: ChatJockey, snapshot: SnapshotAssertion) -> None:
+        super().test_serdes(model, snapshot)
+
+    def test_serdes_round_trips_when_the_class_is_named(
+        self, model: ChatJockey
+    ) -> None:
+        env_params, _, _ = self.init_from_env_params
+        with mock.patch.dict(os.environ, env_params):
+            serialized = dumpd(model)
+            loaded = load(
+                serialized,
+                valid_namespaces=model.get_lc_namespace()[:1],
+                allowed_objects=[ChatJockey],
+                secrets_from_env=True,
+            )
+        assert serialized["kwargs"]["api_key"] == {
+            "lc": 1,
+            "type": "secret",
+            "id": ["TWELVE_LABS_API_KEY"],
+        }
+        assert loaded.dict() == model.dict()
+        assert loaded.api_key is not None
+        assert loaded.api_key.get_secret_value() == "tlk_from_env"
