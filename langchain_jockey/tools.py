@@ -18,7 +18,7 @@ timeouts and errors) and keeps what makes Jockey useful there:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from langchain_core.callbacks import (
@@ -29,18 +29,25 @@ from langchain_core.callbacks.manager import (
     adispatch_custom_event,
     dispatch_custom_event,
 )
-from langchain_core.messages import AIMessageChunk, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, InjectedToolArg, ToolException
 from pydantic import BaseModel, Field
 
-from langchain_jockey._output import REASONING_KEY, STEPS_KEY, time_range
+from langchain_jockey._output import time_range
 from langchain_jockey.chat_models import ChatJockey
 from langchain_jockey.errors import (
     JockeyAuthenticationError,
     JockeyError,
     JockeyPermissionDeniedError,
 )
+
+try:  # The marker of handlers that take v3 protocol events (langchain-core 1.8)
+    from langchain_core.tracers._streaming import _V2StreamingCallbackHandler
+
+    _V2_HANDLER: type | None = _V2StreamingCallbackHandler
+except ImportError:  # pragma: no cover - an older langchain-core
+    _V2_HANDLER = None
 
 try:  # LangGraph injects the conversation; without it, sessions come from config
     from langgraph.prebuilt import InjectedState
@@ -56,6 +63,7 @@ TAG = "jockey"
 PROGRESS_EVENT = "jockey_progress"
 """The name of the custom event carrying Jockey's progress outside a graph."""
 _RAISED = (JockeyAuthenticationError, JockeyPermissionDeniedError)
+_PROGRESS_EVENTS = ("content-block-delta", "content-block-finish")
 
 
 class JockeyInput(BaseModel):
@@ -176,14 +184,21 @@ class JockeyTool(BaseTool):
         config: RunnableConfig,
     ) -> tuple[str, dict[str, Any]]:
         child = _child_config(run_manager)
+        options = self._options(messages, config)
         collect = _Answer()
         try:
-            for chunk in self.llm.stream(
-                question, config=child, **self._options(messages, config)
-            ):
-                step = collect.add(chunk)
-                if step is not None and (event := _write(step)) is not None:
-                    dispatch_custom_event(PROGRESS_EVENT, event, config=child)
+            if _wants_protocol_events(child):
+                answer = self.llm.stream_events(
+                    question, config=child, version="v3", **options
+                )
+                for event in answer:
+                    for step in collect.add_event(event):
+                        self._report(step, child)
+                collect.message = answer.output_message
+            else:
+                for chunk in self.llm.stream(question, config=child, **options):
+                    for step in collect.add(chunk):
+                        self._report(step, child)
         except _RAISED:
             raise
         except JockeyError as err:
@@ -199,37 +214,93 @@ class JockeyTool(BaseTool):
         config: RunnableConfig,
     ) -> tuple[str, dict[str, Any]]:
         child = _child_config(run_manager)
+        options = self._options(messages, config)
         collect = _Answer()
-        stream: AsyncIterator[AIMessageChunk] = self.llm.astream(
-            question, config=child, **self._options(messages, config)
-        )
         try:
-            async for chunk in stream:
-                step = collect.add(chunk)
-                if step is not None and (event := _write(step)) is not None:
-                    await adispatch_custom_event(PROGRESS_EVENT, event, config=child)
+            if _wants_protocol_events(child):
+                answer = await self.llm.astream_events(
+                    question, config=child, version="v3", **options
+                )
+                async for event in answer:
+                    for step in collect.add_event(event):
+                        await self._areport(step, child)
+                collect.message = answer.output_message
+            else:
+                chunks = self.llm.astream(question, config=child, **options)
+                async for chunk in chunks:
+                    for step in collect.add(chunk):
+                        await self._areport(step, child)
         except _RAISED:
             raise
         except JockeyError as err:
             raise ToolException(_explain(err)) from err
         return collect.result()
 
+    @staticmethod
+    def _report(step: dict[str, Any], child: RunnableConfig) -> None:
+        if (event := _write(step)) is not None:
+            dispatch_custom_event(PROGRESS_EVENT, event, config=child)
+
+    @staticmethod
+    async def _areport(step: dict[str, Any], child: RunnableConfig) -> None:
+        if (event := _write(step)) is not None:
+            await adispatch_custom_event(PROGRESS_EVENT, event, config=child)
+
+
+def _progress(block: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The progress report of one standard content block, if it is progress.
+
+    Jockey's commentary (a `reasoning` block, or a delta of one) is
+    `{"type": "commentary", "text"}`; its tool steps (`server_tool_call` and
+    `server_tool_result` blocks) are `{"type": "step", "steps": [block]}`.
+    """
+    kind = block.get("type")
+    if kind in ("reasoning", "reasoning-delta") and block.get("reasoning"):
+        return {"type": "commentary", "text": block["reasoning"]}
+    if kind in ("server_tool_call", "server_tool_result"):
+        return {
+            "type": "step",
+            "steps": [{k: v for k, v in block.items() if k != "index"}],
+        }
+    return None
+
 
 class _Answer:
-    """Jockey's streamed answer, gathered; progress steps handed back as they come."""
+    """Jockey's streamed answer, gathered; progress handed back as it comes.
+
+    It reads chunks (`stream`), or under LangGraph's v3 streaming the protocol
+    events of `stream_events(version="v3")`; both are content blocks, so
+    progress is the same either way.
+    """
 
     def __init__(self) -> None:
-        self.message: AIMessageChunk | None = None
+        self.message: AIMessage | None = None
 
-    def add(self, chunk: AIMessageChunk) -> dict[str, Any] | None:
-        self.message = chunk if self.message is None else self.message + chunk
-        reasoning = chunk.additional_kwargs.get(REASONING_KEY)
-        if reasoning:
-            return {"type": "commentary", "text": reasoning}
-        steps = chunk.additional_kwargs.get(STEPS_KEY)
-        if steps:
-            return {"type": "step", "steps": steps}
-        return None
+    def add(self, chunk: AIMessageChunk) -> list[dict[str, Any]]:
+        """Take one chunk; its progress reports."""
+        previous = self.message
+        self.message = (
+            previous + chunk if isinstance(previous, AIMessageChunk) else chunk
+        )
+        if not chunk.additional_kwargs:  # plain answer text: no progress
+            return []
+        return [p for b in chunk.content_blocks if (p := _progress(b)) is not None]
+
+    @staticmethod
+    def add_event(event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Take one v3 protocol event; its progress reports.
+
+        Commentary comes from the reasoning deltas, steps from the finished
+        server tool blocks (their start holds no arguments yet).
+        """
+        kind = event.get("event")
+        block = event.get("delta" if kind == "content-block-delta" else "content")
+        if not isinstance(block, Mapping) or kind not in _PROGRESS_EVENTS:
+            return []
+        if kind == "content-block-finish" and block.get("type") == "reasoning":
+            return []  # its deltas were reported
+        step = _progress(block)
+        return [] if step is None else [step]
 
     def result(self) -> tuple[str, dict[str, Any]]:
         message = self.message or AIMessageChunk(content="")
@@ -257,6 +328,19 @@ def _child_config(
     if run_manager is not None:
         config["callbacks"] = run_manager.get_child()
     return config
+
+
+def _wants_protocol_events(config: RunnableConfig) -> bool:
+    """Whether a handler takes v3 protocol events (LangGraph's v3 streaming).
+
+    Such a handler ignores the chunks `stream` reports (`on_llm_new_token`):
+    it is served by `stream_events(version="v3")`, which reports each event.
+    """
+    if _V2_HANDLER is None:  # langchain-core without v3 streaming
+        return False
+    manager = config.get("callbacks")
+    handlers = getattr(manager, "handlers", None) or ()
+    return any(isinstance(h, _V2_HANDLER) for h in handlers)
 
 
 def _write(step: dict[str, Any]) -> dict[str, Any] | None:
