@@ -9,12 +9,13 @@ JOCKEY_EMULATOR_FIRST_TOKEN_DELAY / JOCKEY_EMULATOR_DELTA_DELAY change the pace.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from langchain_jockey import ChatJockey
+from langchain_jockey import ChatJockey, JockeyError
 from langchain_jockey.chat_models import DEFAULT_BASE_URL
 
 
@@ -37,7 +38,20 @@ def endpoint(llm: ChatJockey) -> str:
 
 @contextmanager
 def jockey(**kwargs: Any) -> Iterator[ChatJockey]:
-    """A ChatJockey for the configured API if a key is set, else for the emulator."""
+    """A ChatJockey for the configured API if a key is set, else for the emulator.
+
+    A Jockey error ends the example with its one-line message, not a traceback.
+    """
+    try:
+        with _jockey(**kwargs) as llm:
+            yield llm
+    except JockeyError as err:
+        print(f"\n{type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+
+
+@contextmanager
+def _jockey(**kwargs: Any) -> Iterator[ChatJockey]:
     if live():
         llm = ChatJockey(**kwargs)
         print(f"Using {endpoint(llm)}.", flush=True)

@@ -182,14 +182,46 @@ def error_from_transport(
     elif isinstance(
         exc, (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.ProxyError)
     ):
-        cls, message = (
-            errors.JockeyConnectionError,
-            f"could not connect to Jockey: {exc}",
-        )
+        cls, message = errors.JockeyConnectionError, _not_connected(exc, request)
     else:
         cls = errors.JockeyStreamInterruptedError
         message = f"the connection to Jockey broke: {type(exc).__name__}: {exc}"
     return cls(message, retryable=isinstance(exc, _NOT_SENT))
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_DNS_FAILURE = re.compile(
+    r"name or service not known|nodename nor servname|name resolution|"
+    r"getaddrinfo|no address associated",
+    re.IGNORECASE,
+)
+
+
+def _not_connected(exc: httpx.TransportError, request: httpx.Request | None) -> str:
+    """Where a connection failed (host and port, never the key) and the likely cause."""
+    detail = str(exc) or type(exc).__name__
+    if request is None:
+        return f"could not connect to Jockey: {detail}"
+    url = request.url
+    port = url.port or (443 if url.scheme == "https" else 80)
+    where = f"{url.host}:{port}"
+    if isinstance(exc, httpx.ProxyError):
+        cause = "the proxy refused the connection: check your proxy settings."
+    elif _DNS_FAILURE.search(detail):
+        cause = f"the host name {url.host!r} did not resolve: check base_url and DNS."
+    elif "ssl" in detail.lower() or "certificate" in detail.lower():
+        cause = (
+            "the TLS handshake failed: a proxy that intercepts TLS, or an "
+            "out-of-date certificate bundle?"
+        )
+    elif url.host in _LOOPBACK:
+        cause = (
+            "nothing answers there: is the local emulator running? Start it with "
+            f"`python -m langchain_jockey.emulator --port {port}`, or check base_url."
+        )
+    else:
+        cause = "check base_url and your network connection."
+    return f"could not connect to Jockey at {where} ({detail}): {cause}"
 
 
 @contextmanager

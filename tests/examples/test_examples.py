@@ -6,6 +6,7 @@ import os
 import pty
 import re
 import select
+import socket
 import subprocess
 import sys
 import time
@@ -183,6 +184,19 @@ def test_terminal_chat_streams_spins_cites_and_cancels() -> None:
     assert "Traceback" not in screen
 
 
+def quickstart(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run examples/quickstart.py to the end with `env`; its output, as text."""
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_with_a_key_the_banner_names_the_endpoint_from_the_base_url() -> None:
     from langchain_jockey.emulator import DEMO_API_KEY, DEMO_STORE_ID, spawn
 
@@ -195,15 +209,7 @@ def test_with_a_key_the_banner_names_the_endpoint_from_the_base_url() -> None:
                 spelling + "BASE_URL": url,
                 spelling + "KNOWLEDGE_STORE_ID": DEMO_STORE_ID,
             }
-            result = subprocess.run(
-                [sys.executable, str(EXAMPLES / "quickstart.py"), "Who scores first?"],
-                capture_output=True,
-                text=True,
-                env=env,
-                cwd=ROOT,
-                timeout=120,
-                check=False,
-            )
+            result = quickstart(env, "Who scores first?")
             assert result.returncode == 0, result.stderr
             first = result.stdout.splitlines()[0]
             assert first == f"Using a local Jockey server (an emulator?) at {url}."
@@ -247,3 +253,24 @@ def test_retriever_rag_chain_prints_the_clips_then_a_cited_answer() -> None:
     assert clips[0][1] == "Harbour at dawn (timelapse)"
     answer = out.split("Answer: ", 1)[1]
     assert "[1]" in answer
+
+
+def test_with_a_key_and_nothing_listening_the_quickstart_ends_in_one_line() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    result = quickstart(
+        {
+            **ENV,
+            "TWELVE_LABS_API_KEY": "tlk_secret_do_not_show",
+            "TWELVE_LABS_KNOWLEDGE_STORE_ID": "ks_x",
+            "TWELVE_LABS_BASE_URL": f"http://127.0.0.1:{port}/v1.3",
+        }
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("JockeyConnectionError: could not connect to Jockey at ")
+    assert f"127.0.0.1:{port}" in line
+    assert "emulator" in line
+    assert "tlk_secret_do_not_show" not in result.stderr + result.stdout

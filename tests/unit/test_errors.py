@@ -188,3 +188,43 @@ def test_retry_policy_decisions() -> None:
     read = _http.error_from_transport(httpx.ReadTimeout("slow"))
     assert policy.delay(0, connect) is not None
     assert policy.delay(0, read) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "failure", "where", "cause"),
+    [
+        (
+            "http://127.0.0.1:8600/v1.3/responses",
+            "[Errno 111] Connection refused",
+            "127.0.0.1:8600",
+            "is the local emulator running?",
+        ),
+        (
+            "https://api.twelvelabs.io/v1.3/responses",
+            "[Errno -2] Name or service not known",
+            "api.twelvelabs.io:443",
+            "did not resolve: check base_url and DNS",
+        ),
+        (
+            "https://api.twelvelabs.io/v1.3/responses",
+            "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed",
+            "api.twelvelabs.io:443",
+            "the TLS handshake failed",
+        ),
+        (
+            "http://jockey.internal:8080/v1.3/responses",
+            "[Errno 113] No route to host",
+            "jockey.internal:8080",
+            "check base_url and your network connection",
+        ),
+    ],
+)
+def test_a_connection_failure_names_where_it_tried_and_the_likely_cause(
+    url, failure, where, cause
+) -> None:
+    request = httpx.Request("POST", url, headers={"x-api-key": "tlk_secret_key"})
+    err = _http.error_from_transport(httpx.ConnectError(failure), request)
+    assert isinstance(err, errors.JockeyConnectionError)
+    assert f"could not connect to Jockey at {where} ({failure})" in str(err)
+    assert cause in str(err)
+    assert "tlk_secret_key" not in str(err)
