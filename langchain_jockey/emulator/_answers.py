@@ -249,8 +249,6 @@ def _choose(
             chosen.extend(found[:1])
             last = found[0] if found else last
         chosen = chosen[:limit]
-    if _IN_ORDER.search(prompt.question) and len({m.video for m in chosen}) == 1:
-        chosen.sort(key=lambda m: m.start_sec)
     return chosen
 
 
@@ -331,7 +329,10 @@ def _answer(
         m
         for score, m in ranked
         if score >= best / 2 and len(words & set(m.counts)) == covered
-    ][:limit]
+    ]
+    if _IN_ORDER.search(question) and len({m.video for m in chosen}) == 1:
+        chosen.sort(key=lambda m: m.start_sec)  # "in order": as the video tells it
+    chosen = chosen[:limit]
     if _FOLLOW_UP.search(question):  # "…, and what happens next?" in one question
         top = chosen[0]
         chosen = [top, *top.video.moments[top.index + 1 : top.index + limit]]
