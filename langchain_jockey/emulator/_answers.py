@@ -3,16 +3,29 @@
 The same request and session state always give the same text. What the
 emulator does, so that tests and demos can rely on it:
 
+- **The prompt** is read first (`_prompts.py`): the question apart from
+  retrieved context, instructions, greetings and sign-offs, and a folded
+  transcript's history. Only the question is searched; the instructions set
+  the style and domain below; context naming videos of the store narrows the
+  answer to those videos (when the question matches there), and the last
+  moment a folded transcript's answer names anchors follow-ups. Citations are
+  always moments of the store.
 - **Retrieval**: BM25 over the moments (`_store.py`), best match first, at
   most 3 (see instructions below), and only moments scoring at least half the
-  best.
+  best. A topic word ("fishing", "football", "bread", "food") keeps to that
+  topic's videos.
+- **Parts**: a question in parts ("When do the boats leave, and where do they
+  unload?", or two questions) is answered part by part in the order asked,
+  one moment each; a part that follows up ("and what happens next?")
+  continues from the part before.
 - **Intent**: overviews ("describe what happens", "key moments", "summarise",
-  "what is in these videos") spread over the videos the question concerns,
-  else all, one highlight each (or across one video); "which videos…" cites
-  each relevant video once; "first" / "last" / "after X" / "before X" order by
-  time within the video of the best match ("end up" asks where, not for the
-  end). An instruction that sets a domain ("You are a sports analyst")
-  narrows to that domain's videos.
+  "steps", "what is in these videos") spread over the videos the question
+  concerns, else all, one highlight each (or across one video); "which
+  videos…" cites each relevant video once; "first" / "last" / "after X" /
+  "before X" order by time within the video of the best match ("end up" asks
+  where, not for the end); "in order" / "chronologically" tells the moments
+  of one video in time order. An instruction that sets a domain ("You are a
+  sports analyst") narrows to that domain's videos.
 - **Follow-ups** in a session ("what happens next?", "and then?", "after
   that"): the moments after the last one cited in the previous turn, in the
   same video ("before that" / "earlier" go back). A follow-up that matches
@@ -26,7 +39,10 @@ emulator does, so that tests and demos can rely on it:
 - **Citations**: every cited moment gets a `[N]` marker, numbered in order of
   appearance, and a `video_citation` whose inclusive `end_index` points at the
   `]` (code point offsets).
-- Nothing matches: a sentence that says so and lists the store's videos.
+- **Nothing matches** (no moment does, fewer than half the question's words
+  are things the store shows, or it is set in a place the store never names:
+  "in Paris"; other unknown names, such as "Hey Jockey", never decide): a
+  sentence that says so and lists the store's videos.
 """
 
 from __future__ import annotations
@@ -35,7 +51,21 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_jockey.emulator._store import TOPIC_WORDS, KnowledgeStore, Moment, terms
+from langchain_jockey.emulator._prompts import (
+    Prompt,
+    Style,
+    domain,
+    mentions,
+    read,
+    style,
+)
+from langchain_jockey.emulator._store import (
+    TOPIC_WORDS,
+    KnowledgeStore,
+    Moment,
+    terms,
+    topics,
+)
 
 __all__ = ["Answer", "Session", "Turn", "compose", "pieces"]
 
@@ -48,15 +78,23 @@ _GO_BACK = re.compile(
     r"\b(before that|earlier|previously|just before)\b", re.IGNORECASE
 )
 _OVERVIEW = re.compile(
-    r"\b(summar\w*|overview|describe what happens|key (moments|plays|points|events|"
-    r"scenes)|highlights|main events|what (is|happens) in (these|the|this|each) "
-    r"videos?|what do (these|the) videos show|list the videos|go through the videos|"
-    r"what videos (are|do|does)|which videos are (in|there)|tell me about (the|this) "
-    r"\w+( \w+)? video)",
+    r"\b(summar\w*|overview|steps|step by step|describe what happens|"
+    r"key (moments|plays|points|events|scenes)|highlights|main events|"
+    r"what (is|happens) in (these|the|this|each) videos?|"
+    r"what do (these|the) videos show|list the videos|go through the videos|"
+    r"what videos (are|do|does)|which videos are (in|there)|"
+    r"tell me about (the|this) \w+( \w+)? video)",
     re.IGNORECASE,
 )
-_PREFIX = re.compile(
-    r'start (?:your answer |the answer )?with "([^"]+)"', re.IGNORECASE
+# A question in parts ("When do they leave, and where do they unload?").
+_CLAUSE = re.compile(
+    r"(?<=\?)\s+(?=\S)|[;,]?\s+(?:and|then|also)\s+(?=(?:when|where|what|who|how|"
+    r"which|why|does|do|did|is|are|was|were)\b)",
+    re.IGNORECASE,
+)
+_IN_ORDER = re.compile(
+    r"\b(in (?:time )?order|chronological(?:ly)?|in sequence|step by step|timeline)\b",
+    re.IGNORECASE,
 )
 _PIECES = re.compile(r"\[\d+\]|[^\s\[]+\s*|\s+")
 
@@ -96,30 +134,6 @@ class Answer:
     cited: tuple[Moment, ...]
 
 
-@dataclass(frozen=True)
-class _Style:
-    bullets: bool
-    limit: int
-    timestamps: bool
-    prefix: str = ""
-
-
-def _style(instructions: str | None) -> _Style:
-    text = (instructions or "").lower()
-    limit = 3
-    if re.search(r"\b(brief|short|concise|one sentence|tl;dr)\b", text):
-        limit = 1
-    elif re.search(r"\b(detail\w*|thorough\w*|everything)\b", text):
-        limit = 5
-    prefix = _PREFIX.search(instructions or "")
-    return _Style(
-        bullets="bullet" in text,
-        limit=limit,
-        timestamps=not re.search(r"\b(no|without) timestamps?\b", text),
-        prefix=prefix.group(1) + " " if prefix else "",
-    )
-
-
 def _last_cited(session: Session | None) -> Moment | None:
     if session is None:
         return None
@@ -139,31 +153,10 @@ _WHICH = re.compile(r"\b(which|what) (videos?|clips?|films?)\b", re.IGNORECASE)
 _INTENT_WORDS = re.compile(
     r"\b(first|earliest|opening|start|beginning|last|latest|end|ending|finish|key|"
     r"main|summar\w*|overview|describe|"
-    r"highlights?|clips?|films?|footage|shown?|showing|happening|events?|points?)\b",
+    r"highlights?|clips?|films?|footage|shown?|showing|happening|events?|points?|"
+    r"list|steps?|order|sequence|timeline|chronological\w*)\b",
     re.IGNORECASE,
 )
-# Instructions that set a domain narrow the answer to the videos of that domain.
-_DOMAINS = {
-    "sports": re.compile(
-        r"sport|analyst|coach|football|soccer|referee|athlet", re.IGNORECASE
-    ),
-    "food": re.compile(
-        r"\bchef|\bcook|\bbak|food|culinar|kitchen|recipe", re.IGNORECASE
-    ),
-    "sea": re.compile(
-        r"sailor|maritime|fisher|harbou?r master|coast ?guard", re.IGNORECASE
-    ),
-}
-
-
-def _domain(store: KnowledgeStore, instructions: str | None) -> frozenset[str] | None:
-    """The videos an instruction's domain ("You are a sports analyst") allows."""
-    topics = {
-        t for t, pattern in _DOMAINS.items() if pattern.search(instructions or "")
-    }
-    if not topics:
-        return None
-    return frozenset(v.item_id for v in store.videos if v.topics & topics)
 
 
 def _about_the_store(store: KnowledgeStore, question: str) -> bool:
@@ -177,11 +170,16 @@ def _about_the_store(store: KnowledgeStore, question: str) -> bool:
     if not words:
         return True
     known = {w for v in store.videos for m in v.moments for w in m.counts}
-    # A name the store never mentions (Paris, France) means another subject.
-    names = re.findall(r"(?<=\s)[A-Z][a-z]+", question)
-    if any(name.lower() not in known and terms(name) for name in names):
+    # A place the store never mentions ("in Paris") means another subject;
+    # other names ("Hey Jockey", "Zoe's dad") neither decide nor count.
+    places = re.findall(
+        r"\b(?:in|of|at|from|near)\s+(?:the\s+)?([A-Z][a-z]+)", question
+    )
+    if any(name.lower() not in known and terms(name) for name in places):
         return False
-    return sum(w in known for w in words) / len(words) >= 0.5
+    names = {t for n in re.findall(r"(?<=\s)[A-Z][a-z]+", question) for t in terms(n)}
+    words = [w for w in words if w in known or w not in names]
+    return not words or sum(w in known for w in words) / len(words) >= 0.5
 
 
 def _around(moment: Moment, limit: int, *, after: bool) -> list[Moment]:
@@ -208,19 +206,67 @@ def select(
     within: frozenset[str] | None,
     instructions: str | None = None,
 ) -> list[Moment]:
-    """The moments an answer to `question` cites, in presentation order.
+    """The moments an answer to the prompt `question` cites, in presentation order."""
+    return _choose(store, read(question, instructions), session, limit, within)
 
-    Follow-ups continue from the last cited moment; overviews spread over the
+
+def _choose(
+    store: KnowledgeStore,
+    prompt: Prompt,
+    session: Session | None,
+    limit: int,
+    within: frozenset[str] | None,
+) -> list[Moment]:
+    """The prompt's question answered part by part, in the order it asks.
+
+    The instructions' domain narrows the videos, and so do the videos its
+    context names (when the question matches in them); the last cited moment
+    (of the session, else of a folded transcript) anchors follow-ups.
+    """
+    allowed = domain(store, prompt.instructions)
+    if allowed is not None:
+        within = allowed if within is None else within & allowed
+    named = frozenset(m.video.item_id for m in mentions(store, prompt.context))
+    towards = named if within is None else named & within
+    if towards and (
+        not terms(prompt.question, question=True)
+        or store.rank(prompt.question, within=towards)
+    ):
+        within = towards
+    told = mentions(store, prompt.history)
+    last = _last_cited(session) or (told[-1] if told else None)
+    parts = _CLAUSE.split(prompt.question)
+    if len(parts) == 1:
+        chosen = _answer(store, prompt.question, last, limit=limit, within=within)
+    else:
+        chosen = []
+        for part in parts:
+            found = [
+                m
+                for m in _answer(store, part, last, limit=limit, within=within)
+                if m not in chosen
+            ]
+            chosen.extend(found[:1])
+            last = found[0] if found else last
+        chosen = chosen[:limit]
+    return chosen
+
+
+def _answer(
+    store: KnowledgeStore,
+    question: str,
+    last: Moment | None,
+    *,
+    limit: int,
+    within: frozenset[str] | None,
+) -> list[Moment]:
+    """The moments an answer to one question cites, in presentation order.
+
+    Follow-ups continue from the `last` cited moment; overviews spread over the
     videos the question concerns (or all); "which videos" cites each relevant
     video once; "first" / "last" / "after X" / "before X" order by time within
     the right video; anything else leads with the best match.
     """
-    # A transcript of history from elsewhere: the question is its new message.
-    question = question.rsplit("New message:\n", 1)[-1]
-    domain = _domain(store, instructions)
-    if domain is not None:
-        within = domain if within is None else within & domain
-    last = _last_cited(session)
     if last is not None and (_FOLLOW_UP.search(question) or _GO_BACK.search(question)):
         back = bool(_GO_BACK.search(question))
         return _around(last, limit, after=not back) or [
@@ -234,19 +280,18 @@ def select(
             pivot = found[0][1]
             after = anchor.group(1).lower() in ("after", "following")
             return _around(pivot, limit, after=after) or [pivot]
-    lowered = re.findall(r"[a-z]+", content.lower())
-    topics = {TOPIC_WORDS[w] for w in lowered if w in TOPIC_WORDS}
-    if topics:  # "which videos are about food?": the videos of that topic
+    named = topics(content)
+    if named:  # "which videos are about food?", "fishing boats": that topic's videos
         within = frozenset(
             v.item_id
             for v in store.videos
-            if v.topics & topics and (within is None or v.item_id in within)
+            if v.topics & named and (within is None or v.item_id in within)
         )
         topic_words = r"\b(" + "|".join(TOPIC_WORDS) + r")\b"
         content = re.sub(topic_words, " ", content, flags=re.IGNORECASE)
     ranked = store.rank(content, within=within)
     videos = [v for v in store.videos if within is None or v.item_id in within]
-    if topics and not ranked and not _FIRST.search(question):
+    if named and not ranked and not _FIRST.search(question):
         return [v.moments[v.highlight] for v in videos]
     if _OVERVIEW.search(question):
         if terms(content, question=True) and not ranked:
@@ -284,14 +329,17 @@ def select(
         m
         for score, m in ranked
         if score >= best / 2 and len(words & set(m.counts)) == covered
-    ][:limit]
+    ]
+    if _IN_ORDER.search(question) and len({m.video for m in chosen}) == 1:
+        chosen.sort(key=lambda m: m.start_sec)  # "in order": as the video tells it
+    chosen = chosen[:limit]
     if _FOLLOW_UP.search(question):  # "…, and what happens next?" in one question
         top = chosen[0]
         chosen = [top, *top.video.moments[top.index + 1 : top.index + limit]]
     return chosen
 
 
-def _render(moments: list[Moment], style: _Style) -> tuple[str, list[dict[str, Any]]]:
+def _render(moments: list[Moment], style: Style) -> tuple[str, list[dict[str, Any]]]:
     text = style.prefix
     annotations: list[dict[str, Any]] = []
     previous: Moment | None = None
@@ -320,25 +368,19 @@ def compose(
     instructions: str | None,
     within: frozenset[str] | None,
 ) -> Answer:
-    """The answer to `question`, as plain text with citations."""
-    style = _style(instructions)
-    moments = select(
-        store,
-        question,
-        session,
-        limit=style.limit,
-        within=within,
-        instructions=instructions,
-    )
+    """The answer to the prompt `question`, as plain text with citations."""
+    prompt = read(question, instructions)
+    how = style(prompt.instructions)
+    moments = _choose(store, prompt, session, how.limit, within)
     if not moments:
         titles = "; ".join(v.title for v in store.videos)
         return Answer(
-            f"{style.prefix}I could not find anything about that in this knowledge "
+            f"{how.prefix}I could not find anything about that in this knowledge "
             f"store. It holds: {titles}.",
             [],
             (),
         )
-    text, annotations = _render(moments, style)
+    text, annotations = _render(moments, how)
     return Answer(text, annotations, tuple(moments))
 
 

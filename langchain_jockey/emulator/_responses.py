@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_jockey.emulator._answers import Session, compose, pieces, select
+from langchain_jockey.emulator._prompts import read
 from langchain_jockey.emulator._requests import ApiError, ParsedRequest
 from langchain_jockey.emulator._schema import SchemaError, instance
 from langchain_jockey.emulator._store import KnowledgeStore, Moment
@@ -228,7 +229,8 @@ def plan_response(
                 answer_pieces[i % len(answer_pieces)] for i in range(length)
             ]
             text, annotations = "".join(answer_pieces), []
-    outputs = _steps(session, question, list(cited), within) if req.intermediate else []
+    asked = read(question, req.instructions).question  # what the search is about
+    outputs = _steps(session, asked, list(cited), within) if req.intermediate else []
     limit = min(x for x in (truncate_after, len(answer_pieces)) if x is not None)
     status = "completed"
     if limit < len(answer_pieces):

@@ -29,6 +29,7 @@ __all__ = [
     "Video",
     "terms",
     "tokens",
+    "topics",
 ]
 
 DEMO_STORE_ID = "ks_0195d0e0-0000-7000-8000-0000000000d0"
@@ -92,6 +93,8 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     "whistl": ("whistl",),
     "launch": ("launch",),
     "rescu": ("rescu", "casualty"),
+    "back": ("back", "return"),
+    "catch": ("catch", "mackerel"),
 }
 # Topic words: a question about "food" or "sport" means the videos of that topic.
 TOPIC_WORDS = {
@@ -105,6 +108,28 @@ TOPIC_WORDS = {
     "ocean": "sea",
     "maritime": "sea",
 }
+# Words of one topic's videos: a question about fishing never cites the bike ride.
+# Unlike TOPIC_WORDS, they stay in the question (the descriptions use them).
+_TOPIC_HINTS = {
+    "fishing": "sea",
+    "fisherman": "sea",
+    "fishermen": "sea",
+    "football": "sports",
+    "soccer": "sports",
+    "bread": "food",
+    "sourdough": "food",
+    "baking": "food",
+    "baker": "food",
+    "bike": "sports",
+    "cycling": "sports",
+}
+
+
+def topics(text: str) -> frozenset[str]:
+    """The topics ("sea", "sports", "food") that words of `text` name."""
+    words = re.findall(r"[a-z]+", text.lower())
+    table = {**TOPIC_WORDS, **_TOPIC_HINTS}
+    return frozenset(table[w] for w in words if w in table)
 
 
 def _stem(word: str) -> str:
@@ -214,7 +239,10 @@ class KnowledgeStore:
     def rank(
         self, question: str, *, within: frozenset[str] | None = None
     ) -> list[tuple[float, Moment]]:
-        """(BM25 score, moment) of every moment that matches, best first."""
+        """(BM25 score, moment) of every moment that matches, best first.
+
+        Moments of the topic the question names (`topics`) come first.
+        """
         words = terms(question, question=True)
         if not words:
             return []
@@ -240,7 +268,15 @@ class KnowledgeStore:
                 score += idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * size / average))
             if score > 0:
                 scored.append((score, moment))
-        scored.sort(key=lambda s: (-s[0], order[s[1].video.item_id], s[1].index))
+        named = topics(question)
+        scored.sort(
+            key=lambda s: (
+                bool(named) and not s[1].video.topics & named,
+                -s[0],
+                order[s[1].video.item_id],
+                s[1].index,
+            )
+        )
         return scored
 
 

@@ -225,3 +225,19 @@ def test_intermediate_outputs_show_commentary_and_tool_steps_before_the_answer(
     assert results and all(r["item_id"].startswith("ksi_") for r in results)
     plain = answer_text(stream_events(client, body()))
     assert answer_text(events) == plain  # the answer is unchanged
+
+
+def test_the_search_step_names_the_prompts_question_not_its_template(client) -> None:
+    prompt = (
+        "Use the following pieces of retrieved context to answer the question.\n"
+        "Context:\nUnder-12 football final, 03:05\u201303:50\n\n"
+        "Question: Who saves the penalty?\nAnswer:"
+    )
+    events = stream_events(client, body(prompt, include=["intermediate_outputs"]))
+    calls = [
+        json.loads(e["item"]["arguments"])
+        for e in events
+        if e["type"] == "response.output_item.done"
+        and e["item"]["type"] == "function_call"
+    ]
+    assert calls == [{"query": "Who saves the penalty?", "limit": 1}]

@@ -84,6 +84,26 @@ def test_search_ranks_clips_like_the_answers(client) -> None:
     assert first["matches"][0]["start_sec"] == 180
 
 
+@pytest.mark.parametrize(
+    ("query", "topic"),
+    [
+        (
+            "When do the fishing boats come back, and what happens to their catch?",
+            "sea",
+        ),
+        ("What happens at the start of the football match?", "sports"),
+        ("When does the bread come out?", "food"),
+    ],
+)
+def test_a_topic_word_keeps_other_topics_clips_out_of_the_top(
+    client, query, topic
+) -> None:
+    hits = search(client, query={"text": query}, page_size=4).json()["data"]
+    assert len(hits) == 4
+    videos = {v.item_id: v for v in STORE.videos}
+    assert all(topic in videos[h["item_id"]].topics for h in hits), hits
+
+
 def test_group_by_item_gathers_each_videos_clips(client) -> None:
     hits = search(client, query={"text": "boats"}, group_by="item").json()["data"]
     ids = [h["item_id"] for h in hits]

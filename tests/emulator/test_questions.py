@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from langchain_core.messages import AIMessage, HumanMessage
+
+from langchain_jockey._messages import MAX_CONTENT_CHARS, _fold
 from langchain_jockey.emulator._answers import compose
 from langchain_jockey.emulator._store import DEMO_STORE_ID, STORES
 
@@ -112,6 +115,302 @@ TABLE = [
     ("What happens right after the save?", None, (FOOTBALL, "03:50"), ALL - {FOOTBALL}),
 ]
 
+# The prompts chains send, written in our own words after LangChain's common
+# shapes. Context lines are what KnowledgeStoreRetriever's `page_content` holds
+# (title and time range, or what was said) or a passage list.
+RAG = (
+    "You are an assistant for question-answering tasks. Use the following pieces "
+    "of retrieved context to answer the question. If you don't know the answer, "
+    "just say that you don't know. Use three sentences maximum and keep the "
+    "answer concise. Question: {question} Context: {context} Answer:"
+)
+ONLY_CONTEXT = (
+    "Answer the question based only on the following context:\n{context}\n\n"
+    "Question: {question}\n"
+)
+FENCED = (
+    "Context information is below.\n---------------------\n{context}\n"
+    "---------------------\nGiven the context information and not prior "
+    "knowledge, answer the query.\nQuery: {question}\nAnswer: "
+)
+# The README retriever example (examples/retriever.py): clips in the system message.
+EXAMPLE_QUESTION = (
+    "When do the fishing boats come back, and what happens to their catch?"
+)
+EXAMPLE_SYSTEM = (
+    "Answer from these clips, citing them:\n"
+    "- Harbour at dawn (timelapse), 03:25\u201303:45\n"
+    "- Fish market walkthrough, 02:45\u201303:10\n"
+    "- Harbour at dawn (timelapse), 03:45\u201304:00\n"
+    "- Mountain bike trail: Ridge Loop, 04:50\u201305:30"
+)
+QUICKSTART = "When do the fishing boats leave, and where do they unload their catch?"
+PENALTY_CLIPS = "Under-12 football final, 03:05\u201303:50\n\nUnder-12 football final, 01:10\u201301:35"
+
+
+def folded(*turns: str) -> str:
+    """The user message ChatJockey sends for a history it folds (`_fold`)."""
+    messages = [
+        (HumanMessage if i % 2 == 0 else AIMessage)(text)
+        for i, text in enumerate(turns)
+    ]
+    return _fold(messages)
+
+
+def said(question: str) -> str:
+    """The emulator's own answer to `question`, as a transcript would hold it."""
+    return compose(STORE, question, None, instructions=None, within=None).text
+
+
+FILLER = "".join(
+    f"Document {n}: minutes of the harbour town council, item {n}: the budget "
+    "for street lights, bins and the summer fair was discussed and approved.\n\n"
+    for n in range(1, 200)
+)[: MAX_CONTENT_CHARS - 400]
+
+PROMPTS = [
+    # Greetings, a name for the assistant, sign-offs.
+    ("Hey Jockey, who saves the penalty?", None, (FOOTBALL, "03:05"), ALL - {FOOTBALL}),
+    (
+        "Hi! Quick one: where does the rider crash? Cheers",
+        None,
+        (BIKE, "02:20"),
+        ALL - {BIKE},
+    ),
+    (
+        "Good morning Jockey! When does the fog lift? Thank you so much.",
+        None,
+        (HARBOUR, "01:55"),
+        ALL - {HARBOUR},
+    ),
+    (
+        "Jockey, how is the casualty rescued?",
+        None,
+        (LIFEBOAT, "03:50"),
+        ALL - {LIFEBOAT},
+    ),
+    (
+        "Hello, I'm Sam. Who won the final? Thanks in advance!",
+        None,
+        (FOOTBALL, "05:20"),
+        ALL - {FOOTBALL},
+    ),
+    # Instructions in the message.
+    (
+        "Answer in one sentence. When does the helicopter appear?",
+        None,
+        (LIFEBOAT, "05:20"),
+        ALL - {LIFEBOAT},
+    ),
+    (
+        "Who scores first? If you don't know, say so.",
+        None,
+        (FOOTBALL, "01:10"),
+        ALL - {FOOTBALL},
+    ),
+    (
+        "Please answer briefly and cite the clip: when does the rider cross the stream?",
+        None,
+        (BIKE, "03:15"),
+        ALL - {BIKE},
+    ),
+    # Ranking reads the intent: parts in order, topic words, time order.
+    (QUICKSTART, None, (HARBOUR, "00:42"), {FOOTBALL, BIKE, BREAD}),
+    (EXAMPLE_QUESTION, None, (HARBOUR, "03:25"), {FOOTBALL, BIKE, BREAD}),
+    (
+        "When do the boats leave? Where do they unload their catch?",
+        None,
+        (HARBOUR, "00:42"),
+        {FOOTBALL, BIKE, BREAD},
+    ),
+    (
+        "List the steps of the bread video in order",
+        None,
+        (BREAD, "00:00"),
+        ALL - {BREAD},
+    ),
+    (
+        "When does the football match start?",
+        None,
+        (FOOTBALL, "00:00"),
+        ALL - {FOOTBALL},
+    ),
+    # The README retriever example's RAG prompt.
+    (EXAMPLE_QUESTION, EXAMPLE_SYSTEM, (HARBOUR, "03:25"), {FOOTBALL, BIKE, BREAD}),
+    # Common RAG templates.
+    (
+        RAG.format(question="Who saves the penalty?", context=PENALTY_CLIPS),
+        None,
+        (FOOTBALL, "03:05"),
+        ALL - {FOOTBALL},
+    ),
+    (
+        f"Context:\n{PENALTY_CLIPS}\n\nQuestion: Who saves the penalty?",
+        None,
+        (FOOTBALL, "03:05"),
+        ALL - {FOOTBALL},
+    ),
+    (
+        ONLY_CONTEXT.format(
+            question="When is the bread done?",
+            context="Listen: if it sounds hollow, it is done.\n\n"
+            "Sourdough bread masterclass, 04:40\u201305:10",
+        ),
+        None,
+        (BREAD, "05:50"),
+        ALL - {BREAD},
+    ),
+    (
+        "Documents:\n1. Fish market walkthrough, 02:20\u201302:45\n"
+        "2. Fish market walkthrough, 04:20\u201304:40\n\nWhere is the salmon filleted?",
+        None,
+        (MARKET, "02:20"),
+        ALL - {MARKET},
+    ),
+    (
+        "- Harbour at dawn (timelapse), 01:30\u201301:55\n"
+        "- Harbour at dawn (timelapse), 01:55\u201302:10\n\n"
+        "Based on the clips above, when does the fog lift?",
+        None,
+        (HARBOUR, "01:55"),
+        ALL - {HARBOUR},
+    ),
+    (
+        FENCED.format(
+            question="How do buyers bid at the auction?",
+            context="Lot one, fresh cod, who will start me at forty?",
+        ),
+        None,
+        (MARKET, "01:20"),
+        ALL - {MARKET},
+    ),
+    (
+        "<context>\nLifeboat rescue drill, 05:20\u201306:00\n</context>\n"
+        "<question>When does the helicopter appear?</question>",
+        None,
+        (LIFEBOAT, "05:20"),
+        ALL - {LIFEBOAT},
+    ),
+    (
+        "Context:\nUnder-12 football final, 05:20\u201306:20\n\n"
+        "Who scores the winning goal?",
+        None,
+        (FOOTBALL, "05:20"),
+        ALL - {FOOTBALL},
+    ),
+    (
+        "Document 1:\nTitle: Lifeboat rescue drill\nContent: the crew hauls the "
+        "casualty on board with a rescue sling\n\nQuestion: How is the casualty "
+        "rescued?\nHelpful answer:",
+        None,
+        (LIFEBOAT, "03:50"),
+        ALL - {LIFEBOAT},
+    ),
+    # Retrieved context narrows towards its videos, and never replaces the store.
+    (
+        "Context:\n- Lifeboat rescue drill, 01:15\u201301:50\n"
+        "- Lifeboat rescue drill, 06:00\u201306:40\n\n"
+        "Question: When does the boat go down the slipway?",
+        None,
+        (LIFEBOAT, "01:15"),
+        ALL - {LIFEBOAT},
+    ),
+    (
+        "Context:\n- Mountain bike trail: Ridge Loop, 02:20\u201302:45\n\n"
+        "Question: Who saves the penalty?",
+        None,
+        (FOOTBALL, "03:05"),
+        ALL - {FOOTBALL},
+    ),
+    (
+        "Context:\n- Pasta night, 00:10\u201300:20: the chef drains the spaghetti\n\n"
+        "Question: What does the chef buy?",
+        None,
+        (MARKET, "01:50"),
+        ALL - {MARKET},
+    ),
+    # Instructions in a system message.
+    (
+        "Who scores first?",
+        "You are a helpful assistant for a sports club. Answer in one sentence.",
+        (FOOTBALL, "01:10"),
+        ALL - {FOOTBALL},
+    ),
+    (
+        "When is the bread done?",
+        "Use the following pieces of retrieved context to answer the question.\n\n"
+        "Context:\nSourdough bread masterclass, 05:50\u201306:30",
+        (BREAD, "05:50"),
+        ALL - {BREAD},
+    ),
+    (
+        "Hey there! Which videos are about food? Thanks!",
+        "You are a chef.",
+        (MARKET, "00:50"),
+        ALL - {MARKET, BREAD},
+    ),
+    # Folded transcripts whose last question refers back.
+    (
+        folded(
+            "Who saves the penalty?", said("Who saves the penalty?"), "and after that?"
+        ),
+        None,
+        (FOOTBALL, "03:50"),
+        ALL - {FOOTBALL},
+    ),
+    (
+        folded(
+            "When do the fishing boats leave?",
+            said("When do the fishing boats leave?"),
+            "What happens next?",
+        ),
+        None,
+        (HARBOUR, "01:15"),
+        ALL - {HARBOUR},
+    ),
+    (
+        folded(
+            "When does the helicopter appear?",
+            said("When does the helicopter appear?"),
+            "Thanks! And then?",
+        ),
+        None,
+        (LIFEBOAT, "06:00"),
+        ALL - {LIFEBOAT},
+    ),
+    (
+        folded(
+            "Who scores first?",
+            said("Who scores first?"),
+            "Hey Jockey, what happens after that?",
+        ),
+        "Answer in one sentence.",
+        (FOOTBALL, "01:35"),
+        ALL - {FOOTBALL},
+    ),
+    # Long prompts near the 10,000-character limit.
+    (
+        f"Context:\n{FILLER}\nQuestion: Who saves the penalty?",
+        None,
+        (FOOTBALL, "03:05"),
+        ALL - {FOOTBALL},
+    ),
+    (
+        folded(
+            *[
+                text
+                for q in ["Who scores first?", "When is the bread done?"] * 29
+                for text in (q, said(q))
+            ],
+            "Where does the rider crash?",
+        ),
+        None,
+        (BIKE, "02:20"),
+        ALL - {BIKE},
+    ),
+]
+TABLE += PROMPTS
+
 OUT_OF_SCOPE = [
     "What is the capital of France?",
     "Explain the rules of cricket",
@@ -119,6 +418,9 @@ OUT_OF_SCOPE = [
     "Tell me about quantum chromodynamics",
     "Who is the president of the United States?",
     "Write me a poem about cats",
+    "Hi Jockey! What is the weather in Paris today? Thanks",
+    "Context:\n- Pasta night, 00:10\u201300:20: the chef drains the spaghetti\n\n"
+    "Question: When is the spaghetti drained?",
 ]
 
 
@@ -139,6 +441,39 @@ def test_a_natural_question_cites_the_right_moment_first(
 
 def test_the_table_is_at_least_thirty_questions() -> None:
     assert len(TABLE) >= 30
+    assert len(PROMPTS) >= 25
+
+
+def test_the_long_prompts_are_near_the_limit() -> None:
+    long = [q for q, *_ in PROMPTS if len(q) > MAX_CONTENT_CHARS * 0.85]
+    assert len(long) == 2
+    assert all(len(q) <= MAX_CONTENT_CHARS for q in long)
+
+
+def test_a_question_in_parts_is_answered_in_the_order_asked() -> None:
+    assert cited(QUICKSTART, None)[:2] == [(HARBOUR, "00:42"), (MARKET, "02:45")]
+
+
+def test_in_order_tells_one_video_in_time_order() -> None:
+    moments = cited("What does the baker do to the dough, in order?", None)
+    assert [video for video, _ in moments] == [BREAD] * len(moments)
+    assert moments == sorted(moments)
+    assert len(moments) >= 2
+
+
+def test_an_instruction_in_the_message_shapes_the_answer() -> None:
+    question = "How is the casualty rescued?"
+    assert len(cited(f"{question} Answer in one sentence.", None)) == 1
+    assert len(cited(question, None)) > 1
+
+
+def test_context_and_instructions_are_not_searched() -> None:
+    # Only the question is: the clips' titles do not pull in their videos.
+    prompt = RAG.format(
+        question="When does the rider cross the stream?",
+        context="Under-12 football final, 03:05\u201303:50\n\nSourdough bread masterclass",
+    )
+    assert {video for video, _ in cited(prompt, None)} == {BIKE}
 
 
 @pytest.mark.parametrize(

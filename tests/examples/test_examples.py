@@ -251,8 +251,17 @@ def test_retriever_rag_chain_prints_the_clips_then_a_cited_answer() -> None:
     clips = re.findall(r"^  (\d)\. (.+) (\d\d:\d\d)–(\d\d:\d\d)$", out, re.MULTILINE)
     assert [int(rank) for rank, *_ in clips] == [1, 2, 3, 4]
     assert clips[0][1] == "Harbour at dawn (timelapse)"
+    # "fishing" is a topic word: no clip of another topic (the bike ride) is listed.
+    assert {title for _, title, *_ in clips} <= {
+        "Harbour at dawn (timelapse)",
+        "Fish market walkthrough",
+    }
     answer = out.split("Answer: ", 1)[1]
-    assert "[1]" in answer
+    assert "could not find" not in answer
+    assert answer.startswith(
+        "In Harbour at dawn (timelapse), the first fishing boats return heavy with "
+        "the catch (03:25–03:45) [1]"
+    )
 
 
 def test_with_a_key_and_nothing_listening_the_quickstart_ends_in_one_line() -> None:

@@ -42,4 +42,8 @@ def test_quickstart_streams_tokens_before_it_finishes() -> None:
         expected = ChatJockey(**emu.chat_kwargs()).invoke(QUESTION).text
     assert f"A: {expected}\n" in out
     assert "[1]" in expected
+    # It asks when the boats leave first: the leaving moment is cited first.
+    assert expected.startswith(
+        "In Harbour at dawn (timelapse), the fishing boats leave the harbour"
+    )
     assert "status completed" in out
