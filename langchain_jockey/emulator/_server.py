@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import time
 import urllib.parse
@@ -25,7 +26,12 @@ import h11
 from langchain_jockey.emulator._answers import Session, Turn
 from langchain_jockey.emulator._exchange import ClientGoneError, Exchange
 from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
-from langchain_jockey.emulator._requests import ApiError, ParsedRequest, parse_request
+from langchain_jockey.emulator._requests import (
+    ApiError,
+    ParsedRequest,
+    loads,
+    parse_request,
+)
 from langchain_jockey.emulator._responses import Plan, new_id, plan_response
 from langchain_jockey.emulator._search import (
     item_object,
@@ -50,6 +56,8 @@ PATH = "/v1.3/responses"
 STORES_PATH = "/v1.3/knowledge-stores/"
 _MAX_BODY = 1 << 20
 _MAX_SESSIONS = 10_000
+_LINGER = 1.0  # seconds to read what a refused client still sends
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -129,11 +137,15 @@ class EmulatorServer:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_BODY)
         try:
             while True:
-                request, body = await self._read_request(conn, reader)
+                exchange = Exchange(conn, reader, writer, self.config)
+                try:
+                    request, body = await self._read_request(conn, reader)
+                except ApiError as err:
+                    await self._refuse(exchange, err)
+                    return
                 if request is None:
                     return
-                exchange = Exchange(conn, reader, writer, self.config)
-                keep = await self._handle(exchange, request, body)
+                keep = await self._answer(exchange, request, body)
                 if (
                     not keep
                     or conn.our_state is not h11.DONE
@@ -157,14 +169,52 @@ class EmulatorServer:
             if task is not None:
                 self._tasks.discard(task)
 
+    async def _answer(self, ex: Exchange, request: h11.Request, raw: bytes) -> bool:
+        """`_handle`, with a 500 for a bug in it instead of no answer at all."""
+        try:
+            return await self._handle(ex, request, raw)
+        except (ClientGoneError, h11.ProtocolError, ConnectionError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any bug: answer it, keep serving
+            _log.debug("the emulator failed on %s", request.target, exc_info=True)
+            if ex.conn.our_state is not h11.SEND_RESPONSE:
+                return False  # the answer had begun: the connection just closes
+            msg = f"The emulator failed: {type(exc).__name__}: {exc}"
+            await self._refuse(ex, ApiError(500, "internal_error", msg))
+            return False
+
+    @staticmethod
+    async def _refuse(ex: Exchange, err: ApiError) -> None:
+        """Answer `err` and close: the request was not read whole, or not at all."""
+        await ex.send_json(
+            err.status, err.body(), {**err.headers, "connection": "close"}
+        )
+        # Read what the client still sends, briefly: closing with unread bytes
+        # would reset the connection and could lose the answer.
+        if ex.writer.can_write_eof():
+            ex.writer.write_eof()
+        with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
+            await asyncio.wait_for(_drain(ex.reader), _LINGER)
+
     @staticmethod
     async def _read_request(
         conn: h11.Connection, reader: asyncio.StreamReader
     ) -> tuple[h11.Request | None, bytes]:
+        """The next request, whole; `(None, b"")` when the client has gone.
+
+        Raises:
+            ApiError: for a request that is not valid HTTP/1.1.
+        """
         request: h11.Request | None = None
         body = bytearray()
         while True:
-            event = conn.next_event()
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                msg = f"The request is not valid HTTP/1.1: {exc}."
+                raise ApiError(
+                    exc.error_status_hint, "parameter_invalid", msg
+                ) from None
             if event is h11.NEED_DATA:
                 conn.receive_data(await reader.read(65536))
             elif isinstance(event, h11.Request):
@@ -278,7 +328,7 @@ class EmulatorServer:
         if rest == [] and verb == "GET":
             return store_object(store)
         if rest == ["search"] and verb == "POST":
-            return search(store, _json_or_text(raw))
+            return search(store, loads(raw))
         if rest == ["items"] and verb == "GET":
             params = dict(urllib.parse.parse_qsl(query))
             try:
@@ -383,14 +433,20 @@ class EmulatorServer:
 def _length(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.isdigit() or not 1 <= int(value) <= 1_000_000:
+    digits = value.isascii() and value.isdigit() and len(value) <= 7
+    if not digits or not 1 <= int(value) <= 1_000_000:
         msg = f"{LENGTH_HEADER} must be a whole number from 1 to 1,000,000"
         raise ApiError(400, "emulator_length_invalid", msg)
     return int(value)
 
 
+async def _drain(reader: asyncio.StreamReader) -> None:
+    while await reader.read(65536):
+        pass
+
+
 def _json_or_text(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return raw.decode("utf-8", "replace")
