@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
         help="allow N requests per key per S seconds, e.g. 15/86400",
     )
     p.add_argument(
+        "--max-body",
+        type=int,
+        default=EmulatorConfig.max_body,
+        metavar="BYTES",
+        help="the largest request body; larger gets 413 (default 1 MiB)",
+    )
+    p.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -89,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         rate_limit=rate_limit,
         rate_window=rate_window,
         faults=faults,
+        max_body=args.max_body,
+        request_log=0,  # nobody reads it here: keep none
     )
 
     async def serve() -> None:

@@ -54,7 +54,7 @@ LENGTH_HEADER = "x-emulator-length"
 """Request header: answer with exactly this many deltas (a load knob)."""
 PATH = "/v1.3/responses"
 STORES_PATH = "/v1.3/knowledge-stores/"
-_MAX_BODY = 1 << 20
+_MAX_HEAD = 64 << 10  # the request line and headers; longer gets 431
 _MAX_SESSIONS = 10_000
 _LINGER = 1.0  # seconds to read what a refused client still sends
 _log = logging.getLogger(__name__)
@@ -75,6 +75,11 @@ class EmulatorConfig:
         rate_window: The rate-limit window.
         faults: Faults applied to every request.
         max_stall: The longest a stall fault holds a connection.
+        max_body: The largest request body, in bytes; a larger one gets 413 and
+            the connection closes.
+        request_log: How many requests `EmulatorServer.requests` keeps, newest
+            last (0: none). It holds a body only once its key was accepted, so
+            it never holds more than `request_log * max_body` bytes of bodies.
     """
 
     api_keys: tuple[str, ...] = (DEMO_API_KEY,)
@@ -85,30 +90,54 @@ class EmulatorConfig:
     rate_window: float = 60.0
     faults: tuple[Fault, ...] = ()
     max_stall: float = 300.0
+    max_body: int = 1 << 20
+    request_log: int = 1000
 
 
 @dataclass(frozen=True)
 class ReceivedRequest:
-    """A request as the emulator saw it (the API key is not kept)."""
+    """A request as the emulator saw it (the API key is not kept).
+
+    Attributes:
+        method: The HTTP method.
+        path: The path, without the query.
+        headers: The headers, names in lower case, the key `<redacted>`.
+        raw: The body's bytes; `None` when the key was refused (not kept).
+        key_accepted: Whether `x-api-key` held an accepted key.
+    """
 
     method: str
     path: str
     headers: dict[str, str]
-    body: Any
+    raw: bytes | None
     key_accepted: bool
+
+    @property
+    def body(self) -> Any:
+        """The body as JSON, else as text; `None` when it was not kept."""
+        return None if self.raw is None else _json_or_text(self.raw)
 
 
 @dataclass
 class EmulatorServer:
-    """The Jockey emulator: sessions, rate limits and faults over one asyncio server."""
+    """The Jockey emulator: sessions, rate limits and faults over one asyncio server.
+
+    Attributes:
+        config: Its settings.
+        requests: The latest `config.request_log` requests, oldest first.
+        sessions: The sessions kept, least recently used first.
+    """
 
     config: EmulatorConfig = field(default_factory=EmulatorConfig)
-    requests: list[ReceivedRequest] = field(default_factory=list)
+    requests: deque[ReceivedRequest] = field(init=False)
     sessions: OrderedDict[str, Session] = field(default_factory=OrderedDict)
     _hits: dict[str, deque[float]] = field(default_factory=dict)
     _fault_counts: dict[tuple[str, Fault], int] = field(default_factory=dict)
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.requests = deque(maxlen=self.config.request_log)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Listen on `host:port` (port 0: a free one); return the bound address."""
@@ -134,7 +163,7 @@ class EmulatorServer:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_BODY)
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
         try:
             while True:
                 exchange = Exchange(conn, reader, writer, self.config)
@@ -196,15 +225,19 @@ class EmulatorServer:
         with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
             await asyncio.wait_for(_drain(ex.reader), _LINGER)
 
-    @staticmethod
     async def _read_request(
-        conn: h11.Connection, reader: asyncio.StreamReader
+        self, conn: h11.Connection, reader: asyncio.StreamReader
     ) -> tuple[h11.Request | None, bytes]:
         """The next request, whole; `(None, b"")` when the client has gone.
 
         Raises:
-            ApiError: for a request that is not valid HTTP/1.1.
+            ApiError: for a request that is not valid HTTP/1.1, or 413 for a body
+                past `max_body` (declared, or sent).
         """
+        limit = self.config.max_body
+        too_large = ApiError(
+            413, "request_too_large", f"The request body is over {limit:,} bytes."
+        )
         request: h11.Request | None = None
         body = bytearray()
         while True:
@@ -219,10 +252,13 @@ class EmulatorServer:
                 conn.receive_data(await reader.read(65536))
             elif isinstance(event, h11.Request):
                 request = event
+                declared = dict(event.headers).get(b"content-length", b"0")
+                if int(declared) > limit:
+                    raise too_large
             elif isinstance(event, h11.Data):
                 body += event.data
-                if len(body) > _MAX_BODY:
-                    return None, b""
+                if len(body) > limit:
+                    raise too_large
             elif isinstance(event, h11.EndOfMessage):
                 return request, bytes(body)
             else:  # ConnectionClosed or PAUSED
@@ -234,6 +270,7 @@ class EmulatorServer:
         headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
         path = request.target.decode("latin-1").split("?", 1)[0]
         key = headers.get("x-api-key")
+        accepted = key in self.config.api_keys
         self.requests.append(
             ReceivedRequest(
                 request.method.decode(),
@@ -242,8 +279,8 @@ class EmulatorServer:
                     k: ("<redacted>" if k == "x-api-key" else v)
                     for k, v in headers.items()
                 },
-                _json_or_text(raw),
-                key in self.config.api_keys,
+                raw if accepted else None,
+                accepted,
             )
         )
         try:

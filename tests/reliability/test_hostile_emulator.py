@@ -324,3 +324,57 @@ def test_any_header_or_query_value_gets_an_answer_below_500(
     assert_answered(
         client.get(f"/knowledge-stores/{DEMO_STORE_ID}/items", params=params)
     )
+
+
+# -- memory: a bounded request log, a bounded body -----------------------------
+
+
+def test_a_request_with_a_wrong_key_is_logged_without_its_body(
+    emulator: Emulator,
+) -> None:
+    wrong = post(b"/v1.3/responses", ask(instructions="x" * 500_000))
+    answer = send(emulator, wrong.replace(KEY, b"tlk_wrong"))
+    assert_api_error(answer, 401)
+    (logged,) = emulator.requests
+    assert (logged.key_accepted, logged.raw, logged.body) == (False, None, None)
+
+
+def test_the_request_log_keeps_only_the_latest_requests() -> None:
+    with Emulator(request_log=3) as emu:
+        for n in range(5):
+            assert_api_error(send(emu, post(b"/v1.3/responses", ask(model=n))))
+        assert [r.body["model"] for r in emu.requests] == [2, 3, 4]
+
+
+def test_a_request_log_of_0_keeps_nothing() -> None:
+    with Emulator(request_log=0) as emu:
+        assert_serving(emu)
+        assert emu.requests == []
+
+
+def test_a_body_past_max_body_gets_413_json() -> None:
+    with Emulator(max_body=1000) as emu:
+        assert_serving(emu)  # a body under the cap
+        big = post(b"/v1.3/responses", ask(instructions="x" * 2000))
+        assert_api_error(send(emu, big), 413)
+        assert_serving(emu)
+        assert len(emu.requests) == 2
+
+
+def test_a_declared_length_past_max_body_gets_413_before_the_body_is_sent() -> None:
+    with Emulator(max_body=1000) as emu:
+        head = b"POST /v1.3/responses HTTP/1.1\r\nhost: x\r\ncontent-length: "
+        answer = send(emu, head + b"1000000000000\r\n\r\n")
+        assert_api_error(answer, 413)
+        assert answer is not None
+        assert answer.headers["connection"] == "close"
+        assert_serving(emu)
+
+
+def test_a_chunked_body_growing_past_max_body_gets_413() -> None:
+    with Emulator(max_body=1000) as emu:
+        head = b"POST /v1.3/responses HTTP/1.1\r\nhost: x\r\n"
+        chunks = b"".join(b"100\r\n" + b"x" * 256 + b"\r\n" for _ in range(8))
+        data = head + b"transfer-encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+        assert_api_error(send(emu, data), 413)
+        assert_serving(emu)
