@@ -15,9 +15,11 @@ import contextlib
 import json
 import logging
 import math
+import sys
 import time
 import urllib.parse
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +59,10 @@ STORES_PATH = "/v1.3/knowledge-stores/"
 _MAX_HEAD = 64 << 10  # the request line and headers; longer gets 431
 _MAX_SESSIONS = 10_000
 _LINGER = 1.0  # seconds to read what a refused client still sends
+# Connections the kernel queues for accepting: enough to ride out a pause of the
+# loop (a garbage collection) during a burst of connections.
+_BACKLOG = 1024
+_FD_RESERVE = 164  # open files besides the connections served, accepts in flight
 _log = logging.getLogger(__name__)
 
 
@@ -77,6 +83,14 @@ class EmulatorConfig:
         max_stall: The longest a stall fault holds a connection.
         max_body: The largest request body, in bytes; a larger one gets 413 and
             the connection closes.
+        request_timeout: A request's head and body must arrive within this
+            long of its first byte; else 408 and the connection closes.
+        idle_timeout: A connection with no request under way (new, or kept
+            alive between requests) closes after this long without a byte.
+        max_connections: The most connections open at once, kept below the
+            process's open-file limit. Past it, a new connection takes the
+            place of the one that has waited longest for a request; when all
+            are busy answering, it gets 503 and closes.
         request_log: How many requests `EmulatorServer.requests` keeps, newest
             last (0: none). It holds a body only once its key was accepted, so
             it never holds more than `request_log * max_body` bytes of bodies.
@@ -91,6 +105,9 @@ class EmulatorConfig:
     faults: tuple[Fault, ...] = ()
     max_stall: float = 300.0
     max_body: int = 1 << 20
+    request_timeout: float = 10.0
+    idle_timeout: float = 60.0
+    max_connections: int = 1024
     request_log: int = 1000
 
 
@@ -134,14 +151,29 @@ class EmulatorServer:
     _hits: dict[str, deque[float]] = field(default_factory=dict)
     _fault_counts: dict[tuple[str, Fault], int] = field(default_factory=dict)
     _server: asyncio.Server | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _waiting: dict[asyncio.Task[Any], asyncio.StreamWriter] = field(
+        default_factory=dict
+    )
+    """Connections waiting for a request (or for the rest of one), oldest first."""
+    _cap: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.requests = deque(maxlen=self.config.request_log)
+        self._cap = _connection_cap(self.config.max_connections)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
-        """Listen on `host:port` (port 0: a free one); return the bound address."""
-        self._server = await asyncio.start_server(self._connection, host, port)
+        """Listen on `host:port` (port 0: a free one); return the bound address.
+
+        When a burst of connections outruns `max_connections`, accepting may
+        still meet the open-file limit: asyncio then waits a second and tries
+        again. Its traceback for each try is not logged on this loop.
+        """
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_quiet_accept(loop.get_exception_handler()))
+        self._server = await asyncio.start_server(
+            self._connection, host, port, backlog=_BACKLOG
+        )
         address = self._server.sockets[0].getsockname()
         return str(address[0]), int(address[1])
 
@@ -161,17 +193,36 @@ class EmulatorServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
+        if task is None:  # never: asyncio runs each connection in a task
+            return
+        self._tasks.add(task)
+        full = len(self._tasks) > self._cap
+        if full and self._waiting:
+            # The connection that has waited longest for a request gives way.
+            oldest = next(iter(self._waiting))
+            self._waiting.pop(oldest).transport.abort()  # its socket closes now
+            oldest.cancel()
+            full = False
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
         try:
+            if full:  # every connection is busy answering
+                msg = f"The emulator is serving {self._cap:,} connections, its limit."
+                await Exchange(conn, reader, writer, self.config).send_json(
+                    503,
+                    ApiError(503, "emulator_busy", msg).body(),
+                    {"retry-after": "1", "connection": "close"},
+                )
+                return
             while True:
                 exchange = Exchange(conn, reader, writer, self.config)
+                self._waiting[task] = writer
                 try:
                     request, body = await self._read_request(conn, reader)
                 except ApiError as err:
                     await self._refuse(exchange, err)
                     return
+                finally:
+                    self._waiting.pop(task, None)
                 if request is None:
                     return
                 keep = await self._answer(exchange, request, body)
@@ -195,8 +246,7 @@ class EmulatorServer:
             return
         finally:
             writer.close()
-            if task is not None:
-                self._tasks.discard(task)
+            self._tasks.discard(task)
 
     async def _answer(self, ex: Exchange, request: h11.Request, raw: bytes) -> bool:
         """`_handle`, with a 500 for a bug in it instead of no answer at all."""
@@ -230,14 +280,21 @@ class EmulatorServer:
     ) -> tuple[h11.Request | None, bytes]:
         """The next request, whole; `(None, b"")` when the client has gone.
 
+        Also `(None, b"")` when no byte of a request came for `idle_timeout`.
+
         Raises:
-            ApiError: for a request that is not valid HTTP/1.1, or 413 for a body
-                past `max_body` (declared, or sent).
+            ApiError: for a request that is not valid HTTP/1.1, 413 for a body
+                past `max_body` (declared, or sent), 408 for a request not whole
+                `request_timeout` after its first byte.
         """
-        limit = self.config.max_body
+        config, loop = self.config, asyncio.get_running_loop()
         too_large = ApiError(
-            413, "request_too_large", f"The request body is over {limit:,} bytes."
+            413,
+            "request_too_large",
+            f"The request body is over {config.max_body:,} bytes.",
         )
+        idle_until = loop.time() + config.idle_timeout
+        started = loop.time() if conn.trailing_data[0] else None
         request: h11.Request | None = None
         body = bytearray()
         while True:
@@ -249,15 +306,31 @@ class EmulatorServer:
                     exc.error_status_hint, "parameter_invalid", msg
                 ) from None
             if event is h11.NEED_DATA:
-                conn.receive_data(await reader.read(65536))
+                until = (
+                    idle_until if started is None else started + config.request_timeout
+                )
+                try:
+                    data = await asyncio.wait_for(
+                        reader.read(65536), max(until - loop.time(), 0)
+                    )
+                except asyncio.TimeoutError:
+                    if started is None:
+                        return None, b""  # idle: close without a word
+                    msg = (
+                        "The request did not arrive whole within "
+                        f"{config.request_timeout:g} s."
+                    )
+                    raise ApiError(408, "request_canceled_or_timed_out", msg) from None
+                started = loop.time() if started is None else started
+                conn.receive_data(data)
             elif isinstance(event, h11.Request):
                 request = event
                 declared = dict(event.headers).get(b"content-length", b"0")
-                if int(declared) > limit:
+                if int(declared) > config.max_body:
                     raise too_large
             elif isinstance(event, h11.Data):
                 body += event.data
-                if len(body) > limit:
+                if len(body) > config.max_body:
                     raise too_large
             elif isinstance(event, h11.EndOfMessage):
                 return request, bytes(body)
@@ -475,6 +548,38 @@ def _length(value: str | None) -> int | None:
         msg = f"{LENGTH_HEADER} must be a whole number from 1 to 1,000,000"
         raise ApiError(400, "emulator_length_invalid", msg)
     return int(value)
+
+
+_Handler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
+
+
+def _quiet_accept(previous: _Handler | None) -> _Handler:
+    """A loop exception handler that drops asyncio's failed-accept reports."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") == "socket.accept() out of system resource":
+            return
+        if previous is None:
+            loop.default_exception_handler(context)
+        else:
+            previous(loop, context)
+
+    return handle
+
+
+def _connection_cap(wanted: int) -> int:
+    """`wanted`, kept below the open-file limit.
+
+    Past that limit accepting fails, and asyncio logs a traceback for every try.
+    """
+    if sys.platform == "win32":
+        return wanted
+    import resource  # noqa: PLC0415 - POSIX only
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - _FD_RESERVE))
 
 
 async def _drain(reader: asyncio.StreamReader) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -378,3 +379,104 @@ def test_a_chunked_body_growing_past_max_body_gets_413() -> None:
         data = head + b"transfer-encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
         assert_api_error(send(emu, data), 413)
         assert_serving(emu)
+
+
+# -- limits: timeouts and a connection cap ---------------------------------------
+
+HALF_HEAD = b"POST /v1.3/responses HTTP/1.1\r\nhost: x\r\n"
+
+
+def closed(sock: socket.socket) -> bool:
+    """Whether the server closed `sock` (within the socket's timeout)."""
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except OSError:  # reset
+        return True
+    return True
+
+
+def test_a_request_whose_head_stalls_gets_408_and_is_closed() -> None:
+    with Emulator(request_timeout=0.2) as emu:
+        answer = send(emu, HALF_HEAD)
+        assert_api_error(answer, 408)
+        assert answer is not None
+        assert answer.body["code"] == "request_canceled_or_timed_out"
+        assert answer.headers["connection"] == "close"
+        assert_serving(emu)
+
+
+def test_a_request_whose_body_stalls_gets_408() -> None:
+    with Emulator(request_timeout=0.2) as emu:
+        partial = post(b"/v1.3/responses", ask())[:-10]
+        assert_api_error(send(emu, partial), 408)
+
+
+def test_an_idle_connection_is_closed_without_a_word() -> None:
+    with (
+        Emulator(idle_timeout=0.2) as emu,
+        socket.create_connection((emu.host, emu.port), timeout=5) as sock,
+    ):
+        assert sock.recv(1) == b""
+
+
+def test_a_kept_alive_connection_is_closed_once_idle() -> None:
+    with (
+        Emulator(idle_timeout=0.2) as emu,
+        socket.create_connection((emu.host, emu.port), timeout=5) as sock,
+    ):
+        reader = h11.Connection(h11.CLIENT)
+        reader.send(h11.Request(method="POST", target="/", headers=[("host", "x")]))
+        sock.sendall(post(b"/v1.3/responses", ask()))
+        answer = _read(reader, sock)
+        assert answer is not None
+        assert answer.status == 200  # and the connection is kept alive...
+        assert "connection" not in answer.headers
+        assert closed(sock)  # ...until it has been idle for idle_timeout
+
+
+def test_1000_idle_half_sent_connections_do_not_stop_another_client() -> None:
+    with Emulator(max_connections=50) as emu:
+        idle = []
+        try:
+            for _ in range(1000):
+                sock = socket.create_connection((emu.host, emu.port), timeout=5)
+                sock.sendall(HALF_HEAD)
+                idle.append(sock)
+            assert_serving(emu)  # at once, not after any timeout
+            idle[0].settimeout(5)
+            assert closed(idle[0])  # the longest waiting gave way
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_a_connection_past_the_cap_gets_503_json_while_all_are_answering() -> None:
+    busy_request = post(
+        b"/v1.3/responses", ask(stream=True), b"x-emulator-fault: stall_after=1"
+    )
+    with Emulator(max_connections=2, keepalive_interval=0.05) as emu:
+        busy = []
+        try:
+            for _ in range(2):  # two answers that go on until their client leaves
+                sock = socket.create_connection((emu.host, emu.port), timeout=5)
+                sock.sendall(busy_request)
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+                busy.append(sock)
+            answer = send(emu, post(b"/v1.3/responses", ask()))
+            assert answer is not None
+            assert answer.status == 503, answer
+            assert answer.body["code"] == "emulator_busy"
+            assert answer.headers["retry-after"] == "1"
+        finally:
+            for sock in busy:
+                sock.close()
+        for _ in range(100):  # the stalls end at their next keepalives
+            answer = send(emu, post(b"/v1.3/responses", ask()))
+            if answer is not None and answer.status == 200:
+                break
+            time.sleep(0.05)
+        assert answer is not None
+        assert answer.status == 200
