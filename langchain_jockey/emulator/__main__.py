@@ -60,6 +60,34 @@ def _parser() -> argparse.ArgumentParser:
         help="allow N requests per key per S seconds, e.g. 15/86400",
     )
     p.add_argument(
+        "--max-body",
+        type=int,
+        default=EmulatorConfig.max_body,
+        metavar="BYTES",
+        help="the largest request body; larger gets 413 (default 1 MiB)",
+    )
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=EmulatorConfig.request_timeout,
+        metavar="S",
+        help="seconds for a request to arrive whole, else 408 (default 10)",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=EmulatorConfig.idle_timeout,
+        metavar="S",
+        help="seconds an idle connection is kept open (default 60)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=EmulatorConfig.max_connections,
+        metavar="N",
+        help="connections open at once (default 1024, below the open-file limit)",
+    )
+    p.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -89,6 +117,11 @@ def main(argv: list[str] | None = None) -> None:
         rate_limit=rate_limit,
         rate_window=rate_window,
         faults=faults,
+        max_body=args.max_body,
+        request_timeout=args.request_timeout,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+        request_log=0,  # nobody reads it here: keep none
     )
 
     async def serve() -> None:

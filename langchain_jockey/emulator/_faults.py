@@ -7,9 +7,9 @@ line; a server fault applies to every request.
 
 Settings (N counts answer deltas unless said otherwise):
 
-- `status=N` (with `times=K`, `retry_after=S`, `code=C`): answer HTTP N, with
-  that error code and `Retry-After`, to the first K requests carrying this
-  fault (default 1), then answer normally.
+- `status=N` (with `times=K`, `retry_after=S`, `code=C`): answer HTTP N (an
+  error, 400 to 599), with that error code and `Retry-After`, to the first K
+  requests carrying this fault (default 1), then answer normally.
 - `fail_after=N`: `response.failed` after N deltas, then `[DONE]`.
 - `error_after=N`: an `error` event, then `response.failed`, after N deltas.
 - `drop_after=N`: close the connection after N events (any type): no
@@ -77,6 +77,9 @@ class Fault:
                 values[key] = value.strip().lower() not in ("0", "false", "no")
             elif key in ("retry_after", "code"):
                 values[key] = value.strip()
+                if not (value.isascii() and value.isprintable()):
+                    msg = f"fault setting {key!r} takes printable ASCII, not {value!r}"
+                    raise ValueError(msg)
             else:
                 try:
                     number = int(value)
@@ -85,6 +88,9 @@ class Fault:
                     raise ValueError(msg) from None
                 if number < 0:
                     msg = f"fault setting {key!r} must not be negative"
+                    raise ValueError(msg)
+                if key == "status" and not 400 <= number <= 599:
+                    msg = "fault setting 'status' takes an error status, 400 to 599"
                     raise ValueError(msg)
                 values[key] = number
         return cls(**values)  # type: ignore[arg-type]

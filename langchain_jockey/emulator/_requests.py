@@ -17,13 +17,16 @@ sends only what the API documents:
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ApiError", "ParsedRequest", "parse_request"]
+__all__ = ["MAX_DEPTH", "ApiError", "ParsedRequest", "loads", "parse_request"]
 
 MAX_CONTENT = 10_000
+MAX_DEPTH = 64
+"""The deepest nesting of arrays and objects a request body may have."""
 _KNOWN = frozenset(
     {
         "knowledge_store_id",
@@ -70,6 +73,48 @@ class ApiError(Exception):
 
 def _bad(message: str, code: str = "parameter_invalid") -> ApiError:
     return ApiError(400, code, message)
+
+
+def _not_json(value: str) -> Any:
+    raise ValueError(value)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(text)
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests, level by level (no recursion), to `MAX_DEPTH + 1`."""
+    depth, level = 0, [value]
+    while depth <= MAX_DEPTH:
+        level = [v for v in level if isinstance(v, (dict, list))]
+        if not level:
+            return depth
+        depth += 1
+        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v)]
+    return depth
+
+
+def loads(raw: bytes) -> Any:
+    """Parse a request body as JSON the API accepts.
+
+    `NaN`, `Infinity` and numbers past a float's range are not JSON numbers, and
+    nesting is bounded, so what the emulator reads is plain, finite and shallow.
+
+    Raises:
+        ApiError: 400 for a body that is not such JSON.
+    """
+    try:
+        value = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+    except (ValueError, RecursionError):
+        raise _bad("The request body is not valid JSON.") from None
+    if _depth(value) > MAX_DEPTH:
+        msg = f"The request body nests arrays and objects deeper than {MAX_DEPTH}."
+        raise _bad(msg)
+    return value
 
 
 @dataclass(frozen=True)
@@ -178,10 +223,7 @@ def parse_request(raw: bytes) -> ParsedRequest:
     Raises:
         ApiError: 400 with the API's codes for anything malformed.
     """
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise _bad("The request body is not valid JSON.") from None
+    body = loads(raw)
     if not isinstance(body, dict):
         raise _bad("The request body must be a JSON object.")
     unknown = sorted(set(body) - _KNOWN)

@@ -63,7 +63,8 @@ class Emulator:
     ```
 
     Works with sync and async clients alike (it runs its own event loop on a
-    background thread). `requests` lists what it received.
+    background thread). `requests` lists the latest requests it received
+    (`request_log` of them, 1,000 by default).
     """
 
     def __init__(

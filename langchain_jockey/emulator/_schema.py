@@ -19,6 +19,11 @@ from langchain_jockey.emulator._store import Moment, tokens
 __all__ = ["SchemaError", "instance"]
 
 _MAX_DEPTH = 8
+"""Arrays and `anyOf` stop recursing here (a recursive `$ref` ends)."""
+_MAX_NESTING = 32
+"""Deeper than this, the schema is refused (an object `$ref`-ing itself would be)."""
+_MAX_SIZE = 100_000
+"""The most values and characters one answer may hold."""
 
 
 class SchemaError(ValueError):
@@ -31,7 +36,10 @@ def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
         ref = schema["$ref"]
         for prefix in ("#/$defs/", "#/definitions/"):
             if isinstance(ref, str) and ref.startswith(prefix):
-                target = root.get(prefix[2:-1], {}).get(ref[len(prefix) :])
+                defs = root.get(prefix[2:-1])
+                target = (
+                    defs.get(ref[len(prefix) :]) if isinstance(defs, dict) else None
+                )
                 break
         else:
             target = root if ref == "#" else None
@@ -60,7 +68,9 @@ def _kind(schema: dict[str, Any]) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-def _string(name: str, moment: Moment | None, schema: dict[str, Any]) -> str:
+def _string(
+    name: str, moment: Moment | None, schema: dict[str, Any], low: int, high: int | None
+) -> str:
     words = set(re.findall(r"[a-z]+", name.lower()))
     if moment is None:
         value = "nothing in the knowledge store matches"
@@ -76,13 +86,8 @@ def _string(name: str, moment: Moment | None, schema: dict[str, Any]) -> str:
         value = "2026-07-11T03:13:57Z"
     else:
         value = moment.description
-    low = int(schema.get("minLength", 0))
-    high = schema.get("maxLength")
-    if len(value) < low:
-        value = value.ljust(low, ".")
-    if isinstance(high, int):
-        value = value[:high]
-    return value
+    value = value.ljust(low, ".")
+    return value if high is None else value[:high]
 
 
 def _number(
@@ -102,17 +107,52 @@ def _number(
         value = moment.index + 1
     else:
         value = moment.start_sec
-    low, high = schema.get("minimum"), schema.get("maximum")
-    if isinstance(low, (int, float)):
-        value = max(value, float(low))
-    if isinstance(high, (int, float)):
-        value = min(value, float(high))
+    low, high = _limit(schema, "minimum"), _limit(schema, "maximum")
+    if low is not None:
+        value = max(value, low)
+    if high is not None:
+        value = min(value, high)
     if integer:
         result = math.floor(value)
-        if isinstance(low, (int, float)) and result < low:
+        if low is not None and result < low:
             result = math.ceil(low)
         return result
     return value
+
+
+def _limit(schema: dict[str, Any], key: str) -> float | None:
+    """A numeric bound such as `minimum` as a float; `None` when it is no number.
+
+    Raises:
+        SchemaError: for an integer past a float's range (10**400).
+    """
+    value = schema.get(key)
+    if not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        msg = f"{key} is too large"
+        raise SchemaError(msg) from None
+
+
+def _whole(schema: dict[str, Any], key: str) -> int | None:
+    """A count such as `minItems`; `None` when absent.
+
+    Raises:
+        SchemaError: when it is not a whole number of at least 0.
+    """
+    value = schema.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        ok = False
+    else:
+        ok = value >= 0 and value == int(value)
+    if not ok:
+        msg = f"{key} must be a whole number of at least 0, not {value!r}"
+        raise SchemaError(msg)
+    return int(value)
 
 
 def _enum(values: list[Any], moment: Moment | None) -> Any:
@@ -124,92 +164,103 @@ def _enum(values: list[Any], moment: Moment | None) -> Any:
     return values[0]
 
 
-def instance(
-    schema: Any,
-    moments: list[Moment],
-    *,
-    root: dict[str, Any] | None = None,
-    name: str = "",
-    moment: Moment | None = None,
-    depth: int = 0,
-) -> Any:
+def instance(schema: Any, moments: list[Moment]) -> Any:
     """A value that validates against `schema`, built from `moments`.
 
     Raises:
-        SchemaError: for a schema that cannot be satisfied or resolved.
+        SchemaError: for a schema that cannot be satisfied or resolved, that nests
+            deeper than `_MAX_NESTING` (a `$ref` loop through objects does), or
+            whose value would pass `_MAX_SIZE` values and characters.
     """
-    if schema is True or schema == {}:
-        return moment.description if moment else None
-    if not isinstance(schema, dict):
-        where = name or "the root"
-        msg = f"schema at {where} must be an object, not {type(schema).__name__}"
-        raise SchemaError(msg)
-    root = schema if root is None else root
-    schema = _resolve(schema, root)
-    if moment is None and moments:
-        moment = moments[0]
-    if "const" in schema:
-        return schema["const"]
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return _enum(schema["enum"], moment)
-    for key in ("anyOf", "oneOf"):
-        options = schema.get(key)
-        if isinstance(options, list) and options:
-            resolved = [
-                _resolve(o, root) if isinstance(o, dict) else o for o in options
-            ]
-            usable = [
-                o
-                for o in resolved
-                if not (isinstance(o, dict) and o.get("type") == "null")
-            ]
-            if not usable or depth >= _MAX_DEPTH:
-                return None
-            return instance(
-                usable[0], moments, root=root, name=name, moment=moment, depth=depth + 1
-            )
-    kind = _kind(schema)
-    if kind == "object":
-        props = schema.get("properties") or {}
-        if not isinstance(props, dict):
-            msg = f"'properties' at {name or 'the root'} must be an object"
+    return _Builder(schema, moments).value(schema, "", None, 0)
+
+
+class _Builder:
+    """Builds one value, counting its values and characters against `_MAX_SIZE`."""
+
+    def __init__(self, root: Any, moments: list[Moment]) -> None:
+        self.root = root if isinstance(root, dict) else {}
+        self.moments = moments
+        self.size = 0
+
+    def spend(self, amount: int) -> None:
+        self.size += amount
+        if self.size > _MAX_SIZE:
+            msg = f"the value would hold more than {_MAX_SIZE:,} values and characters"
             raise SchemaError(msg)
-        return {
-            key: instance(
-                sub, moments, root=root, name=key, moment=moment, depth=depth + 1
-            )
-            for key, sub in props.items()
-        }
-    if kind == "array":
-        low = int(schema.get("minItems", 0))
-        high = schema.get("maxItems")
-        count = len(moments) if moments else 0
-        if depth >= _MAX_DEPTH:
-            count = 0
-        count = max(count, low)
-        if isinstance(high, int):
-            count = min(count, high)
-        items = schema.get("items", {})
-        return [
-            instance(
-                items,
-                moments,
-                root=root,
-                name=name,
-                moment=moments[i % len(moments)] if moments else None,
-                depth=depth + 1,
-            )
-            for i in range(count)
-        ]
-    if kind == "string":
-        return _string(name, moment, schema)
-    if kind in ("number", "integer"):
-        return _number(name, moment, schema, integer=kind == "integer")
-    if kind == "boolean":
-        return moment is not None
-    if kind == "null":
-        return None
-    if kind is None:
-        return moment.description if moment else None
-    msg = f"unsupported type {kind!r} at {name or 'the root'}"
-    raise SchemaError(msg)
+
+    def value(self, schema: Any, name: str, moment: Moment | None, depth: int) -> Any:
+        where = name or "the root"
+        if depth > _MAX_NESTING:
+            msg = f"the schema nests deeper than {_MAX_NESTING} levels at {where}"
+            raise SchemaError(msg)
+        self.spend(1)
+        moments = self.moments
+        if schema is True or schema == {}:
+            return moment.description if moment else None
+        if not isinstance(schema, dict):
+            msg = f"schema at {where} must be an object, not {type(schema).__name__}"
+            raise SchemaError(msg)
+        schema = _resolve(schema, self.root)
+        if moment is None and moments:
+            moment = moments[0]
+        if "const" in schema:
+            return schema["const"]
+        if isinstance(schema.get("enum"), list) and schema["enum"]:
+            return _enum(schema["enum"], moment)
+        for key in ("anyOf", "oneOf"):
+            options = schema.get(key)
+            if isinstance(options, list) and options:
+                resolved = [
+                    _resolve(o, self.root) if isinstance(o, dict) else o
+                    for o in options
+                ]
+                usable = [
+                    o
+                    for o in resolved
+                    if not (isinstance(o, dict) and o.get("type") == "null")
+                ]
+                if not usable or depth >= _MAX_DEPTH:
+                    return None
+                return self.value(usable[0], name, moment, depth + 1)
+        kind = _kind(schema)
+        if kind == "object":
+            props = schema.get("properties") or {}
+            if not isinstance(props, dict):
+                msg = f"'properties' at {where} must be an object"
+                raise SchemaError(msg)
+            return {
+                key: self.value(sub, key, moment, depth + 1)
+                for key, sub in props.items()
+            }
+        if kind == "array":
+            count = len(moments) if moments and depth < _MAX_DEPTH else 0
+            count = max(count, _whole(schema, "minItems") or 0)
+            high = _whole(schema, "maxItems")
+            if high is not None:
+                count = min(count, high)
+            self.spend(count)
+            items = schema.get("items", {})
+            return [
+                self.value(
+                    items,
+                    name,
+                    moments[i % len(moments)] if moments else None,
+                    depth + 1,
+                )
+                for i in range(count)
+            ]
+        if kind == "string":
+            low = _whole(schema, "minLength") or 0
+            self.spend(low)
+            return _string(name, moment, schema, low, _whole(schema, "maxLength"))
+        if kind in ("number", "integer"):
+            return _number(name, moment, schema, integer=kind == "integer")
+        if kind == "boolean":
+            return moment is not None
+        if kind == "null":
+            return None
+        if kind is None:
+            return moment.description if moment else None
+        msg = f"unsupported type {kind!r} at {where}"
+        raise SchemaError(msg)

@@ -117,11 +117,12 @@ def _operator(value: Any, name: str) -> list[Any]:
     """The values an `{eq}` / `{in}` filter allows."""
     if not isinstance(value, dict) or len(value) != 1 or not {"eq", "in"} >= set(value):
         raise _bad(f"filter.{name} takes exactly one of 'eq' or 'in'.")
-    if "eq" in value:
-        return [value["eq"]]
-    if not isinstance(value["in"], list) or not value["in"]:
+    values = [value["eq"]] if "eq" in value else value["in"]
+    if not isinstance(values, list) or not values:
         raise _bad(f"filter.{name}.in must be a non-empty array.")
-    return list(value["in"])
+    if not all(isinstance(v, str) for v in values):
+        raise _bad(f"filter.{name} compares strings.")
+    return values
 
 
 def _within(store: KnowledgeStore, spec: Any) -> frozenset[str] | None:
@@ -155,7 +156,7 @@ def _offset(token: Any, query: str) -> int:
         data = json.loads(raw)
         if data["q"] != query or type(data["o"]) is not int or data["o"] < 0:
             raise ValueError(token)  # noqa: TRY301 - reported just below
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         msg = "page_token is malformed or belongs to another search."
         raise _bad(msg) from exc
     return int(data["o"])
@@ -200,8 +201,13 @@ def search(store: KnowledgeStore, body: Any) -> dict[str, Any]:
         raise _bad("query.text is required.", "parameter_not_provided")
     within = _within(store, body.get("filter"))
     options = body.get("search_options") or {}
-    modalities = (options.get("video") or {}).get("modalities") or ["visual"]
-    if not isinstance(modalities, list) or not set(modalities) <= set(_MODALITIES):
+    video = (options.get("video") or {}) if isinstance(options, dict) else None
+    if not isinstance(video, dict):
+        raise _bad("search_options must be {'video': {'modalities': [...]}}.")
+    modalities = video.get("modalities") or ["visual"]
+    if not isinstance(modalities, list) or not all(
+        m in _MODALITIES for m in modalities
+    ):
         raise _bad("search_options.video.modalities takes 'visual' and 'audio'.")
     group_by = body.get("group_by") or "none"
     if group_by not in ("none", "item"):

@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
+import sys
 import time
 import urllib.parse
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +28,12 @@ import h11
 from langchain_jockey.emulator._answers import Session, Turn
 from langchain_jockey.emulator._exchange import ClientGoneError, Exchange
 from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
-from langchain_jockey.emulator._requests import ApiError, ParsedRequest, parse_request
+from langchain_jockey.emulator._requests import (
+    ApiError,
+    ParsedRequest,
+    loads,
+    parse_request,
+)
 from langchain_jockey.emulator._responses import Plan, new_id, plan_response
 from langchain_jockey.emulator._search import (
     item_object,
@@ -48,8 +56,14 @@ LENGTH_HEADER = "x-emulator-length"
 """Request header: answer with exactly this many deltas (a load knob)."""
 PATH = "/v1.3/responses"
 STORES_PATH = "/v1.3/knowledge-stores/"
-_MAX_BODY = 1 << 20
+_MAX_HEAD = 64 << 10  # the request line and headers; longer gets 431
 _MAX_SESSIONS = 10_000
+_LINGER = 1.0  # seconds to read what a refused client still sends
+# Connections the kernel queues for accepting: enough to ride out a pause of the
+# loop (a garbage collection) during a burst of connections.
+_BACKLOG = 1024
+_FD_RESERVE = 164  # open files besides the connections served, accepts in flight
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,19 @@ class EmulatorConfig:
         rate_window: The rate-limit window.
         faults: Faults applied to every request.
         max_stall: The longest a stall fault holds a connection.
+        max_body: The largest request body, in bytes; a larger one gets 413 and
+            the connection closes.
+        request_timeout: A request's head and body must arrive within this
+            long of its first byte; else 408 and the connection closes.
+        idle_timeout: A connection with no request under way (new, or kept
+            alive between requests) closes after this long without a byte.
+        max_connections: The most connections open at once, kept below the
+            process's open-file limit. Past it, a new connection takes the
+            place of the one that has waited longest for a request; when all
+            are busy answering, it gets 503 and closes.
+        request_log: How many requests `EmulatorServer.requests` keeps, newest
+            last (0: none). It holds a body only once its key was accepted, so
+            it never holds more than `request_log * max_body` bytes of bodies.
     """
 
     api_keys: tuple[str, ...] = (DEMO_API_KEY,)
@@ -77,34 +104,76 @@ class EmulatorConfig:
     rate_window: float = 60.0
     faults: tuple[Fault, ...] = ()
     max_stall: float = 300.0
+    max_body: int = 1 << 20
+    request_timeout: float = 10.0
+    idle_timeout: float = 60.0
+    max_connections: int = 1024
+    request_log: int = 1000
 
 
 @dataclass(frozen=True)
 class ReceivedRequest:
-    """A request as the emulator saw it (the API key is not kept)."""
+    """A request as the emulator saw it (the API key is not kept).
+
+    Attributes:
+        method: The HTTP method.
+        path: The path, without the query.
+        headers: The headers, names in lower case, the key `<redacted>`.
+        raw: The body's bytes; `None` when the key was refused (not kept).
+        key_accepted: Whether `x-api-key` held an accepted key.
+    """
 
     method: str
     path: str
     headers: dict[str, str]
-    body: Any
+    raw: bytes | None
     key_accepted: bool
+
+    @property
+    def body(self) -> Any:
+        """The body as JSON, else as text; `None` when it was not kept."""
+        return None if self.raw is None else _json_or_text(self.raw)
 
 
 @dataclass
 class EmulatorServer:
-    """The Jockey emulator: sessions, rate limits and faults over one asyncio server."""
+    """The Jockey emulator: sessions, rate limits and faults over one asyncio server.
+
+    Attributes:
+        config: Its settings.
+        requests: The latest `config.request_log` requests, oldest first.
+        sessions: The sessions kept, least recently used first.
+    """
 
     config: EmulatorConfig = field(default_factory=EmulatorConfig)
-    requests: list[ReceivedRequest] = field(default_factory=list)
+    requests: deque[ReceivedRequest] = field(init=False)
     sessions: OrderedDict[str, Session] = field(default_factory=OrderedDict)
     _hits: dict[str, deque[float]] = field(default_factory=dict)
     _fault_counts: dict[tuple[str, Fault], int] = field(default_factory=dict)
     _server: asyncio.Server | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _waiting: dict[asyncio.Task[Any], asyncio.StreamWriter] = field(
+        default_factory=dict
+    )
+    """Connections waiting for a request (or for the rest of one), oldest first."""
+    _cap: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.requests = deque(maxlen=self.config.request_log)
+        self._cap = _connection_cap(self.config.max_connections)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
-        """Listen on `host:port` (port 0: a free one); return the bound address."""
-        self._server = await asyncio.start_server(self._connection, host, port)
+        """Listen on `host:port` (port 0: a free one); return the bound address.
+
+        When a burst of connections outruns `max_connections`, accepting may
+        still meet the open-file limit: asyncio then waits a second and tries
+        again. Its traceback for each try is not logged on this loop.
+        """
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_quiet_accept(loop.get_exception_handler()))
+        self._server = await asyncio.start_server(
+            self._connection, host, port, backlog=_BACKLOG
+        )
         address = self._server.sockets[0].getsockname()
         return str(address[0]), int(address[1])
 
@@ -124,16 +193,39 @@ class EmulatorServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_BODY)
+        if task is None:  # never: asyncio runs each connection in a task
+            return
+        self._tasks.add(task)
+        full = len(self._tasks) > self._cap
+        if full and self._waiting:
+            # The connection that has waited longest for a request gives way.
+            oldest = next(iter(self._waiting))
+            self._waiting.pop(oldest).transport.abort()  # its socket closes now
+            oldest.cancel()
+            full = False
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
         try:
+            if full:  # every connection is busy answering
+                msg = f"The emulator is serving {self._cap:,} connections, its limit."
+                await Exchange(conn, reader, writer, self.config).send_json(
+                    503,
+                    ApiError(503, "emulator_busy", msg).body(),
+                    {"retry-after": "1", "connection": "close"},
+                )
+                return
             while True:
-                request, body = await self._read_request(conn, reader)
+                exchange = Exchange(conn, reader, writer, self.config)
+                self._waiting[task] = writer
+                try:
+                    request, body = await self._read_request(conn, reader)
+                except ApiError as err:
+                    await self._refuse(exchange, err)
+                    return
+                finally:
+                    self._waiting.pop(task, None)
                 if request is None:
                     return
-                exchange = Exchange(conn, reader, writer, self.config)
-                keep = await self._handle(exchange, request, body)
+                keep = await self._answer(exchange, request, body)
                 if (
                     not keep
                     or conn.our_state is not h11.DONE
@@ -154,25 +246,92 @@ class EmulatorServer:
             return
         finally:
             writer.close()
-            if task is not None:
-                self._tasks.discard(task)
+            self._tasks.discard(task)
+
+    async def _answer(self, ex: Exchange, request: h11.Request, raw: bytes) -> bool:
+        """`_handle`, with a 500 for a bug in it instead of no answer at all."""
+        try:
+            return await self._handle(ex, request, raw)
+        except (ClientGoneError, h11.ProtocolError, ConnectionError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any bug: answer it, keep serving
+            _log.debug("the emulator failed on %s", request.target, exc_info=True)
+            if ex.conn.our_state is not h11.SEND_RESPONSE:
+                return False  # the answer had begun: the connection just closes
+            msg = f"The emulator failed: {type(exc).__name__}: {exc}"
+            await self._refuse(ex, ApiError(500, "internal_error", msg))
+            return False
 
     @staticmethod
+    async def _refuse(ex: Exchange, err: ApiError) -> None:
+        """Answer `err` and close: the request was not read whole, or not at all."""
+        await ex.send_json(
+            err.status, err.body(), {**err.headers, "connection": "close"}
+        )
+        # Read what the client still sends, briefly: closing with unread bytes
+        # would reset the connection and could lose the answer.
+        if ex.writer.can_write_eof():
+            ex.writer.write_eof()
+        with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
+            await asyncio.wait_for(_drain(ex.reader), _LINGER)
+
     async def _read_request(
-        conn: h11.Connection, reader: asyncio.StreamReader
+        self, conn: h11.Connection, reader: asyncio.StreamReader
     ) -> tuple[h11.Request | None, bytes]:
+        """The next request, whole; `(None, b"")` when the client has gone.
+
+        Also `(None, b"")` when no byte of a request came for `idle_timeout`.
+
+        Raises:
+            ApiError: for a request that is not valid HTTP/1.1, 413 for a body
+                past `max_body` (declared, or sent), 408 for a request not whole
+                `request_timeout` after its first byte.
+        """
+        config, loop = self.config, asyncio.get_running_loop()
+        too_large = ApiError(
+            413,
+            "request_too_large",
+            f"The request body is over {config.max_body:,} bytes.",
+        )
+        idle_until = loop.time() + config.idle_timeout
+        started = loop.time() if conn.trailing_data[0] else None
         request: h11.Request | None = None
         body = bytearray()
         while True:
-            event = conn.next_event()
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                msg = f"The request is not valid HTTP/1.1: {exc}."
+                raise ApiError(
+                    exc.error_status_hint, "parameter_invalid", msg
+                ) from None
             if event is h11.NEED_DATA:
-                conn.receive_data(await reader.read(65536))
+                until = (
+                    idle_until if started is None else started + config.request_timeout
+                )
+                try:
+                    data = await asyncio.wait_for(
+                        reader.read(65536), max(until - loop.time(), 0)
+                    )
+                except asyncio.TimeoutError:
+                    if started is None:
+                        return None, b""  # idle: close without a word
+                    msg = (
+                        "The request did not arrive whole within "
+                        f"{config.request_timeout:g} s."
+                    )
+                    raise ApiError(408, "request_canceled_or_timed_out", msg) from None
+                started = loop.time() if started is None else started
+                conn.receive_data(data)
             elif isinstance(event, h11.Request):
                 request = event
+                declared = dict(event.headers).get(b"content-length", b"0")
+                if int(declared) > config.max_body:
+                    raise too_large
             elif isinstance(event, h11.Data):
                 body += event.data
-                if len(body) > _MAX_BODY:
-                    return None, b""
+                if len(body) > config.max_body:
+                    raise too_large
             elif isinstance(event, h11.EndOfMessage):
                 return request, bytes(body)
             else:  # ConnectionClosed or PAUSED
@@ -184,6 +343,7 @@ class EmulatorServer:
         headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
         path = request.target.decode("latin-1").split("?", 1)[0]
         key = headers.get("x-api-key")
+        accepted = key in self.config.api_keys
         self.requests.append(
             ReceivedRequest(
                 request.method.decode(),
@@ -192,8 +352,8 @@ class EmulatorServer:
                     k: ("<redacted>" if k == "x-api-key" else v)
                     for k, v in headers.items()
                 },
-                _json_or_text(raw),
-                key in self.config.api_keys,
+                raw if accepted else None,
+                accepted,
             )
         )
         try:
@@ -278,7 +438,7 @@ class EmulatorServer:
         if rest == [] and verb == "GET":
             return store_object(store)
         if rest == ["search"] and verb == "POST":
-            return search(store, _json_or_text(raw))
+            return search(store, loads(raw))
         if rest == ["items"] and verb == "GET":
             params = dict(urllib.parse.parse_qsl(query))
             try:
@@ -383,14 +543,52 @@ class EmulatorServer:
 def _length(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.isdigit() or not 1 <= int(value) <= 1_000_000:
+    digits = value.isascii() and value.isdigit() and len(value) <= 7
+    if not digits or not 1 <= int(value) <= 1_000_000:
         msg = f"{LENGTH_HEADER} must be a whole number from 1 to 1,000,000"
         raise ApiError(400, "emulator_length_invalid", msg)
     return int(value)
 
 
+_Handler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
+
+
+def _quiet_accept(previous: _Handler | None) -> _Handler:
+    """A loop exception handler that drops asyncio's failed-accept reports."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") == "socket.accept() out of system resource":
+            return
+        if previous is None:
+            loop.default_exception_handler(context)
+        else:
+            previous(loop, context)
+
+    return handle
+
+
+def _connection_cap(wanted: int) -> int:
+    """`wanted`, kept below the open-file limit.
+
+    Past that limit accepting fails, and asyncio logs a traceback for every try.
+    """
+    if sys.platform == "win32":
+        return wanted
+    import resource  # noqa: PLC0415 - POSIX only
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - _FD_RESERVE))
+
+
+async def _drain(reader: asyncio.StreamReader) -> None:
+    while await reader.read(65536):
+        pass
+
+
 def _json_or_text(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return raw.decode("utf-8", "replace")
