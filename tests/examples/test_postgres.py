@@ -15,7 +15,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ import psycopg
 import pytest
 
 from langchain_jockey.emulator import spawn
-from tests.examples.test_examples import ENV, EXAMPLES, ROOT
+from tests.examples.test_examples import ENV, run_to_end
 
 INSTALL = (
     "install the PostgreSQL server: `apt-get install postgresql` (Debian/Ubuntu; "
@@ -122,15 +121,7 @@ def emulator_url() -> Iterator[str]:
 
 def run(env: dict[str, str], *args: str) -> str:
     """One process: examples/postgres_memory.py with `args`; what it printed."""
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "postgres_memory.py"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    done = run_to_end("postgres_memory", env, *args)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     return done.stdout
