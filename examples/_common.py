@@ -4,6 +4,9 @@ With TWELVE_LABS_API_KEY (and TWELVE_LABS_KNOWLEDGE_STORE_ID) set, the examples
 ask the API at TWELVE_LABS_BASE_URL (the live one by default) and say which. Without a key they start the local Jockey emulator on a
 free loopback port, paced like the real service, and say so in one line.
 JOCKEY_EMULATOR_FIRST_TOKEN_DELAY / JOCKEY_EMULATOR_DELTA_DELAY change the pace.
+Without a key but with TWELVE_LABS_BASE_URL set, they use the emulator already
+serving there (`python -m langchain_jockey.emulator --port 8600`), with its demo
+key and store: several processes then share its sessions.
 """
 
 from __future__ import annotations
@@ -23,6 +26,15 @@ def live() -> bool:
     """Whether an API key is configured (either env spelling)."""
     return bool(
         os.environ.get("TWELVE_LABS_API_KEY") or os.environ.get("TWELVELABS_API_KEY")
+    )
+
+
+def emulator_url() -> str | None:
+    """Without a key, TWELVE_LABS_BASE_URL (either spelling): an emulator run apart."""
+    if live():
+        return None
+    return os.environ.get("TWELVE_LABS_BASE_URL") or os.environ.get(
+        "TWELVELABS_BASE_URL"
     )
 
 
@@ -57,7 +69,22 @@ def _jockey(**kwargs: Any) -> Iterator[ChatJockey]:
         print(f"Using {endpoint(llm)}.", flush=True)
         yield llm
         return
-    from langchain_jockey.emulator import Emulator
+    from langchain_jockey.emulator import DEMO_API_KEY, DEMO_STORE_ID, Emulator
+
+    url = emulator_url()
+    if url:
+        store = os.environ.get("TWELVE_LABS_KNOWLEDGE_STORE_ID") or os.environ.get(
+            "TWELVELABS_KNOWLEDGE_STORE_ID", DEMO_STORE_ID
+        )
+        print(
+            f"No TWELVE_LABS_API_KEY: using the Jockey emulator at {url} "
+            "(TWELVE_LABS_BASE_URL), with its demo key.",
+            flush=True,
+        )
+        yield ChatJockey(
+            base_url=url, api_key=DEMO_API_KEY, knowledge_store_id=store, **kwargs
+        )
+        return
 
     pace = {
         "first_token_delay": float(

@@ -186,8 +186,15 @@ def test_terminal_chat_streams_spins_cites_and_cancels() -> None:
 
 def quickstart(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run examples/quickstart.py to the end with `env`; its output, as text."""
+    return run_to_end("quickstart", env, *args)
+
+
+def run_to_end(
+    name: str, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run examples/<name>.py to the end with `env`; its output, as text."""
     return subprocess.run(
-        [sys.executable, str(EXAMPLES / "quickstart.py"), *args],
+        [sys.executable, str(EXAMPLES / f"{name}.py"), *args],
         capture_output=True,
         text=True,
         env=env,
