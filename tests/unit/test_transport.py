@@ -35,6 +35,7 @@ from tests.support import (
     deltas_of,
     events_of,
     json_reply,
+    merged,
     serve,
     sse,
     transcript,
@@ -43,13 +44,6 @@ from tests.support import (
 PLAIN = transcript("plain_answer")
 ANSWER = "".join(deltas_of(PLAIN))
 COMPLETED = events_of(PLAIN)[-1]["response"]
-
-
-def merged(chunks):
-    total = chunks[0]
-    for chunk in chunks[1:]:
-        total += chunk
-    return total
 
 
 def check_answer(chunks) -> None:
