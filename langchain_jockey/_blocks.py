@@ -21,8 +21,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.messages import content as types
 from langchain_core.messages.block_translators import register_translator
 
-from langchain_jockey._events import PROVIDER
-from langchain_jockey._output import REASONING_KEY, STEPS_KEY
+from langchain_jockey._output import PROVIDER, REASONING_KEY, STEPS_KEY
 
 __all__ = ["citation", "register"]
 

@@ -14,9 +14,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import httpx
@@ -32,13 +33,18 @@ from pydantic import (
 )
 from typing_extensions import Self
 
-from langchain_jockey._http import DEFAULT_TIMEOUT, RetryPolicy
+from langchain_jockey._failures import RetryPolicy
+from langchain_jockey._http import SSE
 from langchain_jockey._version import __version__
 from langchain_jockey.errors import JockeyInputError
 
 __all__ = ["DEFAULT_BASE_URL", "Clients", "JockeyConnection"]
 
 DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
+# Jockey sends a keepalive about every 10 s while it works, so 60 s without a
+# byte means a dead connection. The pool wait is bounded so that a client whose
+# connections are all held by long answers says so (`_failures`).
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
 # A Jockey answer holds its connection for 30 s - 3 min, so the pool is sized
 # for many at once rather than httpx's default of 100.
 POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
@@ -231,12 +237,15 @@ class JockeyConnection(BaseModel):
         self,
         client: httpx.Client | httpx.AsyncClient,
         path: str,
-        content: bytes,
-        accept: str = "text/event-stream",
+        body: Mapping[str, Any],
+        accept: str = SSE,
     ) -> httpx.Request:
-        """`POST {base_url}/{path}`; raises `JockeyInputError` before any I/O.
+        """`POST {base_url}/{path}` with `body` as compact UTF-8 JSON.
 
-        A query string in `base_url` (`…/v1.3?tenant=t1`) is kept, after the path.
+        Raises `JockeyInputError` before any I/O: no key, a bad `base_url`, or
+        a body JSON cannot carry (a lone surrogate, a set, NaN). A query string
+        in `base_url` (`…/v1.3?tenant=t1`) is kept, after the path. The body's
+        bytes follow its key order: the same call gives the same bytes.
         """
         if self.api_key is None or not self.api_key.get_secret_value():
             msg = (
@@ -249,6 +258,16 @@ class JockeyConnection(BaseModel):
         if not self.base_url.startswith(("http://", "https://")):
             msg = f"base_url must be an http(s) URL, not {self.base_url!r}."
             raise JockeyInputError(msg)
+        try:
+            content = json.dumps(
+                body, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+            ).encode()
+        except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+            msg = (
+                f"{type(self).__name__} cannot send this request as JSON ({exc}): "
+                "check the question, the instructions and extra_body."
+            )
+            raise JockeyInputError(msg) from None
         root, mark, query = self.base_url.partition("?")
         return client.build_request(
             "POST",

@@ -38,6 +38,7 @@ from pydantic import BaseModel
 
 from langchain_jockey import errors
 from langchain_jockey._output import (
+    PROVIDER,
     REASONING_KEY,
     STEPS_KEY,
     Output,
@@ -48,24 +49,24 @@ from langchain_jockey._output import (
     valid_id,
 )
 
-__all__ = ["PROVIDER", "ResponseReducer", "generation"]
+__all__ = ["ResponseReducer", "generation"]
 
 logger = logging.getLogger("langchain_jockey")
 
-PROVIDER = "twelvelabs"
 _TERMINAL = frozenset({"response.completed", "response.incomplete"})
 _SNAPSHOT = frozenset({"response.created", "response.in_progress", "response.queued"})
 _MAX_TOKENS = 10**12  # more than any answer: a larger count is not a count
 _Model = TypeVar("_Model", bound=BaseModel)
 
 # The hot path. Validating an AIMessageChunk and its ChatGenerationChunk costs
-# about 5 us per delta. Without this, stream() missed its target (benchmarks/,
-# 2026-11-25, N=1000: 39.9 us per delta against 1.3 x (raw httpx + the floor
-# that builds its chunks) = 35.6 us). A clone of a validated template, built
-# the way pydantic's `__copy__` builds a shallow copy but in one step and with
-# every per-chunk field replaced by a fresh value, is an equal object in about
-# 2 us; tests/unit/test_events.py pins the equality and that no mutable state
-# is shared.
+# about 5 us per delta. Without this, stream() misses its target (re-measured
+# 2026-12-04, benchmarks' per-delta measure at N=1000, three alternated runs:
+# 22.5-27.3 us per delta without, 15.4-18.5 with, against 1.3 x (raw httpx +
+# the floor that builds its chunks) = 21.9-26.3 us; missed in 2 of 3). A clone
+# of a validated template, built the way pydantic's `__copy__` builds a shallow
+# copy but in one step and with every per-chunk field replaced by a fresh value,
+# is an equal object in about 2 us; tests/unit/test_events.py pins the equality
+# and that no mutable state is shared.
 _GENERATION = ChatGenerationChunk(message=AIMessageChunk(content=""))
 _new = object.__new__
 _set = object.__setattr__

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import (
@@ -48,7 +48,6 @@ __all__ = [
     "build_body",
     "call_options",
     "check_selections",
-    "encode_body",
 ]
 
 MAX_CONTENT_CHARS = 10_000
@@ -78,11 +77,17 @@ class RequestOptions:
     extra_body: Mapping[str, Any] | None = None
 
 
-OPTION_NAMES = tuple(
-    f.name for f in fields(RequestOptions) if f.name != "default_instructions"
+OPTION_NAMES = (
+    "model",
+    "knowledge_store_id",
+    "instructions",
+    "session_id",
+    "include",
+    "selections",
+    "text",
+    "extra_body",
 )
-"""The call options a request takes: every field of `RequestOptions` but the
-model's default instructions. Written once; ChatJockey derives from it."""
+"""The call options a request takes (keyword arguments of `invoke` and friends)."""
 
 
 # LangChain passes these; Jockey has no such parameters (docs/protocol.md).
@@ -129,7 +134,14 @@ def call_options(
         kwargs = {"text": text_format(kwargs["response_format"]), **kwargs}
     # A call's option wins over the field; the `instructions` field is only
     # the default, below system messages (see `RequestOptions`).
-    fields = {n: getattr(model, n, None) for n in OPTION_NAMES if n != "instructions"}
+    fields = {
+        "model": model.model,
+        "knowledge_store_id": model.knowledge_store_id,
+        "session_id": model.session_id,
+        "include": model.include,
+        "selections": model.selections,
+        "extra_body": model.extra_body,
+    }
     return RequestOptions(
         **{**fields, **{n: kwargs[n] for n in OPTION_NAMES if n in kwargs}},
         default_instructions=model.instructions,
@@ -370,8 +382,3 @@ def build_body(
             raise JockeyInputError(msg)
         body.update(options.extra_body)
     return body
-
-
-def encode_body(body: Mapping[str, Any]) -> bytes:
-    """Compact UTF-8 JSON; key order is the order `build_body` wrote them in."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "PROVIDER",
     "REASONING_KEY",
     "STEPS_KEY",
     "Output",
@@ -32,6 +33,9 @@ __all__ = [
 
 logger = logging.getLogger("langchain_jockey")
 
+PROVIDER = "twelvelabs"
+"""`model_provider` of Jockey messages, `ls_provider` of their traces, and the
+name core's content-block translator is registered under."""
 REASONING_KEY = "reasoning_content"
 """`additional_kwargs` key of Jockey's commentary (the convention of other
 LangChain integrations that stream reasoning)."""

@@ -1,6 +1,7 @@
-"""Server-Sent Events framing, without I/O: bytes in, event data out.
+"""A streamed answer's bytes -> its events, without I/O: SSE framing and limits.
 
-Follows the WHATWG "event stream interpretation" rules
+`SSEDecoder` frames Server-Sent Events by the WHATWG "event stream
+interpretation" rules
 (https://html.spec.whatwg.org/multipage/server-sent-events.html#parsing-an-event-stream):
 
 - lines end in CRLF, LF or CR, and nothing else. Lines are split on bytes, not
@@ -15,16 +16,27 @@ Follows the WHATWG "event stream interpretation" rules
 Decoding is linear: each byte is scanned once, and an unfinished line is kept
 as a list of pieces, never re-joined until it ends. A line or an event larger
 than `max_event_bytes` raises `EventTooLarge` as soon as it is, so an endless
-line costs at most that much memory.
+line costs at most that much memory. At the end of the body, an event that was
+never terminated by a blank line is returned by `flush()`, so that a last
+`data: [DONE]` without its blank line still counts.
 
-At the end of the body, an event that was never terminated by a blank line is
-returned by `flush()` so that a last `data: [DONE]` without its blank line still
-counts; the caller decides what an unparseable tail means (a truncated body).
+`StreamReader` is fed one network read at a time by the loops in `_http.py`
+(which only read and await): it parses each event, knows when the events are
+complete (`[DONE]` or a terminal event) and keeps the clocks (no complete event
+for the read timeout; no progress for `stream_idle_timeout`).
 """
 
 from __future__ import annotations
 
-__all__ = ["EventTooLarge", "SSEDecoder"]
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_jockey import errors
+
+__all__ = ["EventTooLarge", "Limits", "SSEDecoder", "StreamReader"]
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -126,3 +138,138 @@ class SSEDecoder:
                 raise EventTooLarge(self._limit, out)
             # Comments (":…") and other fields are ignored.
         return out
+
+
+_DONE = b"[DONE]"
+# Events that show the answer moving. Keepalives, status snapshots and unknown
+# types are not progress (see `Limits.idle`).
+_PROGRESS_PREFIXES = ("response.output", "response.content_part", "response.reasoning")
+_TERMINAL = frozenset(
+    {"response.completed", "response.incomplete", "response.failed", "error"}
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a stream may do before it is abandoned.
+
+    Attributes:
+        max_event_bytes: The largest SSE line or event, in bytes.
+        event_timeout: Seconds between complete events (a keepalive counts):
+            bytes that never complete an event do not keep a stream alive.
+        idle: Seconds without progress (answer text, Jockey's steps, the
+            terminal event); keepalives, comments, status snapshots and
+            unknown events are not progress. `None`: no limit.
+    """
+
+    max_event_bytes: int = 8 * 1024 * 1024
+    event_timeout: float | None = 60.0
+    idle: float | None = 600.0
+
+
+def _malformed(data: bytes, exc: BaseException) -> errors.JockeyError:
+    preview = data[:200].decode("utf-8", "replace")
+    return errors.JockeyStreamInterruptedError(
+        f"Jockey sent an unreadable event ({type(exc).__name__}): {preview!r}",
+        body=preview,
+        retryable=False,
+    )
+
+
+def _parse(data: bytes) -> dict[str, Any] | None:
+    """An event's data -> its dict; `None` for `[DONE]`."""
+    if data == _DONE:
+        return None
+    try:
+        event = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # deep nesting: RecursionError
+        raise _malformed(data, exc) from None
+    if not isinstance(event, dict):
+        raise _malformed(data, TypeError("not a JSON object"))
+    return event
+
+
+class StreamReader:
+    """What a streamed body means, fed one network read at a time. No I/O.
+
+    Attributes:
+        done: `[DONE]` or a terminal event arrived: the events are complete.
+    """
+
+    def __init__(
+        self, limits: Limits, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """Read a body under `limits`; `clock` is injectable for tests."""
+        self._limits = limits
+        self._clock = clock
+        self._decoder = SSEDecoder(limits.max_event_bytes)
+        self._last_event = self._last_progress = clock()
+        self.done = False
+
+    def feed(self, chunk: bytes) -> Iterator[dict[str, Any]]:
+        """The events `chunk` completed, one by one.
+
+        Raises a typed error past a limit or at an unreadable event, after
+        the events that came before it.
+        """
+        too_large = None
+        try:
+            datas = self._decoder.feed(chunk)
+        except EventTooLarge as exc:
+            datas, too_large = exc.completed, exc.limit
+        now = self._clock()
+        for data in datas:
+            event = _parse(data)
+            if event is None:
+                self.done = True
+                return
+            self._last_event = now
+            kind = event.get("type")
+            if not isinstance(kind, str) or kind.startswith(_PROGRESS_PREFIXES):
+                self._last_progress = now
+            yield event
+            if kind in _TERMINAL:
+                self.done = True
+                return
+        if too_large is not None:
+            msg = (
+                f"Jockey sent a line or an event of over {too_large:,} bytes "
+                "(max_event_bytes): the stream was closed."
+            )
+            raise errors.JockeyStreamInterruptedError(msg, retryable=False)
+        self._check(now)
+
+    def end(self) -> list[dict[str, Any]]:
+        """The body ended: the events left unterminated, if they parse.
+
+        One that does not parse is a truncated body, which the reducer reports
+        as an interrupted stream, so it is dropped here.
+        """
+        out: list[dict[str, Any]] = []
+        for data in self._decoder.flush():
+            try:
+                event = _parse(data)
+            except errors.JockeyError:
+                break
+            if event is None:
+                break
+            out.append(event)
+        return out
+
+    def _check(self, now: float) -> None:
+        limits = self._limits
+        if limits.event_timeout is not None and (
+            now - self._last_event > limits.event_timeout
+        ):
+            msg = (
+                f"Jockey sent no complete event for {limits.event_timeout:g} s (the "
+                "read timeout): bytes that never finish an event are not an answer."
+            )
+            raise errors.JockeyTimeoutError(msg, retryable=False)
+        if limits.idle is not None and now - self._last_progress > limits.idle:
+            msg = (
+                f"Jockey made no progress for more than {limits.idle:g} s "
+                "(stream_idle_timeout): only keepalives, comments or status "
+                "events arrived."
+            )
+            raise errors.JockeyTimeoutError(msg, retryable=False)

@@ -40,17 +40,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from langchain_jockey import _blocks
 from langchain_jockey._client import DEFAULT_BASE_URL, JockeyConnection
-from langchain_jockey._events import PROVIDER, ResponseReducer
+from langchain_jockey._events import ResponseReducer
+from langchain_jockey._http import aiter_events, iter_events
 from langchain_jockey._messages import (
     MAX_CONTENT_CHARS,
-    OPTION_NAMES,
     build_body,
     call_options,
     check_selections,
-    encode_body,
 )
-from langchain_jockey._reader import Limits
-from langchain_jockey._stream import aiter_events, iter_events
+from langchain_jockey._output import PROVIDER
+from langchain_jockey._sse import Limits
 from langchain_jockey._structured import structured
 from langchain_jockey.errors import JockeyInputError
 
@@ -283,9 +282,14 @@ class ChatJockey(JockeyConnection, BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         # Everything that changes the answer, never the key (this is traced
         # and is the LLM-cache key).
-        fields = [n for n in OPTION_NAMES if n in type(self).model_fields]
         return {
-            **{name: getattr(self, name) for name in fields},
+            "model": self.model,
+            "knowledge_store_id": self.knowledge_store_id,
+            "instructions": self.instructions,
+            "session_id": self.session_id,
+            "include": self.include,
+            "selections": self.selections,
+            "extra_body": self.extra_body,
             "base_url": self.base_url,
         }
 
@@ -392,7 +396,7 @@ class ChatJockey(JockeyConnection, BaseChatModel):
     ) -> httpx.Request:
         """Validate and build the request. Raises before any I/O on bad input."""
         body = build_body(messages, call_options(self, stop, kwargs))
-        return self._build(client, "responses", encode_body(body))
+        return self._build(client, "responses", body)
 
     @property
     def _limits(self) -> Limits:

@@ -16,11 +16,13 @@ LangChain's retry helpers can read `is_retryable`::
     │   └── JockeyStreamInterruptedError  stream ended early or unreadable
     └── JockeyTimeoutError            read / connect / idle ModelTimeoutError
 
-Each error is built where its cause is known, with `error_class` and
-`error_fields` from here: `_http` for an HTTP status or a transport failure,
-`_reader` for a body that cannot be read, `_events` for a failed response. An
-error raised while a stream was read gets what had arrived (`partial_text`,
-`session_id`) once, from the reducer.
+Each error is built where its cause is known: `_failures` for an HTTP status,
+a refused body or a transport failure, `_sse` for an event that cannot be read
+or a limit, `_events` for a failed response. Where a server's error is read
+(`_failures`, `_events`), `error_class` and `error_fields` from here map its
+code or status to a class and read its fields. An error raised while a stream
+was read gets what had arrived (`partial_text`, `session_id`) once, from the
+reducer.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from pydantic import ConfigDict, Field
 
 from langchain_jockey import _http
 from langchain_jockey._client import JockeyConnection
-from langchain_jockey._messages import encode_body
 from langchain_jockey._output import time_range
 from langchain_jockey.errors import JockeyInputError
 
@@ -117,7 +116,7 @@ class KnowledgeStoreRetriever(JockeyConnection, BaseRetriever):
             )
             raise JockeyInputError(msg)
         path = f"knowledge-stores/{self.knowledge_store_id}/search"
-        return self._build(client, path, encode_body(body), "application/json")
+        return self._build(client, path, body, _http.JSON)
 
     def _documents(self, page: Any) -> tuple[list[Document], str | None]:
         docs: list[Document] = []

@@ -7,6 +7,7 @@ as a stream of hand-chosen byte fragments whose closing is observable.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -199,6 +200,22 @@ class ScriptedServer:
 def serve(*replies: Reply) -> ScriptedServer:
     """A scripted server answering with `replies`."""
     return ScriptedServer(list(replies))
+
+
+def run(
+    mode: str, runnable: Any, value: Any, method: str = "invoke", **kwargs: Any
+) -> Any:
+    """`invoke`, `batch` or `stream` (collected) on a runnable, sync or async."""
+    if mode == "sync":
+        result = getattr(runnable, method)(value, **kwargs)
+        return list(result) if method == "stream" else result
+
+    async def go() -> Any:
+        if method == "stream":
+            return [x async for x in runnable.astream(value, **kwargs)]
+        return await getattr(runnable, "a" + method)(value, **kwargs)
+
+    return asyncio.run(go())
 
 
 def merged(chunks: list[Any]) -> Any:

@@ -10,13 +10,6 @@ import pytest
 from langchain_jockey.emulator import DEMO_API_KEY, DEMO_STORE_ID, Emulator
 
 
-@pytest.fixture(scope="session")
-def emulator() -> Iterator[Emulator]:
-    """One emulator for the module's tests (each request gets its own session)."""
-    with Emulator() as emu:
-        yield emu
-
-
 @pytest.fixture
 def client(emulator: Emulator) -> Iterator[httpx.Client]:
     with httpx.Client(

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from langchain_jockey import ChatJockey
 from langchain_jockey.emulator import Emulator
 
@@ -15,6 +17,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 from quickstart import QUESTION  # noqa: E402
 
 
+@pytest.mark.slow
 def test_quickstart_streams_tokens_before_it_finishes() -> None:
     env = {
         k: v

@@ -18,7 +18,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from langchain_jockey import ChatJockey
 from langchain_jockey.emulator import Emulator
-from tests.features.conftest import merged
+from tests.support import merged
 
 OPENING = "Who saves the penalty?"
 FOLLOW_UP = "What happens next?"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from langchain_jockey import ChatJockey
-from tests.features.conftest import merged, run
+from tests.support import merged, run
 
 QUESTIONS = [
     "When do the fishing boats leave?",

@@ -8,7 +8,7 @@ import json
 from langchain_core.callbacks import BaseCallbackHandler
 
 from langchain_jockey import ChatJockey
-from tests.features.conftest import merged, run
+from tests.support import merged, run
 
 QUESTION = "Who saves the penalty?"
 INCLUDE = {"include": ["intermediate_outputs"]}

@@ -17,7 +17,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 
 from langchain_jockey import ChatJockey, JockeyServerError
 from langchain_jockey.emulator import FAULT_HEADER, Emulator
-from tests.features.conftest import merged, run
+from tests.support import merged, run
 
 QUESTION = "Who saves the penalty?"
 QUESTIONS = [

@@ -18,7 +18,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from langchain_jockey import ChatJockey, JockeyInputError
 from langchain_jockey.emulator import Emulator
-from tests.features.conftest import run
+from tests.support import run
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTION = "Who saves the penalty?"

@@ -13,7 +13,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 
 from langchain_jockey import ChatJockey, JockeyBadRequestError
 from langchain_jockey.emulator import KITCHEN_STORE_ID
-from tests.features.conftest import run
+from tests.support import run
 
 FIRST = "When does the first goal come after the corner kick?"
 SECOND = "What happens next?"

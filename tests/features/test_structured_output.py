@@ -14,7 +14,7 @@ from typing_extensions import TypedDict
 
 from langchain_jockey import ChatJockey
 from langchain_jockey.emulator import FAULT_HEADER
-from tests.features.conftest import run
+from tests.support import run
 
 QUESTION = "When do the fishing boats leave?"
 

@@ -14,6 +14,7 @@ from langchain_jockey import (
     JockeyNotFoundError,
 )
 from tests.integration.conftest import target
+from tests.support import merged
 
 pytestmark = pytest.mark.vcr
 
@@ -22,13 +23,6 @@ QUESTION = "When do the fishing boats leave?"
 
 def llm(**kwargs) -> ChatJockey:
     return ChatJockey(**{**target().chat_kwargs(), **kwargs})
-
-
-def merged(chunks):
-    total = chunks[0]
-    for chunk in chunks[1:]:
-        total += chunk
-    return total
 
 
 def test_stream_yields_deltas_then_one_terminal_chunk() -> None:

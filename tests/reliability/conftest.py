@@ -14,14 +14,10 @@ from langchain_jockey.emulator import Emulator
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
-    """A fresh emulator per test: fault counters and request logs start empty."""
+    """A fresh emulator per test (overriding the shared one): fault counters and
+    request logs start empty."""
     with Emulator(keepalive_interval=0.05, max_stall=10) as emu:
         yield emu
-
-
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return request.param
 
 
 def checked_out(client: httpx.Client | httpx.AsyncClient) -> int:

@@ -6,6 +6,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from langchain_jockey import ChatJockey
 from langchain_jockey.emulator import Emulator
@@ -57,6 +58,7 @@ async def _run(llm: ChatJockey, n: int) -> list[tuple[int, str, str]]:
     return list(await asyncio.gather(*(one(i) for i in range(n))))
 
 
+@pytest.mark.slow
 def test_500_concurrent_astreams_on_one_instance() -> None:
     # A pool wide enough not to queue: httpcore re-scans queued requests against
     # every connection on each request start and close (O(queued x connections)),
@@ -114,6 +116,7 @@ def test_50_threads_streaming_on_one_instance() -> None:
     check(results, 50)
 
 
+@pytest.mark.slow
 def test_1000_concurrent_long_answers_on_the_default_pool_none_queued() -> None:
     # Every answer is held open for 3 s of keepalives before its first token, so
     # all 1000 are open at once. The default pool (1,000 connections) must take

@@ -180,7 +180,7 @@ JSON_VALUES = st.recursive(
     junk=st.sampled_from(["", "x", "}", " {}", "\x00", '"', "\udcff"]),
 )
 def test_event_data_parses_exactly_as_json_loads_does(value, pad, junk) -> None:
-    from langchain_jockey._reader import _parse
+    from langchain_jockey._sse import _parse
 
     data = (pad[0] + json.dumps(value) + pad[1] + junk).encode(errors="surrogatepass")
     try:

@@ -13,7 +13,7 @@ import pytest
 
 from langchain_jockey import ChatJockey, JockeyStreamInterruptedError
 from langchain_jockey.emulator import FAULT_HEADER, Emulator
-from tests.features.conftest import run
+from tests.support import run
 
 
 def safe(llm: ChatJockey) -> Any:

@@ -10,13 +10,15 @@ import httpx
 import pytest
 from langchain_core import exceptions as core
 
-from langchain_jockey import _http, errors
+from langchain_jockey import _failures, errors
 
 
 def response(status: int, body=None, headers=None, text=None) -> httpx.Response:
+    """A read response, as `send` gets it: with the request it answers."""
+    request = httpx.Request("POST", "https://api.example/v1.3/responses")
     if text is not None:
-        return httpx.Response(status, text=text, headers=headers or {})
-    return httpx.Response(status, json=body, headers=headers or {})
+        return httpx.Response(status, text=text, headers=headers or {}, request=request)
+    return httpx.Response(status, json=body, headers=headers or {}, request=request)
 
 
 @pytest.mark.parametrize(
@@ -41,7 +43,7 @@ def response(status: int, body=None, headers=None, text=None) -> httpx.Response:
 def test_status_maps_to_a_jockey_error_that_is_also_the_core_error(
     status, cls, core_cls, retryable
 ) -> None:
-    err = _http.error_from_response(response(status, {"code": "x", "message": "m"}))
+    err = _failures.error_from_response(response(status, {"code": "x", "message": "m"}))
     assert type(err) is cls
     assert isinstance(err, core_cls)
     assert isinstance(err, errors.JockeyError)
@@ -50,7 +52,7 @@ def test_status_maps_to_a_jockey_error_that_is_also_the_core_error(
 
 
 def test_flat_error_body_is_parsed() -> None:
-    err = _http.error_from_response(
+    err = _failures.error_from_response(
         response(
             401,
             {
@@ -72,20 +74,20 @@ def test_flat_error_body_is_parsed() -> None:
 
 
 def test_nested_error_body_is_parsed() -> None:
-    err = _http.error_from_response(
+    err = _failures.error_from_response(
         response(400, {"error": {"type": "invalid_request_error", "message": "bad"}})
     )
     assert (err.code, err.message) == ("invalid_request_error", "bad")
 
 
 def test_non_json_error_body_keeps_its_text() -> None:
-    err = _http.error_from_response(response(502, text="<html>Bad gateway</html>"))
+    err = _failures.error_from_response(response(502, text="<html>Bad gateway</html>"))
     assert isinstance(err, errors.JockeyServerError)
     assert err.message == "<html>Bad gateway</html>"
 
 
 def test_plan_limit_exceeded_is_a_rate_limit_that_is_not_retryable() -> None:
-    err = _http.error_from_response(
+    err = _failures.error_from_response(
         response(
             429,
             {"code": "plan_limit_exceeded", "message": "daily Response limit (15/day)"},
@@ -99,29 +101,30 @@ def test_plan_limit_exceeded_is_a_rate_limit_that_is_not_retryable() -> None:
 def test_retry_after_seconds_ms_and_http_date() -> None:
     now = datetime(2026, 6, 23, 13, 46, 0, tzinfo=timezone.utc)
     later = format_datetime(now + timedelta(seconds=30), usegmt=True)
-    assert _http.parse_retry_after({"Retry-After": "7"}) == 7.0
+    assert _failures.parse_retry_after({"Retry-After": "7"}) == 7.0
     assert (
-        _http.parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+        _failures.parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"})
+        == 1.5
     )
-    assert _http.parse_retry_after(
+    assert _failures.parse_retry_after(
         {"Retry-After": later}, now=now.timestamp()
     ) == pytest.approx(30.0)
-    assert _http.parse_retry_after({"Retry-After": "garbage"}) is None
-    assert _http.parse_retry_after({}) is None
+    assert _failures.parse_retry_after({"Retry-After": "garbage"}) is None
+    assert _failures.parse_retry_after({}) is None
 
 
 def test_retry_after_from_a_reset_time_in_the_message() -> None:
     now = datetime(2026, 6, 23, 13, 46, 0, tzinfo=timezone.utc).timestamp()
     message = "You have exceeded the rate limit. Please try again later after 2026-06-23T13:46:59Z."
-    assert _http.parse_retry_after({}, message, now=now) == pytest.approx(59.0)
-    err = _http.error_from_response(
+    assert _failures.parse_retry_after({}, message, now=now) == pytest.approx(59.0)
+    err = _failures.error_from_response(
         response(429, {"code": "too_many_requests", "message": message})
     )
     assert err.retry_after is not None
 
 
 def test_errors_pickle_without_their_response() -> None:
-    err = _http.error_from_response(
+    err = _failures.error_from_response(
         response(
             429, {"code": "too_many_requests", "message": "slow"}, {"retry-after": "2"}
         )
@@ -141,30 +144,31 @@ def test_errors_pickle_without_their_response() -> None:
 
 def test_transport_errors_map_to_connection_timeout_and_interrupted() -> None:
     assert isinstance(
-        _http.error_from_transport(httpx.ConnectError("refused")),
+        _failures.error_from_transport(httpx.ConnectError("refused")),
         errors.JockeyConnectionError,
     )
     assert isinstance(
-        _http.error_from_transport(httpx.ReadTimeout("slow")),
+        _failures.error_from_transport(httpx.ReadTimeout("slow")),
         errors.JockeyTimeoutError,
     )
     assert isinstance(
-        _http.error_from_transport(httpx.ReadTimeout("slow")), core.ModelTimeoutError
+        _failures.error_from_transport(httpx.ReadTimeout("slow")),
+        core.ModelTimeoutError,
     )
     assert isinstance(
-        _http.error_from_transport(httpx.RemoteProtocolError("peer closed")),
+        _failures.error_from_transport(httpx.RemoteProtocolError("peer closed")),
         errors.JockeyStreamInterruptedError,
     )
 
 
 def _status_error(status: int, headers=None, code="x"):
-    return _http.error_from_response(
+    return _failures.error_from_response(
         response(status, {"code": code, "message": "m"}, headers)
     )
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
-    from langchain_jockey._http import RetryPolicy
+    from langchain_jockey._failures import RetryPolicy
 
     policy = RetryPolicy(max_retries=10, backoff=0.5, backoff_cap=4.0)
     err = _status_error(503)
@@ -176,7 +180,7 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
 
 
 def test_retry_policy_decisions() -> None:
-    from langchain_jockey._http import RetryPolicy
+    from langchain_jockey._failures import RetryPolicy
 
     policy = RetryPolicy(max_retries=2)
     assert policy.delay(0, _status_error(429, {"retry-after": "3"})) == 3.0
@@ -184,8 +188,8 @@ def test_retry_policy_decisions() -> None:
     assert policy.delay(0, _status_error(429, code="plan_limit_exceeded")) is None
     assert policy.delay(0, _status_error(400)) is None
     assert policy.delay(0, _status_error(408)) is not None
-    connect = _http.error_from_transport(httpx.ConnectError("refused"))
-    read = _http.error_from_transport(httpx.ReadTimeout("slow"))
+    connect = _failures.error_from_transport(httpx.ConnectError("refused"))
+    read = _failures.error_from_transport(httpx.ReadTimeout("slow"))
     assert policy.delay(0, connect) is not None
     assert policy.delay(0, read) is None
 
@@ -223,7 +227,7 @@ def test_a_connection_failure_names_where_it_tried_and_the_likely_cause(
     url, failure, where, cause
 ) -> None:
     request = httpx.Request("POST", url, headers={"x-api-key": "tlk_secret_key"})
-    err = _http.error_from_transport(httpx.ConnectError(failure), request)
+    err = _failures.error_from_transport(httpx.ConnectError(failure), request)
     assert isinstance(err, errors.JockeyConnectionError)
     assert f"could not connect to Jockey at {where} ({failure})" in str(err)
     assert cause in str(err)

@@ -149,12 +149,9 @@ def test_snapshot_text_is_used_when_no_delta_arrived() -> None:
 
 
 def _reader(clock, **limits):
-    import httpx
+    from langchain_jockey._sse import Limits, StreamReader
 
-    from langchain_jockey._reader import Limits, StreamReader
-
-    response = httpx.Response(200, headers={"content-type": "text/event-stream"})
-    return StreamReader(response, Limits(**limits), clock=clock)
+    return StreamReader(Limits(**limits), clock=clock)
 
 
 def test_keepalives_past_the_idle_limit_raise_a_timeout() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import httpx
 import pytest
 from langchain_core.messages import (
     AIMessage,
@@ -14,7 +16,8 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from langchain_jockey._messages import RequestOptions, build_body, encode_body
+from langchain_jockey import ChatJockey
+from langchain_jockey._messages import RequestOptions, build_body
 
 STORE = "ks_1"
 
@@ -305,11 +308,55 @@ def test_request_body_bytes_are_deterministic() -> None:
         jockey_answer("a"),
         HumanMessage("n"),
     ]
-    first = encode_body(body(msgs, include=["intermediate_outputs"]))
-    assert all(
-        encode_body(body(msgs, include=["intermediate_outputs"])) == first
-        for _ in range(5)
-    )
+    llm = ChatJockey(api_key="k", knowledge_store_id="ks_1")
+
+    def encoded() -> bytes:
+        sent = body(msgs, include=["intermediate_outputs"])
+        return llm._build(httpx.Client(), "responses", sent).content
+
+    first = encoded()
+    assert all(encoded() == first for _ in range(5))
     assert first.decode().startswith(
         '{"model":"jockey1.0","knowledge_store_id":"ks_1","input":'
     )
+
+
+# Each request option, a value, and the body field it must reach (README,
+# "Configuration": every request field can be set per call).
+OPTION_SAMPLES = {
+    "model": ("jockey1.0", "model", "jockey1.0"),
+    "knowledge_store_id": ("ks_other", "knowledge_store_id", "ks_other"),
+    "instructions": ("One line.", "instructions", "One line."),
+    "session_id": ("sess_X", "session_id", "sess_X"),
+    "include": (["intermediate_outputs"], "include", ["intermediate_outputs"]),
+    "selections": (
+        [{"kind": "item", "id": "ksi_1"}],
+        "selections",
+        [{"kind": "item", "id": "ksi_1"}],
+    ),
+    "text": ({"format": {"type": "text"}}, "text", {"format": {"type": "text"}}),
+    "extra_body": ({"metadata": {"a": "b"}}, "metadata", {"a": "b"}),
+}
+
+
+def test_the_option_samples_cover_every_call_option() -> None:
+    from langchain_jockey._messages import OPTION_NAMES
+
+    assert set(OPTION_SAMPLES) == set(OPTION_NAMES)
+
+
+@pytest.mark.parametrize("name", sorted(OPTION_SAMPLES))
+@pytest.mark.parametrize("where", ["field", "call"])
+def test_every_request_option_reaches_the_body(name, where) -> None:
+    from langchain_jockey._messages import call_options
+
+    value, key, sent = OPTION_SAMPLES[name]
+    if where == "field" and name not in ChatJockey.model_fields:
+        pytest.skip(f"{name} is a call option only")
+    fields = {name: value} if where == "field" else {}
+    model = ChatJockey(api_key="k", **{"knowledge_store_id": STORE, **fields})
+    kwargs = {name: value} if where == "call" else {}
+    built = build_body([HumanMessage("q")], call_options(model, None, kwargs))
+    assert built[key] == sent
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"`{name}`" in readme  # documented
