@@ -98,6 +98,9 @@ with jockey() as llm:
                         for call in message.tool_calls:
                             question = call["args"].get("question")
                             print(f"[planner] asks {call['name']}: {question}")
+                    elif isinstance(message, ToolMessage) and message.status == "error":
+                        close_line()  # the planner reads why; so do you
+                        print(f"  [jockey failed] {message.text}")
                     elif isinstance(message, ToolMessage):
                         close_line()
                         print("  [cited moments]")

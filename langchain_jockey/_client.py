@@ -186,8 +186,12 @@ class JockeyConnection(BaseModel):
     asks (`Retry-After`) for longer gets no retry: its error is raised at
     once, with `retry_after` set."""
 
-    default_headers: dict[str, str] | None = None
-    """Extra HTTP headers for every request."""
+    default_headers: dict[str, str] | None = Field(
+        default=None, exclude=True, repr=False
+    )
+    """Extra HTTP headers for every request. They may hold credentials (a
+    proxy's `Authorization`), so they are in no repr, `model_dump`, `dumpd`
+    or cache key: give them again to a loaded model."""
 
     http_client: httpx.Client | None = Field(default=None, exclude=True)
     """An `httpx.Client` to use for sync calls (proxies, custom transports).

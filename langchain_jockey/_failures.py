@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import ipaddress
 import json
 import logging
+import os
 import random
 import re
 import time
+import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -241,11 +244,13 @@ def error_from_transport(
         limits = request.extensions.get("timeout", {}) if request else {}
         seconds = limits.get(phase)
         limit = f"{seconds:g} s" if isinstance(seconds, (int, float)) else "too long"
+        at = f" at {_where(request.url)}{_proxy(request.url)}" if request else ""
         message = (
-            f"{type(exc).__name__}: waited {limit} {waited} (the {phase or 'request'} "
-            "timeout). ChatJockey(timeout=...) sets the longest wait for a "
-            "connection or between bytes, never the whole answer, which may take "
-            "minutes; raise it, or pass an httpx.Timeout to set each limit."
+            f"{type(exc).__name__}: waited {limit} {waited}{at} (the "
+            f"{phase or 'request'} timeout). ChatJockey(timeout=...) sets the "
+            "longest wait for a connection or between bytes, never the whole "
+            "answer, which may take minutes; raise it, or pass an httpx.Timeout to "
+            "set each limit."
         )
         if phase == "pool":
             message += " Or give the client more connections: http_async_client="
@@ -260,12 +265,33 @@ def error_from_transport(
     return cls(message, retryable=isinstance(exc, _NOT_SENT))
 
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _DNS_FAILURE = re.compile(
     r"name or service not known|nodename nor servname|name resolution|"
     r"getaddrinfo|no address associated",
     re.IGNORECASE,
 )
+
+
+def _where(url: httpx.URL) -> str:
+    """`host:port` of `url` (`[::1]:8600` for IPv6), with the scheme's default port."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _proxy(url: httpx.URL) -> str:
+    """` through the proxy in HTTPS_PROXY (host:port)`, if one is set for `url`."""
+    for name in (f"{url.scheme}_proxy", "all_proxy"):
+        value = os.environ.get(name.upper()) or os.environ.get(name)
+        if value and not urllib.request.proxy_bypass(url.host):
+            return f" through the proxy in {name.upper()} ({_where(httpx.URL(value))})"
+    return ""
 
 
 def _not_connected(exc: httpx.TransportError, request: httpx.Request | None) -> str:
@@ -274,8 +300,6 @@ def _not_connected(exc: httpx.TransportError, request: httpx.Request | None) -> 
     if request is None:
         return f"could not connect to Jockey: {detail}"
     url = request.url
-    port = url.port or (443 if url.scheme == "https" else 80)
-    where = f"{url.host}:{port}"
     if isinstance(exc, httpx.ProxyError):
         cause = "the proxy refused the connection: check your proxy settings."
     elif _DNS_FAILURE.search(detail):
@@ -285,14 +309,17 @@ def _not_connected(exc: httpx.TransportError, request: httpx.Request | None) -> 
             "the TLS handshake failed: a proxy that intercepts TLS, or an "
             "out-of-date certificate bundle?"
         )
-    elif url.host in _LOOPBACK:
+    elif _loopback(url.host):
+        port = _where(url).rsplit(":", 1)[-1]
         cause = (
             "nothing answers there: is the local emulator running? Start it with "
             f"`python -m langchain_jockey.emulator --port {port}`, or check base_url."
         )
     else:
         cause = "check base_url and your network connection."
-    return f"could not connect to Jockey at {where} ({detail}): {cause}"
+    return (
+        f"could not connect to Jockey at {_where(url)}{_proxy(url)} ({detail}): {cause}"
+    )
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ its token limit: the parser raises an `OutputParserException` that says so.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from operator import itemgetter
@@ -43,7 +42,7 @@ _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 _CLOSED = re.compile(r'(?:[^"]+|"[^"\\]*(?:\\.[^"\\]*)*")*')
 # What may end a partial answer without being complete yet: a number, true,
 # false or null not followed by a delimiter; inside a string, a cut escape.
-_OPEN_SCALAR = re.compile(r"[-+.\w]+\Z")
+_SCALAR_CHARS = "+-.0123456789_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ESCAPE = (  # one whole escape; a high surrogate only with its low half
     r"\\(?:u(?![dD][89abAB])[0-9A-Fa-f]{4}"
     r"|u[dD][89abAB][0-9A-Fa-f]{2}\\u[dD][c-fC-F][0-9A-Fa-f]{2}|[^u])"
@@ -62,8 +61,9 @@ def complete_tokens(text: str) -> str:
     if closed is not None and closed.end() < len(text):  # inside a string
         string = _OPEN_STRING.match(text, closed.end())
         return text[: string.end()] if string else text
-    scalar = _OPEN_SCALAR.search(text)
-    return text[: scalar.start()] if scalar else text
+    # The tail alone: a regex searched from the start would rescan every run of
+    # word characters in the answer on every delta (quadratic).
+    return text.rstrip(_SCALAR_CHARS)
 
 
 def is_pydantic_class(schema: Any) -> bool:
@@ -225,23 +225,19 @@ def _model_in(annotation: Any) -> Any:
     return None
 
 
-@functools.lru_cache(maxsize=256)
-def _adapter(annotation: Any) -> pydantic.TypeAdapter[Any]:
-    return pydantic.TypeAdapter(annotation)
-
-
 def _typed(annotation: Any, value: Any) -> Any:
-    """`value` as the field's type (`4` in a float field is `4.0`), if it fits.
+    """`value` with the schema's number type: an int where only a float fits is a float.
 
-    Only types are applied, not constraints; a value that does not fit (yet)
-    stays as received, and the final object is validated in full.
+    Nothing else is converted while the object is partial: a string that is
+    half a date or a URL stays the string received so far.
     """
-    try:
-        return _adapter(annotation).validate_python(value)
-    except (pydantic.ValidationError, pydantic.PydanticSchemaGenerationError):
-        return value
-    except TypeError:  # an unhashable annotation: no cached adapter
-        return value
+    if type(value) is int:
+        kinds = get_args(annotation) or (annotation,)
+        return float(value) if float in kinds and int not in kinds else value
+    if isinstance(value, list) and get_origin(annotation) in (list, tuple, set):
+        item = (get_args(annotation) or (Any,))[0]
+        return [_typed(item, v) for v in value]
+    return value
 
 
 def _partial_value(annotation: Any, value: Any) -> Any:

@@ -7,6 +7,7 @@ in `errors`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import aclosing, closing
 from typing import Any, Literal
@@ -206,8 +207,10 @@ class ChatJockey(JockeyConnection, BaseChatModel):
     """Accepted for LangChain compatibility; Jockey has no stop sequences."""
 
     stream_usage: bool = True
-    """Whether streamed answers carry token usage on their last chunk (also a
-    call option). `invoke` always reports usage."""
+    """Whether answers carry Jockey's token usage on their last chunk (also a
+    call option). Every call streams on the wire, `invoke` included, so
+    `False` leaves usage out of every answer: one rule, whichever path
+    LangChain takes (a v1 or v3 stream listener makes core stream an invoke)."""
 
     cache: BaseCache | bool | None = Field(default=False, exclude=True)
     """Jockey answers are not cached by default, even with a global
@@ -260,6 +263,13 @@ class ChatJockey(JockeyConnection, BaseChatModel):
         """
         del tools
         return count_tokens_approximately(messages, chars_per_token=_CHARS_PER_TOKEN)
+
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        # The LLM-cache key. Core writes the model's serialized settings into
+        # it, and a cache may be a file or a shared database: a digest keeps
+        # them out of it (equal settings still give equal keys).
+        settings = super()._get_llm_string(stop, **kwargs)
+        return "langchain_jockey:" + hashlib.sha256(settings.encode()).hexdigest()
 
     def _convert_cached_generations(
         self, cache_val: list[Generation]
@@ -426,7 +436,6 @@ class ChatJockey(JockeyConnection, BaseChatModel):
         # cut, while a stream carries keepalives. Tokens reach callbacks only
         # when the caller streams (core then calls `_stream` itself).
         del run_manager
-        kwargs["stream_usage"] = True  # invoke always reports usage
         return generate_from_stream(self._stream(messages, stop, **kwargs))
 
     async def _agenerate(
@@ -437,7 +446,6 @@ class ChatJockey(JockeyConnection, BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         del run_manager
-        kwargs["stream_usage"] = True  # invoke always reports usage
         return await agenerate_from_stream(self._astream(messages, stop, **kwargs))
 
     def _stream(

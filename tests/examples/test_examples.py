@@ -274,17 +274,32 @@ def test_retriever_rag_chain_prints_the_clips_then_a_cited_answer() -> None:
     )
 
 
-def test_with_a_key_and_nothing_listening_the_quickstart_ends_in_one_line() -> None:
+ONE_SHOT = [
+    "quickstart",
+    "chain",
+    "structured_output",
+    "sessions",
+    "citations",
+    "langgraph_agent",
+    "multi_agent",
+    "retriever",
+    "callbacks",
+]
+
+
+@pytest.mark.parametrize("name", ONE_SHOT)
+def test_with_a_key_and_nothing_listening_an_example_ends_in_one_line(name) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again: nothing listens there
-    result = quickstart(
+    result = run_to_end(
+        name,
         {
             **ENV,
             "TWELVE_LABS_API_KEY": "tlk_secret_do_not_show",
             "TWELVE_LABS_KNOWLEDGE_STORE_ID": "ks_x",
             "TWELVE_LABS_BASE_URL": f"http://127.0.0.1:{port}/v1.3",
-        }
+        },
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -293,3 +308,20 @@ def test_with_a_key_and_nothing_listening_the_quickstart_ends_in_one_line() -> N
     assert f"127.0.0.1:{port}" in line
     assert "emulator" in line
     assert "tlk_secret_do_not_show" not in result.stderr + result.stdout
+
+
+def test_with_nothing_listening_the_agent_reports_the_tool_error_and_goes_on() -> None:
+    result = run_to_end(
+        "agent",
+        {
+            **ENV,
+            "TWELVE_LABS_API_KEY": "tlk_secret_do_not_show",
+            "TWELVE_LABS_KNOWLEDGE_STORE_ID": "ks_x",
+            "TWELVE_LABS_BASE_URL": "http://127.0.0.1:9/v1.3",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "[jockey failed] The video expert could not answer (Connection)" in (
+        result.stdout
+    )

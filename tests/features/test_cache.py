@@ -107,3 +107,23 @@ def test_cache_true_uses_the_global_cache_with_the_same_policy(
 
 def test_chatjockey_is_not_cached_by_default() -> None:
     assert ChatJockey(knowledge_store_id="ks_x", api_key="k").cache is False
+
+
+def test_the_cache_key_holds_no_setting_in_plain_text(emulator: Emulator) -> None:
+    cache = InMemoryCache()
+    llm = ChatJockey(
+        **{**emulator.chat_kwargs(), "base_url": emulator.base_url + "?token=t0ps"},
+        default_headers={"authorization": "Bearer proxy-secret"},
+        cache=cache,
+    )
+    llm.invoke(OPENING)
+    ((prompt, key),) = cache._cache
+    assert key.startswith("langchain_jockey:")
+    for secret in ("t0ps", "proxy-secret", emulator.api_key):
+        assert secret not in key
+        assert secret not in prompt
+    # Equal settings share the key; other settings do not.
+    assert llm._get_llm_string() == llm._get_llm_string()
+    assert (
+        llm._get_llm_string() != ChatJockey(**emulator.chat_kwargs())._get_llm_string()
+    )

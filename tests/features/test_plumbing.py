@@ -97,11 +97,13 @@ def test_stream_usage_is_taken_as_a_field_and_a_call_option(
     assert all(c.usage_metadata is None for c in stream(False))
 
 
-def test_invoke_reports_usage_even_with_stream_usage_off(
+def test_stream_usage_off_leaves_usage_out_of_invoke_too(
     emulator: Emulator, mode: str
 ) -> None:
+    # One rule for every path: invoke streams on the wire as well.
     llm = ChatJockey(**emulator.chat_kwargs(), stream_usage=False)
-    assert run(mode, llm, QUESTION).usage_metadata["output_tokens"] > 0
+    assert run(mode, llm, QUESTION).usage_metadata is None
+    assert run(mode, llm, QUESTION, stream_usage=True).usage_metadata is not None
 
 
 @pytest.mark.parametrize(

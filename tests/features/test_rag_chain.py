@@ -8,7 +8,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
 
 from langchain_jockey import ChatJockey, KnowledgeStoreRetriever
-from tests.features.conftest import run
+from tests.support import run
 
 TEMPLATES = {
     "context-then-question": ChatPromptTemplate.from_template(

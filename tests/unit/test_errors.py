@@ -232,3 +232,40 @@ def test_a_connection_failure_names_where_it_tried_and_the_likely_cause(
     assert f"could not connect to Jockey at {where} ({failure})" in str(err)
     assert cause in str(err)
     assert "tlk_secret_key" not in str(err)
+
+
+def test_an_ipv6_or_127_x_host_is_named_and_seen_as_local() -> None:
+    for url, where in [
+        ("http://[::1]:8765/v1.3/responses", "[::1]:8765"),
+        ("http://127.0.0.2:8600/v1.3/responses", "127.0.0.2:8600"),
+    ]:
+        request = httpx.Request("POST", url)
+        err = _failures.error_from_transport(httpx.ConnectError("refused"), request)
+        assert f"at {where} (refused)" in str(err)
+        assert "is the local emulator running?" in str(err)
+
+
+def test_a_connect_timeout_names_where_it_waited(monkeypatch) -> None:
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.delenv("ALL_PROXY", raising=False)
+    monkeypatch.delenv("all_proxy", raising=False)
+    request = httpx.Request(
+        "POST",
+        "https://api.twelvelabs.io/v1.3/responses",
+        extensions={"timeout": {"connect": 2.0}},
+    )
+    err = _failures.error_from_transport(httpx.ConnectTimeout("slow"), request)
+    assert "waited 2 s to connect to Jockey at api.twelvelabs.io:443" in str(err)
+
+
+def test_a_proxy_in_the_environment_is_named_without_its_credentials(
+    monkeypatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:secret@proxy.corp:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    request = httpx.Request("POST", "https://api.twelvelabs.io/v1.3/responses")
+    err = _failures.error_from_transport(httpx.ConnectError("refused"), request)
+    assert "through the proxy in HTTPS_PROXY (proxy.corp:3128)" in str(err)
+    assert "secret" not in str(err)

@@ -7,6 +7,7 @@ complete; a string only grows; a value has the schema's type.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessageChunk
-from pydantic import BaseModel
+from pydantic import BaseModel, HttpUrl
 from pydantic import v1 as pydantic_v1
 
 from langchain_jockey._structured import JockeyJsonParser, complete_tokens
@@ -146,3 +147,35 @@ def test_complete_tokens_cuts_an_unfinished_scalar_or_escape(
     text: str, cut_to: str
 ) -> None:
     assert complete_tokens(text) == cut_to
+
+
+class Event(BaseModel):
+    when: datetime
+    link: HttpUrl | None = None
+    score: float
+
+
+class ConstrainedV1(pydantic_v1.BaseModel):
+    score: pydantic_v1.confloat(ge=0)  # type: ignore[valid-type]
+    tags: pydantic_v1.conlist(str, min_items=1)  # type: ignore[valid-type]
+    label: str
+
+
+def test_half_a_date_or_a_url_stays_the_string_received() -> None:
+    text = (
+        '{"when": "2024-01-15T10:30:00Z", "link": "https://example.com/a", "score": 2}'
+    )
+    seen = list(partials(text, list(range(len(text))), Event))
+    whens = [p.when for p in seen if p.when is not None]
+    assert all(isinstance(w, str) for w in whens[:-1])  # never a made-up datetime
+    assert all("2024-01-15T10:30:00Z".startswith(w) for w in whens[:-1])
+    links = [p.link for p in seen[:-1] if p.link is not None]
+    assert all("https://example.com/a".startswith(str(u)) for u in links)
+    assert seen[-1].score == 2.0
+
+
+def test_pydantic_v1_constrained_types_stream() -> None:
+    text = '{"score": 0.9, "tags": ["save", "goal"], "label": "keeper"}'
+    seen = list(partials(text, list(range(0, len(text), 2)), ConstrainedV1))
+    assert seen[-1].label == "keeper"
+    assert seen[-1].score == 0.9
