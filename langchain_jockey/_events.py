@@ -47,6 +47,7 @@ from langchain_jockey._output import (
     step_of,
     text_parts,
     valid_id,
+    valid_text,
 )
 
 __all__ = ["ResponseReducer", "generation"]
@@ -193,6 +194,7 @@ class ResponseReducer:
             delta = event.get("delta")
             if not isinstance(delta, str) or not delta:
                 return None
+            delta = valid_text(delta)
             if item_id in self._items:
                 return self._reasoning(item_id, delta) if item_id else None
             self._parts.append(delta)

@@ -309,6 +309,16 @@ def check_selections(selections: Sequence[Mapping[str, Any]]) -> list[dict[str, 
     return checked
 
 
+def _text(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        msg = (
+            "text must be a dict such as {'format': {'type': 'json_schema', …}} "
+            f"(with_structured_output builds it), not {value!r}."
+        )
+        raise JockeyInputError(msg)
+    return dict(value)
+
+
 def build_body(
     messages: Sequence[BaseMessage], options: RequestOptions
 ) -> dict[str, Any]:
@@ -374,7 +384,7 @@ def build_body(
     if options.selections:
         body["selections"] = check_selections(options.selections)
     if options.text:
-        body["text"] = dict(options.text)
+        body["text"] = _text(options.text)
     if options.extra_body:
         clash = sorted(set(options.extra_body) & set(body))
         if clash:

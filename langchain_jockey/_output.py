@@ -14,6 +14,8 @@ Every reader here takes any JSON value and ignores what has the wrong type.
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,10 +27,12 @@ __all__ = [
     "Output",
     "is_answer",
     "read_output",
+    "seconds",
     "step_of",
     "text_parts",
     "time_range",
     "valid_id",
+    "valid_text",
 ]
 
 logger = logging.getLogger("langchain_jockey")
@@ -42,6 +46,7 @@ LangChain integrations that stream reasoning)."""
 STEPS_KEY = "jockey_steps"
 """`additional_kwargs` key of Jockey's tool steps, in order."""
 _ANSWER_PHASES = (None, "final_answer")
+_TIMES = ("start_sec", "end_sec")
 _MAX_ID = 256
 
 
@@ -62,13 +67,37 @@ def valid_id(value: Any) -> str | None:
     return value
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD.
+
+    JSON decoding joins the halves of a pair, so a surrogate left in decoded
+    text is a lone one: it cannot be encoded, and `print` or `.encode()` of
+    the answer would fail on it.
+    """
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+def seconds(value: Any) -> float | None:
+    """A time from the server as seconds: a finite number >= 0, else `None`.
+
+    `null`, strings, booleans, NaN and infinities are not times.
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
+
+
 def time_range(start: Any, end: Any) -> str:
     """`mm:ss-mm:ss` (with an en dash) for a clip or a cited moment; `?` if unknown."""
 
-    def mmss(seconds: Any) -> str:
-        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+    def mmss(value: Any) -> str:
+        time = seconds(value)
+        if time is None:
             return "?"
-        whole = int(seconds)
+        whole = int(time)
         return f"{whole // 60:02d}:{whole % 60:02d}"
 
     return f"{mmss(start)}\u2013{mmss(end)}"
@@ -95,7 +124,7 @@ def text_parts(parts: Any, offset: int = 0) -> tuple[str, list[dict[str, Any]]]:
                 if type(note.get("end_index")) is int:
                     note["end_index"] += moved
                 notes.append(note)
-        text += part["text"]
+        text += valid_text(part["text"])  # one code point each: offsets hold
     return text, notes
 
 
@@ -131,6 +160,9 @@ class Output:
                 and type(last) is int
                 and end < start <= last < len(text)
             ):
+                for key in _TIMES:  # a time that is not one is left out
+                    if key in note and seconds(note[key]) is None:
+                        note = {k: v for k, v in note.items() if k != key}  # noqa: PLW2901
                 kept.append(note)
                 end = last
             else:

@@ -160,11 +160,13 @@ class Limits:
         idle: Seconds without progress (answer text, Jockey's steps, the
             terminal event); keepalives, comments, status snapshots and
             unknown events are not progress. `None`: no limit.
+        max_events: The most events one answer may send, keepalives included.
     """
 
     max_event_bytes: int = 8 * 1024 * 1024
     event_timeout: float | None = 60.0
     idle: float | None = 600.0
+    max_events: int = 50_000
 
 
 def _malformed(data: bytes, exc: BaseException) -> errors.JockeyError:
@@ -204,6 +206,7 @@ class StreamReader:
         self._clock = clock
         self._decoder = SSEDecoder(limits.max_event_bytes)
         self._last_event = self._last_progress = clock()
+        self._events = 0
         self.done = False
 
     def feed(self, chunk: bytes) -> Iterator[dict[str, Any]]:
@@ -219,6 +222,13 @@ class StreamReader:
             datas, too_large = exc.completed, exc.limit
         now = self._clock()
         for data in datas:
+            self._events += 1
+            if self._events > self._limits.max_events:
+                msg = (
+                    f"Jockey sent over {self._limits.max_events:,} events for one "
+                    "answer (max_answer_events): the stream was closed."
+                )
+                raise errors.JockeyStreamInterruptedError(msg, retryable=False)
             event = _parse(data)
             if event is None:
                 self.done = True

@@ -182,13 +182,23 @@ class JockeyJsonParser(BaseCumulativeTransformOutputParser[Any]):
                 f"{reason!r}), so its JSON is incomplete and cannot be parsed."
             )
             raise OutputParserException(msg, llm_output=text)
-        if final:
-            try:
-                value = json.loads(text)
-            except ValueError as exc:
-                msg = f"Jockey's answer is not valid JSON: {exc}"
-                raise OutputParserException(msg, llm_output=text) from exc
-            return self._build(value, text)
+        try:
+            return self._final(text) if final else self._partial(text)
+        except RecursionError:  # JSON nested deeper than Python parses
+            if not final:
+                return None  # no partial: the final parse says why
+            msg = "Jockey's answer is JSON nested too deeply to parse."
+            raise OutputParserException(msg, llm_output=text) from None
+
+    def _final(self, text: str) -> Any:
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            msg = f"Jockey's answer is not valid JSON: {exc}"
+            raise OutputParserException(msg, llm_output=text) from exc
+        return self._build(value, text)
+
+    def _partial(self, text: str) -> Any:
         partial_text = complete_tokens(text)
         value = parse_partial_json(partial_text) if partial_text.strip() else None
         if value is None or self.pydantic_object is None:

@@ -189,6 +189,13 @@ class ChatJockey(JockeyConnection, BaseChatModel):
     a whole answer's snapshot is far smaller). A larger one ends the stream
     with `JockeyStreamInterruptedError`, keeping what had arrived."""
 
+    max_answer_events: int = Field(default=50_000, ge=1)
+    """The most events one answer may send, keepalives included (default
+    50,000; a long answer sends a few thousand). Past it the stream ends with
+    `JockeyStreamInterruptedError`, keeping what had arrived. It bounds what a
+    server that never stops costs: LangChain keeps every chunk of a stream
+    until it ends, about 2 KB each."""
+
     extra_body: dict[str, Any] | None = None
     """Extra top-level fields for the request body, for API parameters this
     version does not know. May not repeat a field ChatJockey sets."""
@@ -413,6 +420,7 @@ class ChatJockey(JockeyConnection, BaseChatModel):
         # No complete event for as long as no byte may take: the read timeout.
         return Limits(
             max_event_bytes=self.max_event_bytes,
+            max_events=self.max_answer_events,
             event_timeout=self._timeout.read,
             idle=self.stream_idle_timeout,
         )

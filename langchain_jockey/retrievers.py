@@ -8,6 +8,7 @@ retries, timeouts and errors.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -22,10 +23,12 @@ from pydantic import ConfigDict, Field
 
 from langchain_jockey import _http
 from langchain_jockey._client import JockeyConnection
-from langchain_jockey._output import time_range
+from langchain_jockey._output import seconds, time_range
 from langchain_jockey.errors import JockeyInputError
 
 __all__ = ["KnowledgeStoreRetriever"]
+
+logger = logging.getLogger("langchain_jockey")
 
 _FILTER_KEYS = {"asset_type", "item_id"}
 _PAGE_MAX = 50  # the API's largest page_size
@@ -129,23 +132,29 @@ class KnowledgeStoreRetriever(JockeyConnection, BaseRetriever):
             user = user if isinstance(user, dict) else {}
             item_id = str(hit.get("item_id"))
             title = str(user.get("title") or item_id)
-            docs.extend(
-                self._document(hit, match, item_id, title, user)
-                for match in hit["matches"]
-                if isinstance(match, dict)
-            )
+            for match in hit["matches"]:
+                doc = self._document(hit, match, item_id, title, user)
+                if doc is not None:
+                    docs.append(doc)
         token = page.get("next_page_token") if isinstance(page, dict) else None
         return docs, token if isinstance(token, str) and token else None
 
     def _document(
         self,
         hit: dict[str, Any],
-        match: dict[str, Any],
+        match: Any,
         item_id: str,
         title: str,
         user: dict[str, Any],
-    ) -> Document:
-        start, end = float(match.get("start_sec", 0)), float(match.get("end_sec", 0))
+    ) -> Document | None:
+        """One clip as a `Document`; `None` for a match that is not a clip."""
+        if not isinstance(match, dict):
+            return None
+        start = seconds(match.get("start_sec", 0))
+        end = seconds(match.get("end_sec", 0))
+        if start is None or end is None:  # not a clip anyone can play
+            logger.debug("Jockey search clip dropped, times unreadable: %.200r", match)
+            return None
         said = match.get("transcription")
         span = time_range(start, end)
         content = said if isinstance(said, str) and said else f"{title}, {span}"

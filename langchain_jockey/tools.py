@@ -32,8 +32,9 @@ from langchain_core.callbacks.manager import (
 from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, InjectedToolArg, ToolException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from langchain_jockey._client import construct
 from langchain_jockey._output import time_range
 from langchain_jockey.chat_models import ChatJockey
 from langchain_jockey.errors import (
@@ -139,6 +140,16 @@ class JockeyTool(BaseTool):
     args_schema: type[BaseModel] = JockeyInput
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
     handle_tool_error: bool = True
+
+    model_config = ConfigDict(extra="forbid")
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Validate the arguments; a bad one raises `JockeyInputError`, naming it."""
+        hint = (
+            "JockeyTool takes llm=ChatJockey(...): the key, the knowledge store and "
+            "the other connection settings go to ChatJockey."
+        )
+        construct(super().__init__, kwargs, "JockeyTool", hint)
 
     def model_post_init(self, context: Any) -> None:
         """Write the description from `store_name` if none was given."""
