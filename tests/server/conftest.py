@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -154,6 +154,7 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], log: Path) -> str:
 
 
 @pytest.fixture
-def client(server: str) -> LangGraphClient:
-    """An async LangGraph SDK client of the server."""
-    return get_client(url=server)
+async def client(server: str) -> AsyncIterator[LangGraphClient]:
+    """An async LangGraph SDK client of the server, closed after the test."""
+    async with get_client(url=server) as client:
+        yield client
