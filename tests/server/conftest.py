@@ -18,9 +18,10 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -85,14 +86,19 @@ def emulator() -> Iterator[Emulator]:
 
 
 @contextmanager
-def fault(emulator: Emulator, spec: str) -> Iterator[None]:
-    """Every request the emulator receives meanwhile gets the fault `spec`."""
-    healthy = emulator.server.config
-    emulator.server.config = replace(healthy, faults=(Fault.parse(spec),))
+def changed(emulator: Emulator, **settings: Any) -> Iterator[None]:
+    """The emulator takes these `EmulatorConfig` settings meanwhile (per request)."""
+    usual = emulator.server.config
+    emulator.server.config = replace(usual, **settings)
     try:
         yield
     finally:
-        emulator.server.config = healthy
+        emulator.server.config = usual
+
+
+def fault(emulator: Emulator, spec: str) -> AbstractContextManager[None]:
+    """Every request the emulator receives meanwhile gets the fault `spec`."""
+    return changed(emulator, faults=(Fault.parse(spec),))
 
 
 @pytest.fixture(scope="session")

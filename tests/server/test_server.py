@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.server.conftest import DELTA_DELAY, KEY, SERVER_DIR, fault
+from tests.server.conftest import DELTA_DELAY, KEY, SERVER_DIR, changed, fault
 
 MODES = ["messages-tuple", "custom", "updates"]
 FIRST, SECOND = "Who saves the penalty?", "What happens right after that?"
@@ -169,8 +169,13 @@ async def test_twenty_threads_at_once_get_twenty_sessions_without_cross_talk(
 ) -> None:
     before = len(emulator.requests)
     questions = [f"Who saves the penalty, asks viewer {i}?" for i in range(20)]
-    runs = await asyncio.gather(*(stream(client, "jockey_agent", q) for q in questions))
-    assert max(r.tokens()[0][0] for r in runs) < min(r.tokens()[-1][0] for r in runs)
+    with changed(emulator, first_token_delay=1.0):  # Jockey thinks a while: overlap
+        runs = await asyncio.gather(
+            *(stream(client, "jockey_agent", q) for q in questions)
+        )
+    # every run had planned (so it was running, not queued) before any answer ended
+    planned = max(next(at for at, e, _ in r.parts if e == "updates") for r in runs)
+    assert planned < min(r.tokens()[-1][0] for r in runs)  # 20 in flight at once
     sessions = set()
     for i, run in enumerate(runs):
         viewers = {w for w in run.commentary().split() if w.rstrip("?").isdigit()}
