@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 __all__ = ["ScriptedPlanner"]
@@ -17,8 +17,11 @@ class ScriptedPlanner(BaseChatModel):
     Each turn it makes the next call of `calls` (a tool name and its
     arguments); when they are all made it answers with `final`, formatted with
     `{first}` (the first paragraph of the first tool result) and `{last}` (the
-    last tool result). It accepts any tools: it is a stand-in for a real
-    planner, to run agents offline.
+    last tool result). The script starts again at each user message, so a
+    conversation of several questions (a thread on LangGraph Server) runs it
+    once per question; an argument that is exactly `"{question}"` becomes that
+    message's text. It accepts any tools: it is a stand-in for a real planner,
+    to run agents offline.
     """
 
     calls: list[tuple[str, dict[str, Any]]]
@@ -44,10 +47,15 @@ class ScriptedPlanner(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         del stop, run_manager, kwargs
-        results = [str(m.content) for m in messages if isinstance(m, ToolMessage)]
+        asked = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
+        turn = messages[asked[-1] :] if asked else messages
+        question = turn[0].text if asked else ""
+        results = [str(m.content) for m in turn if isinstance(m, ToolMessage)]
         if len(results) < len(self.calls):
-            name, args = self.calls[len(results)]
-            call = {"name": name, "args": args, "id": f"call_{len(results)}"}
+            name, script = self.calls[len(results)]
+            args = {k: question if v == "{question}" else v for k, v in script.items()}
+            number = f"{len(asked) - 1}_" if len(asked) > 1 else ""  # unique per thread
+            call = {"name": name, "args": args, "id": f"call_{number}{len(results)}"}
             message = AIMessage(content="", tool_calls=[call])
         else:
             first = results[0].split("\n\n")[0] if results else ""
