@@ -362,6 +362,38 @@ def rss(url: str, n: int) -> dict[str, Any]:
     }
 
 
+def loop_per_call(url: str, calls: int) -> dict[str, Any]:
+    """Wall time per short answer: `asyncio.run` per call vs one persistent loop.
+
+    A new loop gets a new async client (httpx clients are bound to a loop);
+    this measures what that costs, ChatJockey's own clients each time.
+    """
+    model = jockey(url, 10)
+
+    def fresh() -> float:
+        started = time.perf_counter()
+        for _ in range(calls):
+            asyncio.run(model.ainvoke(QUESTION))
+        return time.perf_counter() - started
+
+    def persistent() -> float:
+        async def all_calls() -> None:
+            for _ in range(calls):
+                await model.ainvoke(QUESTION)
+
+        started = time.perf_counter()
+        asyncio.run(all_calls())
+        return time.perf_counter() - started
+
+    return {
+        "asyncio_run_per_call_ms": {
+            k: v / calls * 1e3 for k, v in repeat(fresh).items()
+        },
+        "one_loop_ms": {k: v / calls * 1e3 for k, v in repeat(persistent).items()},
+        "calls": calls,
+    }
+
+
 def concurrency(url: str, streams: int, n: int) -> dict[str, Any]:
     """Client CPU per event with `streams` concurrent astreams vs one, on one loop."""
 
@@ -529,6 +561,11 @@ def report(results: dict[str, Any]) -> str:
         f"| peak RSS growth, {deltas} deltas: ChatJockey.stream "
         f"| {fmt(r['jockey_stream_kib'], 0)} KiB |",
     ]
+    lp = results["loops"]
+    lines += [
+        "| ms per short answer: asyncio.run per call / one persistent loop "
+        f"| {fmt(lp['asyncio_run_per_call_ms'], 2)} / {fmt(lp['one_loop_ms'], 2)} |",
+    ]
     m = results["many"]
     lines += [
         f"| {m['streams']} concurrent long astreams: waited for a connection "
@@ -611,6 +648,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     )
     out.append(
         _row("RSS growth ≤ 1.2 × LangChain floor", f"{ratio:.2f}×", ratio <= 1.2)
+    )
+    lp = results["loops"]
+    ratio = lp["asyncio_run_per_call_ms"]["median"] / lp["one_loop_ms"]["median"]
+    out.append(
+        _row(
+            "asyncio.run per call ≤ 2 × one persistent loop (wall time per answer)",
+            f"{ratio:.2f}×",
+            ratio <= 2.0,
+        )
     )
     c = results["concurrency"]
     ratio = c["concurrent_us_per_event"]["median"] / c["single_us_per_event"]["median"]
@@ -723,6 +769,7 @@ def main() -> None:
         }
         results["rss"] = rss(url, results["rss_deltas"])
         results["concurrency"] = concurrency(url, 200, 100 if args.quick else 500)
+        results["loops"] = loop_per_call(url, 10 if args.quick else 40)
         results["many"] = many_streams(held_url, 1000, 50)
         results["imports"] = import_time()
         results["targets"] = targets(results)
