@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator, Iterator
 from operator import itemgetter
 from typing import Any, cast, get_args, get_origin
 
 import pydantic
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.output_parsers.transform import BaseCumulativeTransformOutputParser
-from langchain_core.outputs import Generation
+from langchain_core.outputs import ChatGeneration, Generation
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_json_schema
 from langchain_core.utils.json import parse_partial_json
@@ -167,6 +169,25 @@ class JockeyJsonParser(BaseCumulativeTransformOutputParser[Any]):
         """Parse a complete JSON answer."""
         return self.parse_result([Generation(text=text)])
 
+    def _transform(self, input: Iterator[str | BaseMessage]) -> Iterator[Any]:  # noqa: A002
+        answer = _Answer(self)
+        for chunk in input:
+            if (parsed := answer.add(chunk)) is not None:
+                yield parsed
+        if (parsed := answer.end()) is not None:
+            yield parsed
+
+    async def _atransform(
+        self,
+        input: AsyncIterator[str | BaseMessage],  # noqa: A002
+    ) -> AsyncIterator[Any]:
+        answer = _Answer(self)
+        async for chunk in input:
+            if (parsed := answer.add(chunk)) is not None:
+                yield parsed
+        if (parsed := answer.end()) is not None:
+            yield parsed
+
     def parse_result(self, result: list[Generation], *, partial: bool = False) -> Any:
         """Parse the (accumulated) answer; partial until the response is final."""
         generation = result[0]
@@ -221,6 +242,57 @@ class JockeyJsonParser(BaseCumulativeTransformOutputParser[Any]):
         except (pydantic.ValidationError, pydantic.v1.ValidationError) as exc:
             msg = f"Jockey's JSON does not match {cls.__name__}: {exc}"
             raise OutputParserException(msg, llm_output=text) from exc
+
+
+class _Answer:
+    """A streamed JSON answer, gathered in linear time, parsed when it has grown.
+
+    LangChain's cumulative parser adds every chunk to the answer so far and
+    parses all of it again: quadratic (an 80 KB answer took 41 s, against 0.17
+    s for invoke). Here the text is joined only to parse, and a partial parse
+    runs for every chunk of the first `_SMALL` characters, then each time the
+    answer has grown by a quarter (a geometric series: at most five times its
+    length parsed in all), and once at the end. The final parse is always made.
+    """
+
+    def __init__(self, parser: JockeyJsonParser) -> None:
+        self.parser = parser
+        self.parts: list[str] = []
+        self.size = self.parsed_size = 0
+        self.meta: dict[str, Any] = {}
+        self.previous: Any = None
+
+    def add(self, chunk: str | BaseMessage) -> Any:
+        """Take one chunk; a new partial (or the final) value, or `None`."""
+        text = chunk if isinstance(chunk, str) else chunk.text
+        if text:
+            self.parts.append(text)
+            self.size += len(text)
+        meta = getattr(chunk, "response_metadata", None)
+        if meta:
+            self.meta.update(meta)
+        due = self.size < _SMALL or self.size >= self.parsed_size * 5 // 4
+        if self.meta.get("status") is None and not due:
+            return None
+        return self._parse()
+
+    def end(self) -> Any:
+        """The stream ended: a last parse if the text grew since the last one."""
+        return self._parse() if self.size != self.parsed_size else None
+
+    def _parse(self) -> Any:
+        self.parsed_size = self.size
+        message = AIMessage(content="".join(self.parts), response_metadata=self.meta)
+        parsed = self.parser.parse_result(
+            [ChatGeneration(message=message)], partial=True
+        )
+        if parsed is None or parsed == self.previous:
+            return None
+        self.previous = parsed
+        return parsed
+
+
+_SMALL = 1024
 
 
 def _model_in(annotation: Any) -> Any:

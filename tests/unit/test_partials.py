@@ -179,3 +179,28 @@ def test_pydantic_v1_constrained_types_stream() -> None:
     seen = list(partials(text, list(range(0, len(text), 2)), ConstrainedV1))
     assert seen[-1].label == "keeper"
     assert seen[-1].score == 0.9
+
+
+def test_streaming_a_large_answer_parses_it_a_bounded_number_of_times(
+    monkeypatch,
+) -> None:
+    # Linear, not quadratic: an 80 KB answer in 5-character deltas (16,000 of
+    # them) is parsed, in all, a few times its length, not once per delta.
+    from langchain_jockey import _structured
+
+    parsed: list[int] = []
+    real = _structured.parse_partial_json
+
+    def counting(text: str) -> Any:
+        parsed.append(len(text))
+        return real(text)
+
+    monkeypatch.setattr(_structured, "parse_partial_json", counting)
+    answer = json.dumps(
+        {"moments": [{"title": "x" * 70, "start_sec": i} for i in range(1000)]}
+    )
+    assert len(answer) > 80_000
+    seen = list(partials(answer, list(range(5, len(answer), 5))))
+    assert seen[-1] == json.loads(answer)
+    assert sum(parsed) <= 8 * len(answer)
+    assert len(seen) > 20  # and still many partials along the way
