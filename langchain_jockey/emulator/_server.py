@@ -4,29 +4,28 @@ h11 (already installed: httpx depends on it through httpcore) handles request
 parsing, keep-alive and chunked encoding correctly; writing the bytes
 ourselves keeps wire-level faults exact (a connection closed mid-chunk, a
 half-written event, a silent stall). This module routes, authenticates,
-rate-limits, injects `status` faults and keeps sessions; `_exchange.py` writes
-each response.
+rate-limits, injects `status` faults and keeps sessions; `_connections.py`
+accepts connections and reads each request whole, within limits;
+`_exchange.py` writes each response.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
-import sys
 import time
 import urllib.parse
 from collections import OrderedDict, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import h11
 
 from langchain_jockey.emulator._answers import Session, Turn
-from langchain_jockey.emulator._exchange import ClientGoneError, Exchange
+from langchain_jockey.emulator._connections import Connections
+from langchain_jockey.emulator._exchange import Exchange
 from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
 from langchain_jockey.emulator._requests import (
     ApiError,
@@ -56,13 +55,7 @@ LENGTH_HEADER = "x-emulator-length"
 """Request header: answer with exactly this many deltas (a load knob)."""
 PATH = "/v1.3/responses"
 STORES_PATH = "/v1.3/knowledge-stores/"
-_MAX_HEAD = 64 << 10  # the request line and headers; longer gets 431
 _MAX_SESSIONS = 10_000
-_LINGER = 1.0  # seconds to read what a refused client still sends
-# Connections the kernel queues for accepting: enough to ride out a pause of the
-# loop (a garbage collection) during a burst of connections.
-_BACKLOG = 1024
-_FD_RESERVE = 164  # open files besides the connections served, accepts in flight
 _log = logging.getLogger(__name__)
 
 
@@ -136,7 +129,7 @@ class ReceivedRequest:
 
 
 @dataclass
-class EmulatorServer:
+class EmulatorServer(Connections):
     """The Jockey emulator: sessions, rate limits and faults over one asyncio server.
 
     Attributes:
@@ -150,192 +143,10 @@ class EmulatorServer:
     sessions: OrderedDict[str, Session] = field(default_factory=OrderedDict)
     _hits: dict[str, deque[float]] = field(default_factory=dict)
     _fault_counts: dict[tuple[str, Fault], int] = field(default_factory=dict)
-    _server: asyncio.Server | None = None
-    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    _waiting: dict[asyncio.Task[Any], asyncio.StreamWriter] = field(
-        default_factory=dict
-    )
-    """Connections waiting for a request (or for the rest of one), oldest first."""
-    _cap: int = field(init=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.requests = deque(maxlen=self.config.request_log)
-        self._cap = _connection_cap(self.config.max_connections)
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
-        """Listen on `host:port` (port 0: a free one); return the bound address.
-
-        When a burst of connections outruns `max_connections`, accepting may
-        still meet the open-file limit: asyncio then waits a second and tries
-        again. Its traceback for each try is not logged on this loop.
-        """
-        loop = asyncio.get_running_loop()
-        loop.set_exception_handler(_quiet_accept(loop.get_exception_handler()))
-        self._server = await asyncio.start_server(
-            self._connection, host, port, backlog=_BACKLOG
-        )
-        address = self._server.sockets[0].getsockname()
-        return str(address[0]), int(address[1])
-
-    async def aclose(self) -> None:
-        """Stop listening and end every open connection."""
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
-
-    async def _connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        if task is None:  # never: asyncio runs each connection in a task
-            return
-        self._tasks.add(task)
-        full = len(self._tasks) > self._cap
-        if full and self._waiting:
-            # The connection that has waited longest for a request gives way.
-            oldest = next(iter(self._waiting))
-            self._waiting.pop(oldest).transport.abort()  # its socket closes now
-            oldest.cancel()
-            full = False
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
-        try:
-            if full:  # every connection is busy answering
-                msg = f"The emulator is serving {self._cap:,} connections, its limit."
-                await Exchange(conn, reader, writer, self.config).send_json(
-                    503,
-                    ApiError(503, "emulator_busy", msg).body(),
-                    {"retry-after": "1", "connection": "close"},
-                )
-                return
-            while True:
-                exchange = Exchange(conn, reader, writer, self.config)
-                self._waiting[task] = writer
-                try:
-                    request, body = await self._read_request(conn, reader)
-                except ApiError as err:
-                    await self._refuse(exchange, err)
-                    return
-                finally:
-                    self._waiting.pop(task, None)
-                if request is None:
-                    return
-                keep = await self._answer(exchange, request, body)
-                if (
-                    not keep
-                    or conn.our_state is not h11.DONE
-                    or conn.their_state is not h11.DONE
-                ):
-                    return
-                conn.start_next_cycle()
-        except (
-            ClientGoneError,
-            h11.ProtocolError,
-            ConnectionError,
-            asyncio.IncompleteReadError,
-        ):
-            return
-        except asyncio.CancelledError:
-            # Shutting down. Ending normally keeps asyncio's stream callback from
-            # logging the cancellation as an error.
-            return
-        finally:
-            writer.close()
-            self._tasks.discard(task)
-
-    async def _answer(self, ex: Exchange, request: h11.Request, raw: bytes) -> bool:
-        """`_handle`, with a 500 for a bug in it instead of no answer at all."""
-        try:
-            return await self._handle(ex, request, raw)
-        except (ClientGoneError, h11.ProtocolError, ConnectionError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - any bug: answer it, keep serving
-            _log.debug("the emulator failed on %s", request.target, exc_info=True)
-            if ex.conn.our_state is not h11.SEND_RESPONSE:
-                return False  # the answer had begun: the connection just closes
-            msg = f"The emulator failed: {type(exc).__name__}: {exc}"
-            await self._refuse(ex, ApiError(500, "internal_error", msg))
-            return False
-
-    @staticmethod
-    async def _refuse(ex: Exchange, err: ApiError) -> None:
-        """Answer `err` and close: the request was not read whole, or not at all."""
-        await ex.send_json(
-            err.status, err.body(), {**err.headers, "connection": "close"}
-        )
-        # Read what the client still sends, briefly: closing with unread bytes
-        # would reset the connection and could lose the answer.
-        if ex.writer.can_write_eof():
-            ex.writer.write_eof()
-        with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
-            await asyncio.wait_for(_drain(ex.reader), _LINGER)
-
-    async def _read_request(
-        self, conn: h11.Connection, reader: asyncio.StreamReader
-    ) -> tuple[h11.Request | None, bytes]:
-        """The next request, whole; `(None, b"")` when the client has gone.
-
-        Also `(None, b"")` when no byte of a request came for `idle_timeout`.
-
-        Raises:
-            ApiError: for a request that is not valid HTTP/1.1, 413 for a body
-                past `max_body` (declared, or sent), 408 for a request not whole
-                `request_timeout` after its first byte.
-        """
-        config, loop = self.config, asyncio.get_running_loop()
-        too_large = ApiError(
-            413,
-            "request_too_large",
-            f"The request body is over {config.max_body:,} bytes.",
-        )
-        idle_until = loop.time() + config.idle_timeout
-        started = loop.time() if conn.trailing_data[0] else None
-        request: h11.Request | None = None
-        body = bytearray()
-        while True:
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                msg = f"The request is not valid HTTP/1.1: {exc}."
-                raise ApiError(
-                    exc.error_status_hint, "parameter_invalid", msg
-                ) from None
-            if event is h11.NEED_DATA:
-                until = (
-                    idle_until if started is None else started + config.request_timeout
-                )
-                try:
-                    data = await asyncio.wait_for(
-                        reader.read(65536), max(until - loop.time(), 0)
-                    )
-                except asyncio.TimeoutError:
-                    if started is None:
-                        return None, b""  # idle: close without a word
-                    msg = (
-                        "The request did not arrive whole within "
-                        f"{config.request_timeout:g} s."
-                    )
-                    raise ApiError(408, "request_canceled_or_timed_out", msg) from None
-                started = loop.time() if started is None else started
-                conn.receive_data(data)
-            elif isinstance(event, h11.Request):
-                request = event
-                declared = dict(event.headers).get(b"content-length", b"0")
-                if int(declared) > config.max_body:
-                    raise too_large
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > config.max_body:
-                    raise too_large
-            elif isinstance(event, h11.EndOfMessage):
-                return request, bytes(body)
-            else:  # ConnectionClosed or PAUSED
-                return None, b""
 
     # -- one request -----------------------------------------------------------
 
@@ -548,43 +359,6 @@ def _length(value: str | None) -> int | None:
         msg = f"{LENGTH_HEADER} must be a whole number from 1 to 1,000,000"
         raise ApiError(400, "emulator_length_invalid", msg)
     return int(value)
-
-
-_Handler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
-
-
-def _quiet_accept(previous: _Handler | None) -> _Handler:
-    """A loop exception handler that drops asyncio's failed-accept reports."""
-
-    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if context.get("message") == "socket.accept() out of system resource":
-            return
-        if previous is None:
-            loop.default_exception_handler(context)
-        else:
-            previous(loop, context)
-
-    return handle
-
-
-def _connection_cap(wanted: int) -> int:
-    """`wanted`, kept below the open-file limit.
-
-    Past that limit accepting fails, and asyncio logs a traceback for every try.
-    """
-    if sys.platform == "win32":
-        return wanted
-    import resource  # noqa: PLC0415 - POSIX only
-
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return wanted
-    return max(1, min(wanted, soft - _FD_RESERVE))
-
-
-async def _drain(reader: asyncio.StreamReader) -> None:
-    while await reader.read(65536):
-        pass
 
 
 def _json_or_text(raw: bytes) -> Any:
