@@ -4,8 +4,7 @@
   URL, knowledge store, timeouts, retries, headers, your own httpx clients),
   bad arguments reported as `JockeyInputError` without their values, the key
   kept out of pickles, and `close` / `aclose` / `with` for the clients it made.
-- `Clients` owns those clients: one sync client, one async client per event
-  loop (closed when that loop shuts down).
+- `Clients` (in `_http`) owns those clients.
 - `JockeyConnection._build` makes every request the same way: URL, auth,
   headers, timeouts. The key goes only to the configured host: `_http` never
   follows redirects, so it cannot be replayed to another one.
@@ -13,14 +12,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-import os
-import ssl
-import threading
-import weakref
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -37,7 +31,7 @@ from pydantic import (
 from typing_extensions import Self
 
 from langchain_jockey._failures import RetryPolicy
-from langchain_jockey._http import SSE
+from langchain_jockey._http import SSE, Clients
 from langchain_jockey._version import __version__
 from langchain_jockey.errors import JockeyInputError
 
@@ -48,9 +42,6 @@ DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
 # byte means a dead connection. The pool wait is bounded so that a client whose
 # connections are all held by long answers says so (`_failures`).
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
-# A Jockey answer holds its connection for 30 s - 3 min, so the pool is sized
-# for many at once rather than httpx's default of 100.
-POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 
 # Each setting is read from TWELVE_LABS_<NAME> (the spelling the official SDK
 # documents for its key) and else TWELVELABS_<NAME> (common in community code).
@@ -61,131 +52,6 @@ _key_from_env = secret_from_env(
 
 def _env(name: str, default: str | None = None) -> Any:
     return from_env([f"TWELVE_LABS_{name}", f"TWELVELABS_{name}"], default=default)
-
-
-_SSL: list[ssl.SSLContext] = []  # one, made on first use
-_SSL_LOCK = threading.Lock()
-
-
-def _ssl_context() -> ssl.SSLContext:
-    """The TLS context every client ChatJockey makes shares.
-
-    httpx builds one per client (loading the CA bundle): about 17 ms, which
-    made `asyncio.run` per call (a new async client each time) 5x slower than
-    one loop (measured 2026-12-04: 17 ms per client, 0.06 ms sharing it).
-    """
-    with _SSL_LOCK:
-        if not _SSL:
-            _SSL.append(httpx.create_ssl_context())
-        return _SSL[0]
-
-
-class Clients:
-    """The httpx clients a model created; clients given to it are passed per call.
-
-    Safe to share between threads (each thread's event loop gets its own async
-    client), and a forked child starts with none (`_forget_in_child`).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sync: httpx.Client | None = None
-        self._closer: weakref.finalize[Any, Any] | None = None
-        self._async: dict[
-            asyncio.AbstractEventLoop,
-            tuple[httpx.AsyncClient, AsyncGenerator[None, None]],
-        ] = {}
-        _ALL.add(self)
-
-    def _forget(self) -> None:
-        """In a forked child: the parent's clients and lock are not ours."""
-        self._lock = threading.Lock()
-        self._sync, self._closer, self._async = None, None, {}
-
-    def __reduce__(self) -> tuple[type[Clients], tuple[()]]:
-        """A pickled model gets new clients: sockets cannot be pickled."""
-        return (Clients, ())
-
-    def sync(self, given: httpx.Client | None) -> httpx.Client:
-        """`given`, else this object's sync client, made on first use."""
-        if given is not None:
-            return given
-        with self._lock:
-            if self._sync is None:
-                self._sync = httpx.Client(limits=POOL_LIMITS, verify=_ssl_context())
-                # Dropped without close(), it still closes its sockets. The
-                # finalizer holds the client: close() detaches it, or every
-                # closed client would stay alive as long as this object.
-                self._closer = weakref.finalize(self, self._sync.close)
-            return self._sync
-
-    async def async_(self, given: httpx.AsyncClient | None) -> httpx.AsyncClient:
-        """`given`, else this event loop's async client, made on first use."""
-        if given is not None:
-            return given
-        loop = asyncio.get_running_loop()
-        with self._lock:  # other threads' loops add and remove theirs
-            entry = self._async.get(loop)
-            for old in [lp for lp in self._async if lp.is_closed()]:
-                del self._async[old]  # closed without a shutdown
-        if entry is None:
-            client = httpx.AsyncClient(limits=POOL_LIMITS, verify=_ssl_context())
-            keeper = self._close_at_loop_shutdown(loop, client)
-            await anext(keeper)  # runs to its `yield`: the loop now tracks it
-            entry = (client, keeper)
-            with self._lock:
-                self._async[loop] = entry
-        return entry[0]
-
-    async def _close_at_loop_shutdown(
-        self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient
-    ) -> AsyncGenerator[None, None]:
-        """Close `client` when its event loop shuts down.
-
-        A started async generator is registered with its loop, and
-        `loop.shutdown_asyncgens()` (which `asyncio.run` and `asyncio.Runner`
-        call before closing the loop) closes it while the loop still runs, so
-        the `finally` closes the connections cleanly instead of leaving them to
-        the garbage collector (`ResourceWarning: unclosed transport`).
-        """
-        try:
-            yield
-        finally:
-            with self._lock:
-                if self._async.get(loop, (None,))[0] is client:
-                    del self._async[loop]
-            await client.aclose()
-
-    def close(self) -> None:
-        """Close the sync client; a new one is made on next use."""
-        with self._lock:
-            client, self._sync = self._sync, None
-            closer, self._closer = self._closer, None
-        if closer is not None:
-            closer.detach()
-        if client is not None:
-            client.close()
-
-    async def aclose(self) -> None:
-        """Close this event loop's async client and the sync client."""
-        with self._lock:
-            entry = self._async.get(asyncio.get_running_loop())
-        if entry is not None:
-            await entry[1].aclose()  # its `finally` closes the client
-        self.close()
-
-
-_ALL: weakref.WeakSet[Clients] = weakref.WeakSet()
-
-
-def _forget_in_child() -> None:
-    """A forked child shares its parent's sockets: it starts with no clients."""
-    for clients in list(_ALL):
-        clients._forget()  # noqa: SLF001 - this module's own class
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows
-    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def construct(init: Any, kwargs: dict[str, Any], owner: str, hint: str) -> None:

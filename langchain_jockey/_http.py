@@ -1,4 +1,8 @@
-"""All of the I/O: sending requests with retries, and reading their bodies.
+"""All of the I/O: the clients, sending requests with retries, reading bodies.
+
+- `Clients` owns the httpx clients a model makes: one sync client, one async
+  client per event loop (closed when that loop shuts down), all sharing one
+  TLS context; safe between threads, and empty again in a forked child.
 
 - `send` opens a request, retrying only before a byte of a 2xx body has been
   read (a retried stream would replay text and add a turn to the session).
@@ -22,7 +26,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import ssl
+import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator, Generator
 from contextlib import aclosing, closing, contextmanager
 from typing import Any
@@ -59,6 +67,138 @@ SSE = "text/event-stream"
 JSON = "application/json"
 # A search page is a few KB; more than this is not an answer (and is not held).
 MAX_JSON_BODY = 8 * 1024 * 1024
+
+
+# -- the clients a model makes ---------------------------------------------------
+
+# A Jockey answer holds its connection for 30 s - 3 min, so the pool is sized
+# for many at once rather than httpx's default of 100.
+POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+
+_SSL: list[ssl.SSLContext] = []  # one, made on first use
+_SSL_LOCK = threading.Lock()
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """The TLS context every client made here shares.
+
+    httpx builds one per client, 17 ms each (2026-12-04), paid on every call.
+    """
+    with _SSL_LOCK:
+        if not _SSL:
+            _SSL.append(httpx.create_ssl_context())
+        return _SSL[0]
+
+
+class Clients:
+    """The httpx clients a model created; clients given to it are passed per call.
+
+    Safe to share between threads (each thread's event loop gets its own async
+    client), and a forked child starts with none (`_forget_in_child`).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sync: httpx.Client | None = None
+        self._closer: weakref.finalize[Any, Any] | None = None
+        self._async: dict[
+            asyncio.AbstractEventLoop,
+            tuple[httpx.AsyncClient, AsyncGenerator[None, None]],
+        ] = {}
+        _ALL.add(self)
+
+    def _forget(self) -> None:
+        """In a forked child: the parent's clients and lock are not ours."""
+        self._lock = threading.Lock()
+        self._sync, self._closer, self._async = None, None, {}
+
+    def __reduce__(self) -> tuple[type[Clients], tuple[()]]:
+        """A pickled model gets new clients: sockets cannot be pickled."""
+        return (Clients, ())
+
+    def sync(self, given: httpx.Client | None) -> httpx.Client:
+        """`given`, else this object's sync client, made on first use."""
+        if given is not None:
+            return given
+        with self._lock:
+            if self._sync is None:
+                self._sync = httpx.Client(limits=POOL_LIMITS, verify=_ssl_context())
+                # Dropped without close(), it still closes its sockets. The
+                # finalizer holds the client: close() detaches it, or every
+                # closed client would stay alive as long as this object.
+                self._closer = weakref.finalize(self, self._sync.close)
+            return self._sync
+
+    async def async_(self, given: httpx.AsyncClient | None) -> httpx.AsyncClient:
+        """`given`, else this event loop's async client, made on first use."""
+        if given is not None:
+            return given
+        loop = asyncio.get_running_loop()
+        with self._lock:  # other threads' loops add and remove theirs
+            entry = self._async.get(loop)
+            for old in [lp for lp in self._async if lp.is_closed()]:
+                del self._async[old]  # closed without a shutdown
+        if entry is None:
+            client = httpx.AsyncClient(limits=POOL_LIMITS, verify=_ssl_context())
+            keeper = self._close_at_loop_shutdown(loop, client)
+            await anext(keeper)  # runs to its `yield`: the loop now tracks it
+            entry = (client, keeper)
+            with self._lock:
+                self._async[loop] = entry
+        return entry[0]
+
+    async def _close_at_loop_shutdown(
+        self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient
+    ) -> AsyncGenerator[None, None]:
+        """Close `client` when its event loop shuts down.
+
+        A started async generator is registered with its loop, and
+        `loop.shutdown_asyncgens()` (which `asyncio.run` and `asyncio.Runner`
+        call before closing the loop) closes it while the loop still runs, so
+        the `finally` closes the connections cleanly instead of leaving them to
+        the garbage collector (`ResourceWarning: unclosed transport`).
+        """
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._async.get(loop, (None,))[0] is client:
+                    del self._async[loop]
+            await client.aclose()
+
+    def close(self) -> None:
+        """Close the sync client; a new one is made on next use."""
+        with self._lock:
+            client, self._sync = self._sync, None
+            closer, self._closer = self._closer, None
+        if closer is not None:
+            closer.detach()
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close this event loop's async client and the sync client."""
+        with self._lock:
+            entry = self._async.get(asyncio.get_running_loop())
+        if entry is not None:
+            await entry[1].aclose()  # its `finally` closes the client
+        self.close()
+
+
+_ALL: weakref.WeakSet[Clients] = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    """A forked child shares its parent's sockets: it starts with no clients."""
+    for clients in list(_ALL):
+        clients._forget()  # noqa: SLF001 - this module's own class
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
+# -- sending -----------------------------------------------------------------------
 
 
 @contextmanager

@@ -7,7 +7,6 @@ in `errors`.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import aclosing, closing
 from typing import Any, Literal
@@ -19,7 +18,6 @@ from langchain_core.callbacks import (
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import (
-    BaseChatModel,
     LangSmithParams,
     LanguageModelInput,
 )
@@ -27,14 +25,10 @@ from langchain_core.language_models.chat_models import (
     agenerate_from_stream,
     generate_from_stream,
 )
-from langchain_core.language_models.model_profile import ModelProfile
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.messages.utils import count_tokens_approximately
+from langchain_core.messages import BaseMessage
 from langchain_core.outputs import (
-    ChatGeneration,
     ChatGenerationChunk,
     ChatResult,
-    Generation,
 )
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -42,9 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from langchain_jockey import _blocks
 from langchain_jockey._client import DEFAULT_BASE_URL, JockeyConnection
 from langchain_jockey._events import ResponseReducer
+from langchain_jockey._hooks import LangChainHooks
 from langchain_jockey._http import aiter_events, iter_events
 from langchain_jockey._messages import (
-    MAX_CONTENT_CHARS,
     build_body,
     call_options,
     check_selections,
@@ -52,17 +46,15 @@ from langchain_jockey._messages import (
 from langchain_jockey._output import PROVIDER
 from langchain_jockey._sse import Limits
 from langchain_jockey._structured import structured
-from langchain_jockey.errors import JockeyInputError
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "ChatJockey"]
 
 DEFAULT_MODEL = "jockey1.0"
-_CHARS_PER_TOKEN = 4  # the estimate of get_num_tokens and the profile
 
 _blocks.register()
 
 
-class ChatJockey(JockeyConnection, BaseChatModel):
+class ChatJockey(JockeyConnection, LangChainHooks):
     """TwelveLabs Jockey as a LangChain chat model.
 
     Jockey is an agent that answers questions about a collection of videos (a
@@ -240,61 +232,6 @@ class ChatJockey(JockeyConnection, BaseChatModel):
     def _llm_type(self) -> str:
         return "jockey-chat"
 
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        """`dumpd` / `dumps` write a ChatJockey; the key as a secret reference."""
-        return True
-
-    @classmethod
-    def get_lc_namespace(cls) -> list[str]:
-        """`["langchain_jockey", "chat_models"]`, where `load` finds the class."""
-        return ["langchain_jockey", "chat_models"]
-
-    def get_num_tokens(self, text: str) -> int:
-        """An estimate: one token per 4 characters, rounded up.
-
-        Jockey publishes no tokenizer, so this is LangChain's usual rule of
-        thumb for English text (`count_tokens_approximately`), and needs no
-        optional package. Jockey reports the real counts in `usage_metadata`.
-        """
-        return -(-len(text) // _CHARS_PER_TOKEN)
-
-    def get_num_tokens_from_messages(
-        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
-    ) -> int:
-        """An estimate for `messages`, as `get_num_tokens` makes it.
-
-        Each message counts its text at 4 characters per token, plus 3 tokens
-        for its role (`langchain_core`'s `count_tokens_approximately`). `tools`
-        are ignored: Jockey takes no client tools.
-        """
-        del tools
-        return count_tokens_approximately(messages, chars_per_token=_CHARS_PER_TOKEN)
-
-    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
-        # The LLM-cache key. Core writes the model's serialized settings into
-        # it, and a cache may be a file or a shared database: a digest keeps
-        # them out of it (equal settings still give equal keys).
-        settings = super()._get_llm_string(stop, **kwargs)
-        return "langchain_jockey:" + hashlib.sha256(settings.encode()).hexdigest()
-
-    def _convert_cached_generations(
-        self, cache_val: list[Generation]
-    ) -> list[ChatGeneration]:
-        # A cached answer is no turn of any session: without its session_id a
-        # follow-up starts a new session instead of continuing the conversation
-        # the answer was first given in (see the `cache` field).
-        generations = super()._convert_cached_generations(cache_val)
-        for generation in generations:
-            message = generation.message
-            if "session_id" in message.response_metadata:
-                meta = {**message.response_metadata, "cached": True}
-                del meta["session_id"]
-                generation.message = message.model_copy(
-                    update={"response_metadata": meta}
-                )
-        return generations
-
     @property
     def _identifying_params(self) -> dict[str, Any]:
         # Everything that changes the answer, never the key (this is traced
@@ -318,55 +255,6 @@ class ChatJockey(JockeyConnection, BaseChatModel):
             ls_provider=PROVIDER,
             ls_model_name=kwargs.get("model") or self.model,
             ls_model_type="chat",
-        )
-
-    def bind_tools(
-        self,
-        tools: Sequence[Any],
-        *,
-        tool_choice: Any = None,
-        **kwargs: Any,
-    ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Jockey calls no client tools: give them to the model that plans instead.
-
-        With no tools (as `create_agent(ChatJockey(...))` binds), this binds
-        `kwargs`, such as the `response_format` of native structured output.
-
-        Raises:
-            JockeyInputError: if `tools` is not empty. In an agent, Jockey is
-                the expert a tool-calling model asks: give that model
-                `JockeyTool(llm=ChatJockey(...))`.
-        """
-        del tool_choice
-        if tools:
-            msg = (
-                "ChatJockey cannot call your tools: Jockey runs its own tools on the "
-                "server. In an agent, let a tool-calling model plan and give it "
-                "JockeyTool(llm=ChatJockey(...)) next to your other tools."
-            )
-            raise JockeyInputError(msg)
-        return self.bind(**kwargs)
-
-    def _resolve_model_profile(self) -> ModelProfile | None:
-        # create_agent reads this: native structured output (Jockey's
-        # text.format), no client tool calling, text in and out.
-        # Jockey documents no context window in tokens. What it takes per
-        # request is one message of at most 10,000 characters (the rest of a
-        # conversation stays in its session): 2,500 tokens by get_num_tokens's
-        # estimate. It documents no output limit either (an answer that hits
-        # its undocumented one ends `incomplete`), so none is claimed here.
-        return ModelProfile(
-            max_input_tokens=MAX_CONTENT_CHARS // _CHARS_PER_TOKEN,
-            text_inputs=True,
-            image_inputs=False,
-            pdf_inputs=False,
-            audio_inputs=False,
-            video_inputs=False,
-            text_outputs=True,
-            reasoning_output=True,
-            tool_calling=False,
-            tool_choice=False,
-            structured_output=True,
         )
 
     def with_structured_output(
