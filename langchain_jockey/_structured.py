@@ -247,10 +247,9 @@ class JockeyJsonParser(BaseCumulativeTransformOutputParser[Any]):
 class _Answer:
     """A streamed JSON answer, gathered in linear time, parsed when it has grown.
 
-    LangChain's cumulative parser parses all of the answer again per chunk:
-    quadratic (80 KB took 41 s, invoke 0.17 s). Here a partial parse runs per
-    chunk of the first `_SMALL` characters, then each time the answer grew by a
-    quarter (in all, at most five times its length), and the final one always.
+    LangChain's parser parses the whole answer per chunk: quadratic (80 KB took
+    41 s). Here: per chunk up to `_SMALL` characters, then each time the answer
+    grew by a quarter (at most five times its length in all), and at the end.
     """
 
     def __init__(self, parser: JockeyJsonParser) -> None:

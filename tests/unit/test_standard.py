@@ -69,6 +69,8 @@ class TestChatJockeyStandard(NoClientTools, ChatModelUnitTests):
             "type": "secret",
             "id": ["TWELVE_LABS_API_KEY"],
         }
-        assert loaded._identifying_params == model._identifying_params  # what .dict() was
+        assert (
+            loaded._identifying_params == model._identifying_params
+        )  # what .dict() was
         assert loaded.api_key is not None
         assert loaded.api_key.get_secret_value() == "tlk_from_env"
