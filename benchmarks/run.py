@@ -172,7 +172,9 @@ def jockey(url: str, n: int, **kwargs: Any) -> ChatJockey:
         api_key=DEMO_API_KEY,
         knowledge_store_id=DEMO_STORE_ID,
         default_headers={LENGTH_HEADER: str(n)},
-        **kwargs,
+        # n deltas plus the answer's other events: the RSS measure's 100,000
+        # deltas are past the default cap (max_answer_events, 50,000).
+        **{"max_answer_events": n + 1000, **kwargs},
     )
 
 
