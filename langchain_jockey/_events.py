@@ -145,6 +145,7 @@ class ResponseReducer:
         self._parts: list[str] = []
         self._notes: list[dict[str, Any]] = []  # from content_part.done events
         self._seen: set[int] = set()  # sequence numbers applied
+        self._high = ""  # half a surrogate pair, until the next delta
         self._template: AIMessageChunk | None = None  # of the text chunks
         self.response_id: str | None = None
         self.session_id: str | None = None
@@ -194,7 +195,9 @@ class ResponseReducer:
             delta = event.get("delta")
             if not isinstance(delta, str) or not delta:
                 return None
-            delta = valid_text(delta)
+            delta = self._joined(delta)
+            if not delta:
+                return None
             if item_id in self._items:
                 return self._reasoning(item_id, delta) if item_id else None
             self._parts.append(delta)
@@ -243,6 +246,17 @@ class ResponseReducer:
     def _chunk(self, content: str, **fields: Any) -> AIMessageChunk:
         fields.setdefault("response_metadata", self._meta)
         return AIMessageChunk(content=content, id=self.response_id, **fields)
+
+    def _joined(self, delta: str) -> str:
+        """`delta`, valid: a high surrogate ending it waits for the next delta.
+
+        A server that slices text by UTF-16 units can split one character
+        (an emoji) over two deltas; its halves are joined, not each replaced.
+        """
+        delta, self._high = self._high + delta, ""
+        if "\ud800" <= delta[-1] <= "\udbff":
+            delta, self._high = delta[:-1], delta[-1]
+        return valid_text(delta)
 
     def _reasoning(self, item_id: str, delta: str) -> AIMessageChunk | None:
         """Commentary streams as reasoning; separate messages by a blank line."""
@@ -310,6 +324,8 @@ class ResponseReducer:
         output = read_output(snapshot.get("output"))
         # Never lose an answer: if no delta came, take the text from the snapshot.
         content = "" if self._parts else output.text
+        if self._high and self._parts:  # half a pair whose other half never came
+            content, self._high = "\ufffd", ""
         if content:
             self._parts.append(content)
         return self._chunk(

@@ -131,7 +131,8 @@ def detached(response: httpx.Response, body: bytes) -> httpx.Response:
 
 def encoding(response: httpx.Response) -> str:
     """The response's `content-encoding` (`identity` when none is given)."""
-    return str(response.headers.get("content-encoding", "identity")).strip().lower()
+    coding = str(response.headers.get("content-encoding", "")).strip().lower()
+    return coding or "identity"  # an empty header lists no encoding
 
 
 def _content_type(response: httpx.Response, wanted: str) -> str:
@@ -161,8 +162,8 @@ def refused(response: httpx.Response, head: bytes, wanted: str) -> errors.Jockey
     coding = encoding(response)
     if coding != "identity":
         msg = (
-            f"Jockey sent a body encoded as {coding!r}, though ChatJockey asks "
-            "for identity: it is not read (a compressed body could inflate past "
+            f"Jockey sent a body encoded as {coding!r}, though identity was asked "
+            "for: it is not read (a compressed body could inflate past "
             "any limit)."
         )
         return errors.JockeyStreamInterruptedError(

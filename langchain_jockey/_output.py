@@ -71,13 +71,15 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def valid_text(text: str) -> str:
-    """`text` with every lone surrogate replaced by U+FFFD.
+    """`text` with surrogate pairs joined and every lone surrogate as U+FFFD.
 
-    JSON decoding joins the halves of a pair, so a surrogate left in decoded
-    text is a lone one: it cannot be encoded, and `print` or `.encode()` of
-    the answer would fail on it.
+    A lone surrogate cannot be encoded: `print` or `.encode()` of the answer
+    would fail on it. (JSON decoding joins the pairs inside one string; two
+    halves from two deltas are joined by the caller first.)
     """
-    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+    if text.isascii() or not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def seconds(value: Any) -> float | None:

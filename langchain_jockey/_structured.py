@@ -226,10 +226,9 @@ class JockeyJsonParser(BaseCumulativeTransformOutputParser[Any]):
             return value
         if not isinstance(value, dict):
             return None
-        try:
-            return self._build(value, text)
-        except OutputParserException:
-            return partial_object(self.pydantic_object, value)
+        # Never validated while partial: validation would coerce half a string
+        # ("2024" into a datetime of 1970). Only the final object is validated.
+        return partial_object(self.pydantic_object, value)
 
     def _build(self, value: Any, text: str) -> Any:
         cls = self.pydantic_object

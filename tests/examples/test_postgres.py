@@ -9,6 +9,7 @@ serves every run (TWELVE_LABS_BASE_URL).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
@@ -96,14 +97,15 @@ def database_url() -> Iterator[str]:
         pg("initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "-N")
         # listen on loopback only; the unix socket stays in the temporary directory
         options = f"-h 127.0.0.1 -p {port} -k {root} -F"
-        pg("pg_ctl", "start", "-D", data, "-l", f"{root}/log", "-w", "-o", options)
-        try:
+        try:  # stopped even if start failed late, with a postmaster already up
+            pg("pg_ctl", "start", "-D", data, "-l", f"{root}/log", "-w", "-o", options)
             server = f"postgresql://postgres@127.0.0.1:{port}"
             with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
                 conn.execute("CREATE DATABASE jockey")
             yield f"{server}/jockey"
         finally:
-            pg("pg_ctl", "stop", "-D", data, "-m", "fast", "-w")
+            with contextlib.suppress(BaseException):  # nothing running: nothing to do
+                pg("pg_ctl", "stop", "-D", data, "-m", "fast", "-w")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -327,13 +327,31 @@ def test_an_answer_that_never_ends_stops_at_the_event_cap(mode) -> None:
         assert text(chunks) == error.partial_text
 
 
-def test_a_lone_surrogate_from_the_server_is_replaced(mode) -> None:
-    lone = b'data: {"type": "response.output_text.delta", "item_id": "m", '
-    lone += b'"delta": "ok \\ud800!"}\n\n'
-    pair = b'data: {"type": "response.output_text.delta", "item_id": "m", '
-    pair += b'"delta": " \\ud83d\\udc1f"}\n\n'
-    with hostile(sse(CREATED, lone, pair, completed(), DONE)) as server:
+@pytest.mark.parametrize(
+    ("deltas", "expected"),
+    [
+        # a lone surrogate, then a whole pair (JSON escapes both as \\uXXXX)
+        (["ok \ud800!", " \ud83d\udc1f"], "ok \ufffd! \U0001f41f"),
+        # one character split over two deltas, as UTF-16 slicing does
+        (["hi \ud83d", "\ude00 there"], "hi \U0001f600 there"),
+    ],
+)
+def test_text_from_the_server_is_valid_unicode(mode, deltas, expected) -> None:
+    parts = [delta(d) for d in deltas]
+    with hostile(sse(CREATED, *parts, completed(), DONE)) as server:
         chunks, error = collect(mode, llm(server))
         assert error is None, repr(error)
-        assert text(chunks) == "ok \ufffd! \U0001f41f"
+        assert text(chunks) == expected
         text(chunks).encode()  # valid: encodes
+
+
+def test_an_empty_content_encoding_header_is_identity(mode) -> None:
+    def empty(server, conn, request) -> None:
+        head(conn, headers={"content-encoding": ""})
+        chunk(server, conn, CREATED + delta("ok") + completed() + DONE)
+        chunk(server, conn, b"")
+
+    with hostile(empty) as server:
+        chunks, error = collect(mode, llm(server))
+        assert error is None, repr(error)
+        assert text(chunks) == "ok"

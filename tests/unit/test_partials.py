@@ -161,10 +161,15 @@ class ConstrainedV1(pydantic_v1.BaseModel):
     label: str
 
 
-def test_half_a_date_or_a_url_stays_the_string_received() -> None:
-    text = (
-        '{"when": "2024-01-15T10:30:00Z", "link": "https://example.com/a", "score": 2}'
-    )
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"when": "2024-01-15T10:30:00Z", "link": "https://example.com/a", "score": 2}',
+        # the date last: every required field is there while it is still half
+        '{"score": 2, "link": "https://example.com/a", "when": "2024-01-15T10:30:00Z"}',
+    ],
+)
+def test_half_a_date_or_a_url_stays_the_string_received(text) -> None:
     seen = list(partials(text, list(range(len(text))), Event))
     whens = [p.when for p in seen if p.when is not None]
     assert all(isinstance(w, str) for w in whens[:-1])  # never a made-up datetime
@@ -204,3 +209,15 @@ def test_streaming_a_large_answer_parses_it_a_bounded_number_of_times(
     assert seen[-1] == json.loads(answer)
     assert sum(parsed) <= 8 * len(answer)
     assert len(seen) > 20  # and still many partials along the way
+
+
+class Count(BaseModel):
+    n: int
+    label: str
+
+
+def test_half_a_numeric_string_is_not_made_a_number() -> None:
+    text = '{"label": "x", "n": "12345"}'
+    seen = list(partials(text, list(range(len(text))), Count))
+    values = [p.n for p in seen[:-1] if p.n is not None]
+    assert all(isinstance(v, str) and "12345".startswith(v) for v in values)
