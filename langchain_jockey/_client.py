@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from collections.abc import Mapping
@@ -54,12 +55,15 @@ def _env(name: str, default: str | None = None) -> Any:
     return from_env([f"TWELVE_LABS_{name}", f"TWELVELABS_{name}"], default=default)
 
 
-def construct(init: Any, kwargs: dict[str, Any], owner: str, hint: str) -> None:
+def construct(
+    init: Any, kwargs: dict[str, Any], owner: type[BaseModel], hint: str
+) -> None:
     """`init(**kwargs)`; a bad argument raises `JockeyInputError`, naming it.
 
     The values are left out of the message and of the exception chain (a
     pydantic error shows them, and a mistyped argument could hold the key).
-    `hint` is added when an argument is unknown.
+    An unknown argument close to a field's name says which (`did you mean`);
+    `hint` is added when an argument is unknown or missing.
     """
     try:
         init(**kwargs)
@@ -67,11 +71,18 @@ def construct(init: Any, kwargs: dict[str, Any], owner: str, hint: str) -> None:
         problems = exc.errors(include_input=False, include_url=False)
     else:
         return
-    msg = f"{owner} got bad argument(s): " + "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in problems
-    )
+    names = list(owner.model_fields)
+
+    def problem(error: Any) -> str:
+        where = ".".join(map(str, error["loc"])) or "input"
+        close = difflib.get_close_matches(where, names, n=1)
+        if error["type"] == "extra_forbidden" and close:
+            return f"{where}: unknown, did you mean {close[0]!r}?"
+        return f"{where}: {error['msg']}"
+
+    msg = f"{owner.__name__} got bad argument(s): " + "; ".join(map(problem, problems))
     if hint and any(e["type"] in ("extra_forbidden", "missing") for e in problems):
-        msg += f". {hint}"
+        msg += f"{'' if msg.endswith('?') else '.'} {hint}"
     raise JockeyInputError(msg)  # outside the `except`: no chained values
 
 
@@ -168,7 +179,7 @@ class JockeyConnection(BaseModel):
                 "Request fields Jockey documents are fields of ChatJockey; anything "
                 "else can go in extra_body={…}."
             )
-        construct(super().__init__, kwargs, type(self).__name__, hint)
+        construct(super().__init__, kwargs, type(self), hint)
 
     def model_post_init(self, context: Any, /) -> None:
         """Run the next class's hook too (LangChain's records `lc_versions`)."""

@@ -149,7 +149,7 @@ class JockeyTool(BaseTool):
             "JockeyTool takes llm=ChatJockey(...): the key, the knowledge store and "
             "the other connection settings go to ChatJockey."
         )
-        construct(super().__init__, kwargs, "JockeyTool", hint)
+        construct(super().__init__, kwargs, type(self), hint)
 
     def model_post_init(self, context: Any) -> None:
         """Write the description from `store_name` if none was given."""

@@ -329,3 +329,13 @@ def test_an_openai_style_response_format_becomes_jockeys_text_format() -> None:
     assert fmt["strict"] is True
     with pytest.raises(langchain_jockey.JockeyInputError, match="response_format"):
         model.invoke("q", response_format={"type": "xml"})
+
+
+@pytest.mark.parametrize(
+    ("argument", "meant"),
+    [("knowledge_store", "knowledge_store_id"), ("max_retry", "max_retries")],
+)
+def test_a_mistyped_argument_says_which_one_was_meant(argument, meant) -> None:
+    with pytest.raises(langchain_jockey.JockeyInputError) as caught:
+        ChatJockey(api_key="k", **{argument: "x"})
+    assert f"{argument}: unknown, did you mean {meant!r}?" in str(caught.value)
