@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +196,13 @@ class ScriptedServer:
         }
         params.update(kwargs)
         return ChatJockey(**params)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then closed again)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def serve(*replies: Reply) -> ScriptedServer:

@@ -6,13 +6,14 @@ import os
 import pty
 import re
 import select
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -289,9 +290,7 @@ ONE_SHOT = [
 
 @pytest.mark.parametrize("name", ONE_SHOT)
 def test_with_a_key_and_nothing_listening_an_example_ends_in_one_line(name) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # nothing listens there
     result = run_to_end(
         name,
         {

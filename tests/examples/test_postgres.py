@@ -14,7 +14,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -27,6 +26,7 @@ import pytest
 
 from langchain_jockey.emulator import spawn
 from tests.examples.test_examples import ENV, run_to_end
+from tests.support import free_port
 
 INSTALL = (
     "install the PostgreSQL server: `apt-get install postgresql` (Debian/Ubuntu; "
@@ -53,12 +53,6 @@ def server_binaries() -> Path:
         f"nor under /usr/lib/postgresql/*/bin: {INSTALL}",
         pytrace=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import httpx
 import pytest
 
 from langchain_jockey.emulator import Emulator, Fault
+from tests.support import free_port
 
 INSTALL = 'pip install -e ".[test]" (or ".[server]"), which brings langgraph-cli[inmem]'
 try:
@@ -66,12 +66,6 @@ def langgraph_cli() -> str:
             f"the langgraph CLI is not installed ({found} is missing): {INSTALL}"
         )
     return str(found)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
