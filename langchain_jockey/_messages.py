@@ -134,17 +134,11 @@ def call_options(
         kwargs = {"text": text_format(kwargs["response_format"]), **kwargs}
     # A call's option wins over the field; the `instructions` field is only
     # the default, below system messages (see `RequestOptions`).
-    fields = {
-        "model": model.model,
-        "knowledge_store_id": model.knowledge_store_id,
-        "session_id": model.session_id,
-        "include": model.include,
-        "selections": model.selections,
-        "extra_body": model.extra_body,
-    }
+    fields = dict(model.request_fields)
+    default_instructions = fields.pop("instructions")
     return RequestOptions(
         **{**fields, **{n: kwargs[n] for n in OPTION_NAMES if n in kwargs}},
-        default_instructions=model.instructions,
+        default_instructions=default_instructions,
     )
 
 

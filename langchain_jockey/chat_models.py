@@ -233,9 +233,8 @@ class ChatJockey(JockeyConnection, LangChainHooks):
         return "jockey-chat"
 
     @property
-    def _identifying_params(self) -> dict[str, Any]:
-        # Everything that changes the answer, never the key (this is traced
-        # and is the LLM-cache key).
+    def request_fields(self) -> dict[str, Any]:
+        """The fields that go into a request, by option name (call options win)."""
         return {
             "model": self.model,
             "knowledge_store_id": self.knowledge_store_id,
@@ -244,8 +243,12 @@ class ChatJockey(JockeyConnection, LangChainHooks):
             "include": self.include,
             "selections": self.selections,
             "extra_body": self.extra_body,
-            "base_url": self.base_url,
         }
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        # Everything that changes the answer, never the key (this is traced).
+        return {**self.request_fields, "base_url": self.base_url}
 
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any

@@ -4,7 +4,6 @@ good answer cites first, and what it must not cite."""
 from __future__ import annotations
 
 import pytest
-
 from langchain_core.messages import AIMessage, HumanMessage
 
 from langchain_jockey._messages import MAX_CONTENT_CHARS, _fold

@@ -7,8 +7,8 @@ complete; a string only grows; a value has the schema's type.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
