@@ -6,12 +6,19 @@ from langchain_jockey import errors
 from langchain_jockey._version import __version__
 from langchain_jockey.chat_models import ChatJockey
 from langchain_jockey.errors import *  # noqa: F403 - the error classes, as errors.__all__
+from langchain_jockey.knowledge_stores import KnowledgeStore
 
 if TYPE_CHECKING:
     from langchain_jockey.retrievers import KnowledgeStoreRetriever
     from langchain_jockey.tools import JockeyTool
 
-__all__ = ["ChatJockey", "JockeyTool", "KnowledgeStoreRetriever", "__version__"]
+__all__ = [
+    "ChatJockey",
+    "JockeyTool",
+    "KnowledgeStore",
+    "KnowledgeStoreRetriever",
+    "__version__",
+]
 __all__ += errors.__all__
 
 

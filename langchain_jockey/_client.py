@@ -33,6 +33,7 @@ from typing_extensions import Self
 
 from langchain_jockey._failures import RetryPolicy
 from langchain_jockey._http import SSE, Clients
+from langchain_jockey._sources import FileStream
 from langchain_jockey._version import __version__
 from langchain_jockey.errors import JockeyInputError
 
@@ -192,19 +193,25 @@ class JockeyConnection(BaseModel):
         """Where the secret fields come from, for LangChain serialization."""
         return {"api_key": "TWELVE_LABS_API_KEY"}
 
-    def _build(
+    def _build(  # noqa: PLR0917 - one builder for every request
         self,
         client: httpx.Client | httpx.AsyncClient,
         path: str,
-        body: Mapping[str, Any],
+        body: Mapping[str, Any] | None,
         accept: str = SSE,
+        method: str = "POST",
+        params: Mapping[str, Any] | None = None,
+        stream: FileStream | None = None,
+        content_type: str = "application/json",
     ) -> httpx.Request:
-        """`POST {base_url}/{path}` with `body` as compact UTF-8 JSON.
+        """`{method} {base_url}/{path}`: `body` as compact UTF-8 JSON, or `stream`.
 
         Raises `JockeyInputError` before any I/O: no key, a bad `base_url`, or
         a body JSON cannot carry (a lone surrogate, a set, NaN). A query string
-        in `base_url` (`…/v1.3?tenant=t1`) is kept, after the path. The body's
-        bytes follow its key order: the same call gives the same bytes.
+        in `base_url` (`…/v1.3?tenant=t1`) is kept, after the path, and
+        `params` are added to it. The body's bytes follow its key order: the
+        same call gives the same bytes. `stream` (an upload) goes as it is,
+        with `content_type`.
         """
         if self.api_key is None or not self.api_key.get_secret_value():
             msg = (
@@ -217,32 +224,42 @@ class JockeyConnection(BaseModel):
         if not self.base_url.startswith(("http://", "https://")):
             msg = f"base_url must be an http(s) URL, not {self.base_url!r}."
             raise JockeyInputError(msg)
-        try:
-            content = json.dumps(
-                body, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-            ).encode()
-        except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
-            msg = (
-                f"{type(self).__name__} cannot send this request as JSON ({exc}): "
-                "check the question, the instructions and extra_body."
-            )
-            raise JockeyInputError(msg) from None
+        headers = {
+            "x-api-key": self.api_key.get_secret_value(),
+            "accept": accept,
+            # A compressed stream could inflate past any limit unseen.
+            "accept-encoding": "identity",
+            "user-agent": f"langchain-jockey/{__version__}",
+        }
+        content: bytes | None = None
+        if stream is not None:
+            headers["content-type"] = content_type
+            headers["content-length"] = str(stream.size)
+        elif body is not None:
+            try:
+                content = json.dumps(
+                    body, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+                ).encode()
+            except (TypeError, ValueError) as exc:  # UnicodeEncodeError: ValueError
+                msg = (
+                    f"{type(self).__name__} cannot send this request as JSON "
+                    f"({exc}): check the question, the instructions and extra_body."
+                )
+                raise JockeyInputError(msg) from None
+            headers["content-type"] = content_type
         root, mark, query = self.base_url.partition("?")
-        return client.build_request(
-            "POST",
+        request = client.build_request(
+            method,
             f"{root.rstrip('/')}/{path}{mark}{query}",
             content=content,
-            headers={
-                "x-api-key": self.api_key.get_secret_value(),
-                "content-type": "application/json",
-                "accept": accept,
-                # A compressed stream could inflate past any limit unseen.
-                "accept-encoding": "identity",
-                "user-agent": f"langchain-jockey/{__version__}",
-                **(self.default_headers or {}),
-            },
+            params=params,
+            headers={**headers, **(self.default_headers or {})},
             timeout=self._timeout,
         )
+        if stream is not None:
+            # Set after building: httpx would take it for a sync-only iterator.
+            request.stream = stream
+        return request
 
     @property
     def _timeout(self) -> httpx.Timeout:

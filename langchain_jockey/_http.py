@@ -13,7 +13,7 @@
 - `iter_events` / `aiter_events` feed a streamed body to `_sse.StreamReader`
   one network read at a time, and close the response when the events are
   complete, however iteration ends. They only read and await.
-- `post_json` is a JSON request (the knowledge store's search), its body read
+- `call_json` is a JSON request (search, stores, items, assets), its body read
   up to `MAX_JSON_BODY` bytes.
 
 What a failure means (its typed error, whether to retry) is decided in
@@ -53,11 +53,14 @@ from langchain_jockey._sse import Limits, StreamReader
 __all__ = [
     "JSON",
     "SSE",
+    "acall_json",
     "aiter_events",
-    "apost_json",
+    "aput_part",
     "asend",
+    "call_json",
+    "etag",
     "iter_events",
-    "post_json",
+    "put_part",
     "send",
 ]
 
@@ -371,14 +374,16 @@ def _keep(body: bytearray, chunk: bytes) -> None:
 
 
 def _parsed(response: httpx.Response, body: bytes) -> Any:
+    if not body.strip():
+        return None  # 204, or a DELETE's empty 200
     try:
         return json.loads(body)
     except (ValueError, RecursionError):  # deep nesting: RecursionError
         raise refused(response, body, "readable JSON") from None
 
 
-def post_json(client: httpx.Client, request: httpx.Request, policy: RetryPolicy) -> Any:
-    """Send a JSON request; return its JSON body (read up to `MAX_JSON_BODY`)."""
+def call_json(client: httpx.Client, request: httpx.Request, policy: RetryPolicy) -> Any:
+    """Send a request; its JSON body (read up to `MAX_JSON_BODY`), `None` if empty."""
     response = send(client, request, policy, JSON)
     body = bytearray()
     with _transport_errors(request), closing(response):
@@ -387,10 +392,10 @@ def post_json(client: httpx.Client, request: httpx.Request, policy: RetryPolicy)
     return _parsed(response, bytes(body))
 
 
-async def apost_json(
+async def acall_json(
     client: httpx.AsyncClient, request: httpx.Request, policy: RetryPolicy
 ) -> Any:
-    """Async twin of `post_json`."""
+    """Async twin of `call_json`."""
     response = await asend(client, request, policy, JSON)
     body = bytearray()
     with _transport_errors(request):
@@ -398,3 +403,28 @@ async def apost_json(
             async for chunk in response.aiter_bytes():
                 _keep(body, chunk)
     return _parsed(response, bytes(body))
+
+
+def etag(response: httpx.Response) -> str:
+    """The ETag of an uploaded part, quotes stripped (the proof the API wants)."""
+    tag = str(response.headers.get("etag", "")).strip().strip('"')
+    if not tag:
+        msg = "The part upload was answered without an ETag: it cannot be reported."
+        raise errors.JockeyServerError(msg, retryable=False)
+    return tag
+
+
+def put_part(client: httpx.Client, request: httpx.Request, policy: RetryPolicy) -> str:
+    """PUT one part of a multipart upload (no API key goes there); its ETag."""
+    response = send(client, request, policy, JSON)
+    response.close()
+    return etag(response)
+
+
+async def aput_part(
+    client: httpx.AsyncClient, request: httpx.Request, policy: RetryPolicy
+) -> str:
+    """Async twin of `put_part`."""
+    response = await asend(client, request, policy, JSON)
+    await response.aclose()
+    return etag(response)

@@ -6,6 +6,7 @@ LangChain's retry helpers can read `is_retryable`::
 
     JockeyError (ModelError)
     ├── JockeyInputError              bad input, before any request  ValueError
+    ├── JockeyIngestError             KnowledgeStore.add: sources failed
     ├── JockeyBadRequestError         400, 422, other 4xx   ModelInvalidRequestError
     ├── JockeyAuthenticationError     401                   ModelAuthenticationError
     ├── JockeyPermissionDeniedError   403                   ModelPermissionDeniedError
@@ -50,6 +51,7 @@ __all__ = [
     "JockeyBadRequestError",
     "JockeyConnectionError",
     "JockeyError",
+    "JockeyIngestError",
     "JockeyInputError",
     "JockeyNotFoundError",
     "JockeyPermissionDeniedError",
@@ -169,6 +171,24 @@ class JockeyInputError(JockeyError, ValueError, TypeError):
     `ValueError` (and, for options of the wrong type, a `TypeError`, as those
     were before) so code written against plain Python errors keeps working.
     """
+
+
+class JockeyIngestError(JockeyError):
+    """Some sources of `KnowledgeStore.add` failed; the others finished.
+
+    Attributes:
+        results: Every source's `AddResult`, in order, the good ones too.
+        failures: The failed ones.
+    """
+
+    def __init__(self, results: list[Any]) -> None:
+        self.results = results
+        self.failures = [r for r in results if not r.ok]
+        lines = "\n".join(f"- {r.source}: {r.error}" for r in self.failures)
+        super().__init__(
+            f"{len(self.failures)} of {len(results)} source(s) failed:\n{lines}",
+            retryable=False,
+        )
 
 
 class JockeyBadRequestError(JockeyError, ModelInvalidRequestError):

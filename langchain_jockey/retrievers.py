@@ -189,7 +189,7 @@ class KnowledgeStoreRetriever(JockeyConnection, BaseRetriever):
         client = self._clients.sync(self.http_client)
         while (body := pages.next_body()) is not None:
             request = self._request(client, body)
-            pages.take(_http.post_json(client, request, self._policy))
+            pages.take(_http.call_json(client, request, self._policy))
         return pages.docs[: pages.k]
 
     async def _aget_relevant_documents(
@@ -204,7 +204,7 @@ class KnowledgeStoreRetriever(JockeyConnection, BaseRetriever):
         client = await self._clients.async_(self.http_async_client)
         while (body := pages.next_body()) is not None:
             request = self._request(client, body)
-            pages.take(await _http.apost_json(client, request, self._policy))
+            pages.take(await _http.acall_json(client, request, self._policy))
         return pages.docs[: pages.k]
 
 

@@ -3,7 +3,9 @@
 It speaks the `POST /v1.3/responses` protocol (streaming and not) from a
 built-in demo knowledge store of invented videos, keeps sessions, returns
 schema-valid JSON for `text.format`, validates requests like the API and
-injects faults on request. Use it in-process::
+injects faults on request. It also keeps knowledge stores, assets and uploads
+(`KnowledgeStore.add` works against it; `sample_video` makes small valid MP4s to
+add). Use it in-process::
 
     from langchain_jockey.emulator import Emulator
 
@@ -15,6 +17,7 @@ run offline, `ScriptedPlanner` is a tool-calling model that follows a script.
 Importing `langchain_jockey` does not import this package.
 """
 
+from langchain_jockey._media import sample_video
 from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
 from langchain_jockey.emulator._planner import ScriptedPlanner
 from langchain_jockey.emulator._runner import Emulator, spawn
@@ -40,5 +43,6 @@ __all__ = [
     "Fault",
     "ReceivedRequest",
     "ScriptedPlanner",
+    "sample_video",
     "spawn",
 ]

@@ -17,7 +17,7 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import h11
 
@@ -27,7 +27,7 @@ from langchain_jockey.emulator._requests import ApiError
 if TYPE_CHECKING:
     from langchain_jockey.emulator._server import EmulatorConfig
 
-__all__ = ["Connections"]
+__all__ = ["Body", "Buffer", "Connections"]
 
 _MAX_HEAD = 64 << 10  # the request line and headers; longer gets 431
 _LINGER = 1.0  # seconds to read what a refused client still sends
@@ -140,10 +140,10 @@ class Connections:
             writer.close()
             self._tasks.discard(task)
 
-    async def _answer(self, ex: Exchange, request: h11.Request, raw: bytes) -> bool:
+    async def _answer(self, ex: Exchange, request: h11.Request, body: Body) -> bool:
         """`_handle`, with a 500 for a bug in it instead of no answer at all."""
         try:
-            return await self._handle(ex, request, raw)
+            return await self._handle(ex, request, body)
         except (ClientGoneError, h11.ProtocolError, ConnectionError):
             raise
         except Exception as exc:  # noqa: BLE001 - any bug: answer it, keep serving
@@ -169,26 +169,24 @@ class Connections:
 
     async def _read_request(
         self, conn: h11.Connection, reader: asyncio.StreamReader
-    ) -> tuple[h11.Request | None, bytes]:
-        """The next request, whole; `(None, b"")` when the client has gone.
+    ) -> tuple[h11.Request | None, Body]:
+        """The next request, its body fed to the sink `_body_for` chose.
 
-        Also `(None, b"")` when no byte of a request came for `idle_timeout`.
+        `(None, …)` when the client has gone, or when no byte of a request came
+        for `idle_timeout`.
 
         Raises:
             ApiError: for a request that is not valid HTTP/1.1, 413 for a body
-                past `max_body` (declared, or sent), 408 for a request not whole
-                `request_timeout` after its first byte.
+                past its sink's limit (declared, or sent), 408 for a request not
+                whole `request_timeout` after its first byte, or what
+                `_body_for` refuses from the head alone.
         """
         config, loop = self.config, asyncio.get_running_loop()
-        too_large = ApiError(
-            413,
-            "request_too_large",
-            f"The request body is over {config.max_body:,} bytes.",
-        )
         idle_until = loop.time() + config.idle_timeout
         started = loop.time() if conn.trailing_data[0] else None
         request: h11.Request | None = None
-        body = bytearray()
+        body: Body = Buffer(config.max_body)
+        received = 0
         while True:
             try:
                 event = conn.next_event()
@@ -207,7 +205,7 @@ class Connections:
                     )
                 except asyncio.TimeoutError:
                     if started is None:
-                        return None, b""  # idle: close without a word
+                        return None, body  # idle: close without a word
                     msg = (
                         "The request did not arrive whole within "
                         f"{config.request_timeout:g} s."
@@ -217,21 +215,56 @@ class Connections:
                 conn.receive_data(data)
             elif isinstance(event, h11.Request):
                 request = event
+                body = self._body_for(event)
                 declared = dict(event.headers).get(b"content-length", b"0")
-                if int(declared) > config.max_body:
-                    raise too_large
+                if int(declared) > body.limit:
+                    raise _too_large(body.limit)
             elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > config.max_body:
-                    raise too_large
+                received += len(event.data)
+                if received > body.limit:
+                    raise _too_large(body.limit)
+                body.feed(event.data)
             elif isinstance(event, h11.EndOfMessage):
-                return request, bytes(body)
+                return request, body
             else:  # ConnectionClosed or PAUSED
-                return None, b""
+                return None, body
 
-    async def _handle(self, ex: Exchange, request: h11.Request, raw: bytes) -> bool:
+    def _body_for(self, request: h11.Request) -> Body:
+        """Where a request's body goes: by default kept whole, up to `max_body`."""
+        del request
+        return Buffer(self.config.max_body)
+
+    async def _handle(self, ex: Exchange, request: h11.Request, body: Body) -> bool:
         """Answer one request; whether the connection may be kept."""
         raise NotImplementedError
+
+
+class Body(Protocol):
+    """Where a request's body goes as it arrives."""
+
+    limit: int
+    """The most bytes it takes; past it the request gets 413."""
+
+    def feed(self, data: bytes) -> None:
+        """Take the next bytes of the body."""
+
+
+@dataclass
+class Buffer:
+    """A body kept whole (every JSON request)."""
+
+    limit: int
+    data: bytearray = field(default_factory=bytearray)
+
+    def feed(self, data: bytes) -> None:
+        """Keep `data`."""
+        self.data += data
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413, "request_too_large", f"The request body is over {limit:,} bytes."
+    )
 
 
 _Handler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]

@@ -63,14 +63,18 @@ class Exchange:
         payload: Any,
         headers: dict[str, str] | None = None,
     ) -> None:
-        """Answer with `payload` as a whole JSON body."""
+        """Answer with `payload` as a whole JSON body (`None`: no body, for a 204)."""
+        head = [("x-api-version", "1.3"), *(headers or {}).items()]
+        if payload is None:
+            await self.send(
+                h11.Response(status_code=status, headers=head), h11.EndOfMessage()
+            )
+            return
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        head = [
+        head += [
             ("content-type", "application/json"),
             ("content-length", str(len(body))),
-            ("x-api-version", "1.3"),
         ]
-        head += list((headers or {}).items())
         await self.send(
             h11.Response(status_code=status, headers=head),
             h11.Data(data=body),

@@ -24,23 +24,19 @@ from typing import Any
 import h11
 
 from langchain_jockey.emulator._answers import Session, Turn
-from langchain_jockey.emulator._connections import Connections
+from langchain_jockey.emulator._assets import DIRECT_LIMIT, PART_PATH
+from langchain_jockey.emulator._connections import Body, Buffer, Connections
 from langchain_jockey.emulator._exchange import Exchange
 from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
+from langchain_jockey.emulator._forms import FormParser
+from langchain_jockey.emulator._library import Library
 from langchain_jockey.emulator._requests import (
     ApiError,
     ParsedRequest,
-    loads,
     parse_request,
 )
 from langchain_jockey.emulator._responses import Plan, new_id, plan_response
-from langchain_jockey.emulator._search import (
-    item_object,
-    list_items,
-    search,
-    store_object,
-)
-from langchain_jockey.emulator._store import STORES
+from langchain_jockey.emulator._uploads import FormBody, PartBody
 
 __all__ = [
     "DEMO_API_KEY",
@@ -54,7 +50,8 @@ DEMO_API_KEY = "tlk_emulator_demo_key"
 LENGTH_HEADER = "x-emulator-length"
 """Request header: answer with exactly this many deltas (a load knob)."""
 PATH = "/v1.3/responses"
-STORES_PATH = "/v1.3/knowledge-stores/"
+STORES_PATH = "/v1.3/knowledge-stores"
+ASSETS_PATH = "/v1.3/assets"
 _MAX_SESSIONS = 10_000
 _log = logging.getLogger(__name__)
 
@@ -87,6 +84,12 @@ class EmulatorConfig:
         request_log: How many requests `EmulatorServer.requests` keeps, newest
             last (0: none). It holds a body only once its key was accepted, so
             it never holds more than `request_log * max_body` bytes of bodies.
+        asset_time: How long a new asset is `processing` before `ready`.
+        index_time: How long a new store item takes from `queued` to `ready`.
+        chunk_size: The part size of multipart uploads, in bytes (the API's
+            own is not documented).
+        fail_processing: File-name patterns (`fnmatch`, e.g. `"corrupt*"`):
+            an item made from a matching file ends `failed` (fault injection).
     """
 
     api_keys: tuple[str, ...] = (DEMO_API_KEY,)
@@ -102,6 +105,10 @@ class EmulatorConfig:
     idle_timeout: float = 60.0
     max_connections: int = 1024
     request_log: int = 1000
+    asset_time: float = 1.0
+    index_time: float = 3.0
+    chunk_size: int = 8 << 20
+    fail_processing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,18 +148,39 @@ class EmulatorServer(Connections):
     config: EmulatorConfig = field(default_factory=EmulatorConfig)
     requests: deque[ReceivedRequest] = field(init=False)
     sessions: OrderedDict[str, Session] = field(default_factory=OrderedDict)
+    library: Library = field(init=False)
     _hits: dict[str, deque[float]] = field(default_factory=dict)
     _fault_counts: dict[tuple[str, Fault], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.requests = deque(maxlen=self.config.request_log)
+        self.library = Library(self.config)
 
     # -- one request -----------------------------------------------------------
 
-    async def _handle(self, ex: Exchange, request: h11.Request, raw: bytes) -> bool:
+    def _body_for(self, request: h11.Request) -> Body:
+        """Uploads stream through a sink that keeps no file; the rest is kept whole."""
+        target = request.target.decode("latin-1")
+        path, _, query = target.partition("?")
         headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
-        path = request.target.decode("latin-1").split("?", 1)[0]
+        if request.method == b"POST" and path.rstrip("/") == ASSETS_PATH:
+            key = headers.get("x-api-key")
+            if key not in self.config.api_keys:  # before 200 MB arrive
+                self._authenticate(key, headers)
+            parser = FormParser(headers.get("content-type", ""))
+            return FormBody(DIRECT_LIMIT + (1 << 20), parser)
+        if request.method == b"PUT" and path.startswith(PART_PATH):
+            upload_id, _, index = path[len(PART_PATH) :].partition("/")
+            token = dict(urllib.parse.parse_qsl(query)).get("token", "")
+            upload, chunk = self.library.upload_for_part(upload_id, index, token)
+            return PartBody(upload.part_size(chunk), upload, chunk)
+        return super()._body_for(request)
+
+    async def _handle(self, ex: Exchange, request: h11.Request, body: Body) -> bool:
+        headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
+        path, _, query = request.target.decode("latin-1").partition("?")
+        raw = bytes(body.data) if isinstance(body, Buffer) else b""
         key = headers.get("x-api-key")
         accepted = key in self.config.api_keys
         self.requests.append(
@@ -167,10 +195,31 @@ class EmulatorServer(Connections):
                 accepted,
             )
         )
+        now = time.monotonic()
         try:
-            if path.startswith(STORES_PATH):
-                found = self._store_route(request, key=key, headers=headers, raw=raw)
-                await ex.send_json(200, found)
+            if isinstance(body, PartBody):
+                etag = body.store()
+                await ex.send_json(200, {}, {"etag": f'"{etag}"'})
+                return True
+            if any(
+                path == p or path.startswith(p + "/")
+                for p in (STORES_PATH, ASSETS_PATH)
+            ):
+                self._authenticate(key, headers)
+                if isinstance(body, FormBody):
+                    found = self.library.create_asset(body.parser.close(), now)
+                    await ex.send_json(200, found)
+                    return True
+                origin = f"http://{headers.get('host', '127.0.0.1')}"
+                status, found = self.library.route(
+                    request.method.decode(),
+                    path[len("/v1.3") :],
+                    query=query,
+                    raw=raw,
+                    now=now,
+                    origin=origin,
+                )
+                await ex.send_json(status, found)
                 return True
             fault, req, session, plan = self._admit(
                 request.method, path, key, headers, raw
@@ -204,7 +253,7 @@ class EmulatorServer(Connections):
             raise ApiError(405, "method_not_allowed", f"{PATH} accepts POST only.")
         fault = self._authenticate(key, headers)
         req = parse_request(raw)
-        store = STORES.get(req.store_id)
+        store = self.library.knowledge_store(req.store_id, time.monotonic())
         if store is None:
             msg = f"Knowledge store {req.store_id} does not exist."
             raise ApiError(404, "resource_not_exist", msg)
@@ -228,44 +277,6 @@ class EmulatorServer(Connections):
         fault = self._fault(key, headers.get(FAULT_HEADER))
         self._rate_limit(key)
         return fault
-
-    def _store_route(
-        self,
-        request: h11.Request,
-        *,
-        key: str | None,
-        headers: dict[str, str],
-        raw: bytes,
-    ) -> dict[str, Any]:
-        """`/knowledge-stores/{id}`, `…/items[/{item_id}]` and `…/search`."""
-        self._authenticate(key, headers)
-        path, _, query = request.target.decode("latin-1").partition("?")
-        parts = path[len(STORES_PATH) :].strip("/").split("/")
-        store = STORES.get(parts[0])
-        if store is None:
-            msg = f"Knowledge store {parts[0]} does not exist."
-            raise ApiError(404, "resource_not_exist", msg)
-        rest, verb = parts[1:], request.method.decode()
-        if rest == [] and verb == "GET":
-            return store_object(store)
-        if rest == ["search"] and verb == "POST":
-            return search(store, loads(raw))
-        if rest == ["items"] and verb == "GET":
-            params = dict(urllib.parse.parse_qsl(query))
-            try:
-                page = int(params.get("page", 1))
-                limit = int(params.get("page_limit", 10))
-            except ValueError:
-                msg = "page and page_limit are integers."
-                raise ApiError(400, "parameter_invalid", msg) from None
-            return list_items(store, page, limit)
-        if len(rest) == 2 and rest[0] == "items" and verb == "GET":
-            video = store.video(rest[1])
-            if video is None:
-                msg = f"Item {rest[1]} does not exist."
-                raise ApiError(404, "resource_not_exist", msg)
-            return item_object(video)
-        raise ApiError(404, "not_found", f"No route for {verb} {path}.")
 
     def _fault(self, key: str, header: str | None) -> Fault:
         """The fault for this request; raises the HTTP error of a `status` fault."""

@@ -27,6 +27,7 @@ __all__ = [
     "KnowledgeStore",
     "Moment",
     "Video",
+    "build_video",
     "terms",
     "tokens",
     "topics",
@@ -280,7 +281,11 @@ class KnowledgeStore:
         return scored
 
 
-def _video(entry: dict[str, Any]) -> Video:
+def build_video(entry: dict[str, Any]) -> Video:
+    """A `Video` from a catalogue entry: ids, title, duration, topics, moments.
+
+    Each moment is a line `start-end description` (seconds).
+    """
     title, duration = entry["title"], entry["duration"]
     video = Video(
         entry["item_id"],
@@ -309,7 +314,7 @@ def _video(entry: dict[str, Any]) -> Video:
 def _load() -> dict[str, KnowledgeStore]:
     """The stores of `catalogue.json`, next to this module (packaged with it)."""
     data = json.loads(resources.files(__package__).joinpath(_CATALOGUE).read_text())
-    videos = {entry["item_id"]: _video(entry) for entry in data["videos"]}
+    videos = {entry["item_id"]: build_video(entry) for entry in data["videos"]}
     return {
         store["store_id"]: KnowledgeStore(
             store["store_id"],

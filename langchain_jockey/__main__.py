@@ -1,0 +1,122 @@
+"""`python -m langchain_jockey ingest PATH_OR_URL... (--store ks_… | --create NAME)`.
+
+Uploads and indexes videos into a knowledge store, with progress bars, then
+prints the store id and a ready-to-paste `ChatJockey(...)` line. Exits 1 when
+any source failed (each named), 2 on bad arguments.
+
+The key, base URL and store come from the same environment variables as
+`ChatJockey` (`TWELVE_LABS_API_KEY`, `TWELVE_LABS_BASE_URL`). Without a key it
+uses the local emulator, and says so: the one at `TWELVE_LABS_BASE_URL` if set
+(`python -m langchain_jockey.emulator --port 8600`), else one started for this
+command, whose stores end with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from langchain_jockey.errors import JockeyError, JockeyIngestError
+from langchain_jockey.knowledge_stores import AddResult, KnowledgeStore
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m langchain_jockey",
+        description="Add videos to a TwelveLabs knowledge store.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    ingest = commands.add_parser(
+        "ingest", help="upload and index files, directories or URLs"
+    )
+    ingest.add_argument("sources", nargs="+", metavar="PATH_OR_URL")
+    target = ingest.add_mutually_exclusive_group(required=True)
+    target.add_argument("--store", metavar="ks_…", help="an existing store")
+    target.add_argument("--create", metavar="NAME", help="create a store named NAME")
+    ingest.add_argument(
+        "--no-wait", action="store_true", help="do not wait until items are ready"
+    )
+    ingest.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (no tqdm needed)"
+    )
+    return parser
+
+
+def _live() -> bool:
+    return bool(
+        os.environ.get("TWELVE_LABS_API_KEY") or os.environ.get("TWELVELABS_API_KEY")
+    )
+
+
+@contextlib.contextmanager
+def _connection() -> Iterator[dict[str, Any]]:
+    """The live API's settings when a key is set, else an emulator's, said aloud."""
+    if _live():
+        yield {}
+        return
+    from langchain_jockey.emulator import DEMO_API_KEY, Emulator  # noqa: PLC0415
+
+    url = os.environ.get("TWELVE_LABS_BASE_URL") or os.environ.get(
+        "TWELVELABS_BASE_URL"
+    )
+    if url:
+        print(f"No TWELVE_LABS_API_KEY: using the Jockey emulator at {url}.")
+        yield {"base_url": url, "api_key": DEMO_API_KEY}
+        return
+    with Emulator() as emu:
+        print(
+            "No TWELVE_LABS_API_KEY: using a local Jockey emulator started for this "
+            f"command ({emu.base_url}); its stores end with it. Set "
+            "TWELVE_LABS_API_KEY for the live API."
+        )
+        yield {"base_url": emu.base_url, "api_key": emu.api_key}
+
+
+def _report(results: Sequence[AddResult]) -> None:
+    for result in results:
+        mark = "ok  " if result.ok else "FAIL"
+        note = "" if result.uploaded or not result.ok else " (already in the store)"
+        why = f": {result.error}" if result.error else ""
+        print(
+            f"{mark} {result.source} -> {result.item_id or '-'} "
+            f"{result.status}{note}{why}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        with _connection() as settings:
+            if args.create:
+                store = KnowledgeStore.create(args.create, **settings)
+                print(f"Created knowledge store {store.knowledge_store_id}.")
+            else:
+                store = KnowledgeStore(knowledge_store_id=args.store, **settings)
+            try:
+                results = store.add(
+                    args.sources,
+                    wait=not args.no_wait,
+                    show_progress=not args.no_progress,
+                )
+            except JockeyIngestError as err:
+                _report(err.results)
+                print(f"{len(err.failures)} source(s) failed.", file=sys.stderr)
+                return 1
+            _report(results)
+            print(f"\nKnowledge store: {store.knowledge_store_id}")
+            print(f'ChatJockey(knowledge_store_id="{store.knowledge_store_id}")')
+            return 0
+    except JockeyError as err:
+        print(f"{type(err).__name__}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,473 @@
+"""Adding sources to a knowledge store: one flow, written once, run sync or async.
+
+The flow for a source is a generator that yields what it needs done (`Api`: a
+JSON call; `Send`: a file upload; `Local`: blocking local work such as hashing;
+`Wait`: a pause) and is sent the result. `run` and `arun` (in
+`knowledge_stores.py`) do those things, and differ only in the lines that
+await. The steps, after every source was checked (`_sources.py`):
+
+1. Hash the file (SHA-256). If the store already has an item with that hash in
+   its metadata (`source_sha256`), nothing is uploaded: that item is the result.
+2. Upload: `POST /assets` for a file up to `multipart_threshold` bytes (or a URL
+   import), else a multipart upload, each part PUT to its URL (no API key goes
+   there) and reported at once, so an interrupted upload resumes from the parts
+   the API confirmed. The `upload_id` and `asset_id` are kept in a small journal
+   file (`state_dir`) until the item exists: the API cannot find them again.
+3. Poll the asset until `ready`; add it as an item with the user's metadata and
+   the hash; with `wait`, poll the item until `ready` or `failed`.
+
+Polls back off from `poll_interval` to `poll_max`; 429s and 5xx are retried by
+the request layer, honouring `Retry-After`. A failure of one source (a failed
+upload or processing step) ends that source only: its result says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from langchain_jockey._sources import FileStream, Source, form_stream, sha256_file
+from langchain_jockey.errors import JockeyError, JockeyNotFoundError
+
+__all__ = [
+    "HASH_KEY",
+    "AddResult",
+    "Api",
+    "Context",
+    "Flow",
+    "IngestEvent",
+    "Journal",
+    "Local",
+    "Send",
+    "Wait",
+    "add_flow",
+    "existing_flow",
+    "pages",
+]
+
+HASH_KEY = "source_sha256"
+"""The item metadata key holding the source's SHA-256 (a URL's, for imports)."""
+_PAGE = 50  # the API's largest page
+
+
+@dataclass(frozen=True)
+class Api:
+    """A JSON call to the API: `method {base_url}/{path}`; its JSON (None if empty)."""
+
+    method: str
+    path: str
+    body: Any = None
+    params: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Send:
+    """Upload `stream`: a form to `{base_url}/{url}` (`api`), or a part PUT to `url`.
+
+    The result is the JSON answer (a form) or the part's ETag (a PUT).
+    """
+
+    url: str
+    stream: FileStream
+    content_type: str
+    api: bool
+
+
+@dataclass(frozen=True)
+class Local:
+    """Blocking local work (hashing, the journal): `fn(*args)`."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A pause of `seconds`."""
+
+    seconds: float
+
+
+Call = Api | Send | Local | Wait
+Flow = Generator[Call, Any, "AddResult"]
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What became of one source.
+
+    Attributes:
+        source: The path or URL, as given (a directory's files by their path).
+        asset_id: The uploaded asset, when there is one.
+        item_id: The store item, when there is one.
+        status: The item's status (`ready`, `failed`, or where it was when
+            `wait=False`), or `failed` when the upload failed.
+        error: Why it failed (`None` when it did not).
+        uploaded: Whether bytes were uploaded (`False`: the store already had it).
+    """
+
+    source: str
+    asset_id: str | None
+    item_id: str | None
+    status: str
+    error: str | None = None
+    uploaded: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether the source made it: not `failed`."""
+        return self.status != "failed"
+
+
+@dataclass(frozen=True)
+class IngestEvent:
+    """Progress of `add`: one event per step of one source, with running totals.
+
+    Attributes:
+        kind: `hashing`, `uploading` (bytes went out), `uploaded`, `skipped`
+            (already in the store), `indexing` (a status seen while polling),
+            `done` (ready, or queued when not waiting) or `failed`.
+        source: The source it is about.
+        status: The asset's or item's status, when the event is about one.
+        bytes_sent: Bytes uploaded so far, over every source.
+        bytes_total: Bytes to upload, over every source.
+        items_done: Sources finished (done, skipped or failed).
+        items_total: Sources in this `add`.
+        error: Why, for `failed`.
+    """
+
+    kind: str
+    source: str
+    status: str | None = None
+    bytes_sent: int = 0
+    bytes_total: int = 0
+    items_done: int = 0
+    items_total: int = 0
+    error: str | None = None
+
+
+class Progress:
+    """Running totals of one `add`, handed to `callback` as `IngestEvent`s.
+
+    Attributes:
+        bytes_total: Bytes to upload, over every source.
+        items_total: Sources in the `add`.
+        callback: Called with every event (from worker threads on the sync path).
+    """
+
+    def __init__(
+        self, sources: list[Source], callback: Callable[[IngestEvent], None] | None
+    ) -> None:
+        self._sent: dict[str, int] = {}
+        self.bytes_total = sum(s.size for s in sources)
+        self.items_total, self._done = len(sources), 0
+        self.callback = callback
+        self._lock = threading.Lock()  # the sync path runs sources on threads
+
+    def emit(self, kind: str, source: Source, **fields: Any) -> None:
+        """Report a step of `source`."""
+        with self._lock:
+            if kind == "skipped":
+                self._sent[source.name] = source.size  # nothing left to send
+            if kind in ("done", "failed"):
+                self._done += 1
+            event = IngestEvent(
+                kind,
+                source.name,
+                bytes_sent=sum(self._sent.values()),
+                bytes_total=self.bytes_total,
+                items_done=self._done,
+                items_total=self.items_total,
+                **fields,
+            )
+        if self.callback is not None:
+            self.callback(event)
+
+    def sent(self, source: Source, base: int) -> Callable[[int], None]:
+        """A `FileStream` callback: `base + n` bytes of `source` have gone."""
+
+        def report(n: int) -> None:
+            with self._lock:
+                self._sent[source.name] = base + n
+            self.emit("uploading", source)
+
+        return report
+
+
+class Journal:
+    """Uploads under way, one small JSON file each, so a new run can continue them."""
+
+    def __init__(self, directory: Path, scope: str) -> None:
+        self.directory = directory
+        self.scope = hashlib.sha256(scope.encode()).hexdigest()[:16]
+
+    def _file(self, key: str) -> Path:
+        return self.directory / f"{self.scope}-{key}.json"
+
+    def load(self, key: str) -> dict[str, Any]:
+        """What was recorded for `key` (empty when nothing, or unreadable)."""
+        try:
+            value = json.loads(self._file(key).read_text())
+        except (OSError, ValueError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def save(self, key: str, state: dict[str, Any]) -> None:
+        """Record `state` for `key` (atomically: a kill never leaves half a file)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self._file(key).with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self._file(key))
+
+    def drop(self, key: str) -> None:
+        """Forget `key`: its item exists now."""
+        self._file(key).unlink(missing_ok=True)
+
+
+@dataclass
+class Context:
+    """What every source's flow shares."""
+
+    store_path: str
+    progress: Progress
+    journal: Journal
+    existing: dict[str, dict[str, Any]] = field(default_factory=dict)
+    multipart_threshold: int = 100_000_000
+    wait: bool = True
+    poll_interval: float = 1.0
+    poll_max: float = 15.0
+    wait_timeout: float = 3600.0
+
+
+def pages(path: str, key: str = "data") -> Generator[Call, Any, list[dict[str, Any]]]:
+    """Every row of a paged list (`key` of each page), 50 a page."""
+    rows: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        params = {"page": page, "page_limit": _PAGE}
+        listed = yield Api("GET", path, None, params)
+        rows += [r for r in listed.get(key) or () if isinstance(r, dict)]
+        if page >= int((listed.get("page_info") or {}).get("total_page") or 1):
+            return rows
+        page += 1
+
+
+def existing_flow(store_path: str) -> Generator[Call, Any, dict[str, dict[str, Any]]]:
+    """Every item of the store that carries a hash: hash → item."""
+    found: dict[str, dict[str, Any]] = {}
+    for item in (yield from pages(f"{store_path}/items")):
+        digest = (item.get("metadata") or {}).get(HASH_KEY)
+        if isinstance(digest, str):
+            found.setdefault(digest, item)
+    return found
+
+
+def add_flow(source: Source, ctx: Context) -> Flow:
+    """The whole path of one source; a failure is its result, not an exception."""
+    result = AddResult(source.name, None, None, "failed", source.error)
+    try:
+        if source.error is None:
+            result = yield from _add(source, ctx)
+    except JockeyError as err:
+        result = replace(result, error=f"{type(err).__name__}: {err}")
+    if result.status == "failed":
+        ctx.progress.emit("failed", source, status="failed", error=result.error)
+    else:
+        ctx.progress.emit("done", source, status=result.status)
+    return result
+
+
+def _add(source: Source, ctx: Context) -> Flow:
+    progress, journal = ctx.progress, ctx.journal
+    progress.emit("hashing", source)
+    if source.path is not None:
+        key = yield Local(sha256_file, (source.path,))
+    else:
+        key = hashlib.sha256(f"url:{source.url}".encode()).hexdigest()
+    item = ctx.existing.get(key)
+    if item is not None:
+        progress.emit("skipped", source, status=item.get("status"))
+        result = AddResult(
+            source.name, item.get("asset_id"), item["_id"], item.get("status", "")
+        )
+        return (yield from _finish(result, source, ctx))
+    state: dict[str, Any] = yield Local(journal.load, (key,))
+    asset = None
+    if state.get("asset_id") and state.get("complete"):
+        try:
+            asset = yield Api("GET", f"assets/{state['asset_id']}")
+        except JockeyNotFoundError:
+            state = {}
+    uploaded = asset is None
+    if asset is None:
+        asset = yield from _upload(source, key, state, ctx)
+    asset_id = asset["_id"]
+    asset = yield from _poll(
+        f"assets/{asset_id}", asset, source, ctx, ("ready", "failed")
+    )
+    if asset.get("status") != "ready":
+        why = (asset.get("error") or {}).get(
+            "message"
+        ) or f"asset {asset.get('status')}"
+        yield Local(journal.drop, (key,))
+        return AddResult(source.name, asset_id, None, "failed", why, uploaded)
+    body = {
+        "asset_id": asset_id,
+        "asset_type": "video",
+        "metadata": {**source.metadata, HASH_KEY: key},
+    }
+    item = yield Api("POST", f"{ctx.store_path}/items", body)
+    yield Local(journal.drop, (key,))
+    result = AddResult(
+        source.name, asset_id, item["_id"], item.get("status", "queued"), None, uploaded
+    )
+    return (yield from _finish(result, source, ctx))
+
+
+def _finish(result: AddResult, source: Source, ctx: Context) -> Flow:
+    """With `wait`, poll the item until it is `ready` or `failed`."""
+    if not ctx.wait or result.item_id is None or result.status in ("ready", "failed"):
+        return result
+    item = yield from _poll(
+        f"{ctx.store_path}/items/{result.item_id}",
+        {"status": result.status},
+        source,
+        ctx,
+        ("ready", "failed"),
+    )
+    status = item.get("status", "")
+    if status == "failed":
+        return replace(
+            result,
+            status=status,
+            error="the API could not index this video (item failed)",
+        )
+    if status != "ready":
+        why = f"still {status} after {ctx.wait_timeout:g} s; add() again later to check"
+        return replace(result, status=status, error=why)
+    return replace(result, status=status)
+
+
+def _poll(
+    path: str,
+    current: dict[str, Any],
+    source: Source,
+    ctx: Context,
+    final: tuple[str, ...],
+) -> Generator[Call, Any, dict[str, Any]]:
+    """GET `path` until its status is in `final` or `wait_timeout` has passed."""
+    delay, deadline = ctx.poll_interval, time.monotonic() + ctx.wait_timeout
+    while current.get("status") not in final and time.monotonic() < deadline:
+        yield Wait(min(delay, max(0.0, deadline - time.monotonic())))
+        current = yield Api("GET", path)
+        ctx.progress.emit("indexing", source, status=current.get("status"))
+        delay = min(ctx.poll_max, delay * 1.5)
+    return current
+
+
+def _upload(
+    source: Source, key: str, state: dict[str, Any], ctx: Context
+) -> Generator[Call, Any, dict[str, Any]]:
+    """Send the source; the asset as the API answered."""
+    fields = {
+        "method": "url" if source.path is None else "direct",
+        "filename": source.filename,
+    }
+    fields["user_metadata"] = json.dumps({HASH_KEY: key})
+    if source.path is None:
+        fields["url"] = source.url or ""
+        stream, kind = form_stream(fields, None, ctx.progress.sent(source, 0))
+        asset = yield Send("assets", stream, kind, api=True)
+    elif source.size <= ctx.multipart_threshold:
+        stream, kind = form_stream(fields, source, ctx.progress.sent(source, 0))
+        asset = yield Send("assets", stream, kind, api=True)
+    else:
+        return (yield from _multipart(source, key, state, ctx))
+    yield Local(ctx.journal.save, (key, {"asset_id": asset["_id"], "complete": True}))
+    ctx.progress.emit("uploaded", source, status=asset.get("status"))
+    return dict(asset)
+
+
+def _multipart(
+    source: Source, key: str, state: dict[str, Any], ctx: Context
+) -> Generator[Call, Any, dict[str, Any]]:
+    """A multipart upload, resumed from the journal when it holds one."""
+    assert source.path is not None  # noqa: S101 - only files come here
+    done: set[int] = set()
+    urls: dict[int, str] = {}
+    if state.get("upload_id"):
+        try:
+            done = yield from _completed(state["upload_id"])
+        except JockeyNotFoundError:
+            state = {}
+    if not state.get("upload_id"):
+        created = yield Api(
+            "POST",
+            "assets/multipart-uploads",
+            {
+                "filename": source.filename,
+                "type": "video",
+                "total_size": source.size,
+                "user_metadata": {HASH_KEY: key},
+            },
+        )
+        state = {
+            k: created[k]
+            for k in ("upload_id", "asset_id", "chunk_size", "total_chunks")
+        }
+        yield Local(ctx.journal.save, (key, state))
+        urls = {u["chunk_index"]: u["url"] for u in created.get("upload_urls") or ()}
+    upload_id, size = state["upload_id"], int(state["chunk_size"])
+    ctx.progress.sent(source, 0)(
+        sum(min(size, source.size - (i - 1) * size) for i in done)
+    )
+    for index in range(1, int(state["total_chunks"]) + 1):
+        if index in done:
+            continue
+        if index not in urls:
+            more = yield Api(
+                "POST",
+                f"assets/multipart-uploads/{upload_id}/presigned-urls",
+                {"start": index, "count": _PAGE},
+            )
+            urls.update(
+                {u["chunk_index"]: u["url"] for u in more.get("upload_urls") or ()}
+            )
+        offset = (index - 1) * size
+        length = min(size, source.size - offset)
+        base = sum(min(size, source.size - (i - 1) * size) for i in done)
+        stream = FileStream(
+            source.path, offset, length, ctx.progress.sent(source, base)
+        )
+        etag = yield Send(urls[index], stream, "application/octet-stream", api=False)
+        chunk = {
+            "chunk_index": index,
+            "proof": etag,
+            "proof_type": "etag",
+            "chunk_size": length,
+        }
+        yield Api(
+            "POST",
+            f"assets/multipart-uploads/{upload_id}",
+            {"completed_chunks": [chunk]},
+        )
+        done.add(index)
+    yield Local(ctx.journal.save, (key, {**state, "complete": True}))
+    asset = yield Api("GET", f"assets/{state['asset_id']}")
+    ctx.progress.emit("uploaded", source, status=asset.get("status"))
+    return dict(asset)
+
+
+def _completed(upload_id: str) -> Generator[Call, Any, set[int]]:
+    """The parts the API has confirmed (`completed`) for an upload."""
+    chunks = yield from pages(
+        f"assets/multipart-uploads/{upload_id}", "uploaded_chunks"
+    )
+    return {c["index"] for c in chunks if c.get("status") == "completed"}

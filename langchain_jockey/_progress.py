@@ -1,0 +1,81 @@
+"""Progress bars for `KnowledgeStore.add`: bytes uploaded, and items indexed.
+
+`tqdm` draws them (the bar LangChain's document loaders use); it is an
+optional extra, `pip install "langchain-jockey[progress]"`. The items bar
+shows the statuses seen last (`ready 3, processing 2`) and refreshes its clock
+every second while indexing, so a long wait never looks frozen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from langchain_jockey._ingest import IngestEvent, Progress
+from langchain_jockey.errors import JockeyInputError
+
+__all__ = ["progress_bar"]
+
+_REFRESH = 1.0  # seconds between redraws of an idle bar
+
+
+@contextlib.contextmanager
+def progress_bar(progress: Progress, show: bool) -> Iterator[None]:
+    """With `show`, draw `progress` as two tqdm bars while the block runs."""
+    if not show:
+        yield
+        return
+    try:
+        from tqdm.auto import tqdm  # noqa: PLC0415 - an optional extra
+    except ImportError:
+        msg = (
+            "show_progress=True needs tqdm: pip install 'langchain-jockey[progress]' "
+            "(or pip install tqdm), or pass on_progress=… to get the events."
+        )
+        raise JockeyInputError(msg) from None
+    sent = tqdm(total=progress.bytes_total, unit="B", unit_scale=True, desc="upload")
+    items = tqdm(total=progress.items_total, unit="video", desc="index ")
+    statuses: dict[str, str] = {}
+    lock, stop = threading.Lock(), threading.Event()
+
+    def show_event(event: IngestEvent) -> None:
+        with lock:
+            sent.n = event.bytes_sent
+            items.n = event.items_done
+            if event.status:
+                statuses[event.source] = event.status
+            counts = Counter(statuses.values())
+            items.set_postfix_str(", ".join(f"{k} {v}" for k, v in counts.items()))
+            sent.refresh()
+
+    def tick() -> None:
+        while not stop.wait(_REFRESH):
+            with lock:
+                items.refresh()
+
+    previous: Callable[[IngestEvent], None] | None = progress.callback
+    progress.callback = _both(previous, show_event)
+    clock = threading.Thread(target=tick, name="jockey-progress", daemon=True)
+    clock.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        clock.join()
+        progress.callback = previous
+        sent.close()
+        items.close()
+
+
+def _both(
+    first: Callable[[IngestEvent], None] | None, second: Callable[[IngestEvent], None]
+) -> Callable[[IngestEvent], None]:
+    def call(event: IngestEvent) -> Any:
+        if first is not None:
+            first(event)
+        second(event)
+
+    return call

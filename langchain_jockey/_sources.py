@@ -1,0 +1,322 @@
+"""What `KnowledgeStore.add` takes: sources checked before any upload, and file bytes.
+
+A source is a local file, a directory (its media files, recursively, in name
+order) or an `http(s)` URL. Every source is checked before anything is sent,
+so a typo in the tenth path does not leave nine half-done uploads: the path
+exists, the file is not empty, its first bytes are a media container (its
+signature, not its name), it is within the API's size limits, and, when the
+container says (MP4 family), within the duration limits. Limits are the
+documented ones (docs/protocol.md, "Limits"):
+
+- direct upload ≤ 200 MB and multipart upload ≤ 10 GB (SDK 1.3.6,
+  `assets/client.py`, `multipart_upload/client.py`);
+- duration 4 s to 2 h: the indexing model's range (Marengo, docs
+  `v1.3/docs/guides/upload-videos/single`); assets themselves have none.
+
+`FileStream` sends a file, or a part of one, as request content, read in
+blocks (from a worker thread on the async path), and reports how far it got.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import secrets
+import urllib.parse
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from langchain_jockey._media import SNIFF_BYTES, VIDEO_EXTENSIONS, duration, sniff
+from langchain_jockey.errors import JockeyInputError
+
+__all__ = [
+    "MAX_DURATION",
+    "MAX_FILE_SIZE",
+    "MIN_DURATION",
+    "FileStream",
+    "Source",
+    "form_stream",
+    "sha256_file",
+    "sources_of",
+]
+
+MAX_FILE_SIZE = 10_000_000_000  # multipart upload, video/audio (SDK 1.3.6)
+MIN_DURATION = 4.0  # seconds (docs: upload-videos/single, Marengo)
+MAX_DURATION = 7200.0
+BLOCK = 1 << 20  # bytes read at a time: the memory an upload holds
+_MAX_PAIRS = 50  # item metadata (SDK 1.3.6 knowledge_store_items/client.py)
+_MAX_VALUE = 8192
+
+Metadata = Mapping[str, Any] | Callable[[str], Mapping[str, Any] | None] | None
+
+
+@dataclass(frozen=True)
+class Source:
+    """One thing to add: a checked local file, or a URL to import.
+
+    Attributes:
+        name: What the user gave (a path or URL), as results report it.
+        path: The file, for a local source.
+        url: The URL, for an import.
+        size: The file's size in bytes (0 for a URL).
+        mime: The container's MIME type (guessed from the URL for imports).
+        metadata: The item metadata to set (the user's, checked).
+        error: Why a file found in a directory cannot be added: it fails alone
+            (a path named explicitly raises instead).
+    """
+
+    name: str
+    path: Path | None
+    url: str | None
+    size: int
+    mime: str
+    metadata: dict[str, Any]
+    error: str | None = None
+
+    @property
+    def filename(self) -> str:
+        """The file name the API is told."""
+        if self.path is not None:
+            return self.path.name
+        return Path(urllib.parse.urlsplit(self.url or "").path).name or "video"
+
+
+def sources_of(
+    items: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    metadata: Metadata = None,
+) -> list[Source]:
+    """Expand and check every source; raise on the first bad one, before any I/O.
+
+    A file found in a directory that fails a check does not raise: its
+    `Source` carries the `error`, and it fails alone while the others go on.
+
+    Raises:
+        JockeyInputError: a missing path, an empty or unsupported file, one over
+            a limit, a directory with no media files, a non-`http(s)` URL, or
+            metadata the API would refuse; the message names the source.
+    """
+    given = [items] if isinstance(items, (str, os.PathLike)) else list(items)
+    if not given:
+        raise JockeyInputError("add() needs at least one file, directory or URL.")
+    found: list[Source] = []
+    for item in given:
+        if not isinstance(item, (str, os.PathLike)):
+            msg = f"A source is a path or an http(s) URL, not {type(item).__name__}."
+            raise JockeyInputError(msg)
+        text = os.fspath(item)
+        scheme = urllib.parse.urlsplit(text).scheme.lower() if "://" in text else ""
+        if scheme:
+            found.append(_url(text, scheme, metadata))
+            continue
+        path = Path(text).expanduser()
+        if path.is_dir():
+            files = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+            )
+            if not files:
+                exts = ", ".join(sorted(VIDEO_EXTENSIONS))
+                msg = f"{text}: the directory holds no media files ({exts})."
+                raise JockeyInputError(msg)
+            found += [_found(p, metadata) for p in files]
+        elif path.exists():
+            found.append(_file(path, text, metadata))
+        else:
+            raise JockeyInputError(f"{text}: no such file or directory.")
+    return found
+
+
+def _found(path: Path, metadata: Metadata) -> Source:
+    """A file of a directory: one that fails the checks fails alone, later."""
+    try:
+        return _file(path, str(path), metadata)
+    except JockeyInputError as exc:
+        return Source(str(path), path, None, 0, "", {}, str(exc))
+
+
+def _url(text: str, scheme: str, metadata: Metadata) -> Source:
+    parts = urllib.parse.urlsplit(text)
+    if scheme not in ("http", "https") or not parts.hostname:
+        msg = (
+            f"{text}: only http(s) URLs can be imported (the API fetches them); "
+            "download the file and pass its path instead."
+        )
+        raise JockeyInputError(msg)
+    return Source(text, None, text, 0, "video/mp4", _metadata(text, metadata))
+
+
+def _file(path: Path, name: str, metadata: Metadata) -> Source:
+    if not path.is_file():
+        raise JockeyInputError(f"{name}: not a regular file.")
+    size = path.stat().st_size
+    if size == 0:
+        raise JockeyInputError(f"{name}: the file is empty.")
+    if size > MAX_FILE_SIZE:
+        msg = f"{name}: {size:,} bytes is over the API's {MAX_FILE_SIZE:,}-byte limit."
+        raise JockeyInputError(msg)
+    try:
+        with path.open("rb") as file:
+            container = sniff(file.read(SNIFF_BYTES))
+            file.seek(0)
+            seconds = duration(file) if container else None
+    except OSError as exc:
+        raise JockeyInputError(f"{name}: cannot be read ({exc.strerror}).") from None
+    if container is None:
+        msg = (
+            f"{name}: not a supported video or audio file (its first bytes match "
+            "no media container: MP4, MOV, WebM, MKV, AVI, MPEG-TS, …)."
+        )
+        raise JockeyInputError(msg)
+    if seconds is not None and not MIN_DURATION <= seconds <= MAX_DURATION:
+        msg = (
+            f"{name}: {seconds:g} s long; videos are indexed from {MIN_DURATION:g} s "
+            f"to {MAX_DURATION / 3600:g} h."
+        )
+        raise JockeyInputError(msg)
+    return Source(name, path, None, size, container.mime, _metadata(name, metadata))
+
+
+def _metadata(name: str, metadata: Metadata) -> dict[str, Any]:
+    """The item metadata for `name`, checked against the API's rules."""
+    value = metadata(name) if callable(metadata) else metadata
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        msg = f"{name}: metadata must be a mapping, not {type(value).__name__}."
+        raise JockeyInputError(msg)
+    if len(value) > _MAX_PAIRS - 1:  # one pair is ours: the content hash
+        raise JockeyInputError(
+            f"{name}: metadata takes at most {_MAX_PAIRS - 1} pairs."
+        )
+    for key, item in value.items():
+        flat = isinstance(item, (str, int, float, bool)) or (
+            isinstance(item, list) and all(isinstance(x, str) for x in item)
+        )
+        if not isinstance(key, str) or not 0 < len(key) <= 128 or not flat:
+            msg = (
+                f"{name}: metadata[{key!r}]: keys are 1-128 characters; values "
+                "are strings, numbers, booleans or lists of strings."
+            )
+            raise JockeyInputError(msg)
+        if isinstance(item, str) and len(item) > _MAX_VALUE:
+            msg = f"{name}: metadata[{key!r}] is over {_MAX_VALUE} characters."
+            raise JockeyInputError(msg)
+    try:
+        json.dumps(dict(value), allow_nan=False)
+    except ValueError as exc:
+        raise JockeyInputError(f"{name}: metadata cannot be sent ({exc}).") from None
+    return dict(value)
+
+
+def sha256_file(path: Path) -> str:
+    """The file's SHA-256, hex, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while block := file.read(BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """Request content: `prefix`, `length` bytes of a file from `offset`, `suffix`.
+
+    Reads `BLOCK` bytes at a time, so memory does not grow with the file. Each
+    iteration starts over (a retry re-sends it whole), and `sent(n)` is told
+    how many of the file's bytes have gone so far.
+    """
+
+    def __init__(  # noqa: PLR0917 - the region and its framing
+        self,
+        path: Path | None,
+        offset: int,
+        length: int,
+        sent: Callable[[int], None],
+        prefix: bytes = b"",
+        suffix: bytes = b"",
+    ) -> None:
+        self.path, self.offset, self.length = path, offset, length
+        self.sent, self.prefix, self.suffix = sent, prefix, suffix
+
+    @property
+    def size(self) -> int:
+        """The content length in bytes."""
+        return len(self.prefix) + self.length + len(self.suffix)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The content, read from disk."""
+        if self.path is None:
+            yield self.prefix + self.suffix
+            return
+        with self.path.open("rb") as file:
+            file.seek(self.offset)
+            yield self.prefix
+            done = 0
+            while done < self.length:
+                block = file.read(min(BLOCK, self.length - done))
+                if not block:
+                    raise JockeyInputError(
+                        f"{self.path}: the file shrank during upload."
+                    )
+                done += len(block)
+                self.sent(done)
+                yield block
+            yield self.suffix
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        """The content, read from disk in a worker thread."""
+        if self.path is None:
+            yield self.prefix + self.suffix
+            return
+        file = await asyncio.to_thread(self.path.open, "rb")
+        try:
+            await asyncio.to_thread(file.seek, self.offset)
+            yield self.prefix
+            done = 0
+            while done < self.length:
+                block = await asyncio.to_thread(
+                    file.read, min(BLOCK, self.length - done)
+                )
+                if not block:
+                    raise JockeyInputError(
+                        f"{self.path}: the file shrank during upload."
+                    )
+                done += len(block)
+                self.sent(done)
+                yield block
+            yield self.suffix
+        finally:
+            await asyncio.to_thread(file.close)
+
+
+def form_stream(
+    fields: Mapping[str, str], source: Source | None, sent: Callable[[int], None]
+) -> tuple[FileStream, str]:
+    """A multipart/form-data body: `fields`, then the file of `source` if any.
+
+    Returns:
+        The stream and its content type (with the boundary).
+    """
+    boundary = secrets.token_hex(16)
+    disposition = '--{}\r\nContent-Disposition: form-data; name="{}"\r\n\r\n'
+    head = b"".join(
+        disposition.format(boundary, name).encode() + value.encode() + b"\r\n"
+        for name, value in fields.items()
+    )
+    kind = f"multipart/form-data; boundary={boundary}"
+    if source is None or source.path is None:
+        return FileStream(None, 0, 0, sent, head, f"--{boundary}--\r\n".encode()), kind
+    quoted = source.filename.replace("\\", "\\\\").replace('"', "%22")
+    quoted = quoted.replace("\r", "%0D").replace("\n", "%0A")
+    head += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{quoted}"\r\nContent-Type: {source.mime}\r\n\r\n'
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    return FileStream(source.path, 0, source.size, sent, head, tail), kind

@@ -1,0 +1,510 @@
+"""Knowledge stores, their items, assets and uploads: the emulator's mutable state.
+
+Every `EmulatorServer` has its own `Library`, which starts with the demo stores
+of `catalogue.json` and takes new stores, assets and items through the
+endpoints of docs/protocol.md ("Knowledge stores, assets and uploads"). Shapes
+follow the official SDK's models (`twelvelabs` 1.3.6).
+
+Status moves with simulated time, derived from when a thing was created, never
+stored: an asset is `processing` for `asset_time`, an item `queued`, `pending`,
+then `processing` until `index_time` has passed, then `ready`, or `failed` when
+its file name matches a `fail_processing` pattern (fault injection).
+
+The emulator does not look at pixels. What a new video is *about*, for answers
+and search, comes from its upload: the title from the file name (or a `title`
+in the metadata), and the `description` and `transcript` metadata fields. Each
+sentence becomes a described moment; a transcript line may start with its time
+(`01:05 Now the boats leave.`), else sentences share the video's length evenly.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import urllib.parse
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from langchain_jockey.emulator._assets import (
+    DIRECT_LIMIT,
+    MULTIPART_LIMIT,
+    Asset,
+    Upload,
+    not_found,
+    page_of,
+    paging,
+)
+from langchain_jockey.emulator._requests import ApiError, _bad, loads
+from langchain_jockey.emulator._responses import new_id, rfc3339
+from langchain_jockey.emulator._search import item_object, search, store_object
+from langchain_jockey.emulator._store import STORES, KnowledgeStore, Video, build_video
+
+if TYPE_CHECKING:
+    from langchain_jockey.emulator._forms import Form
+    from langchain_jockey.emulator._server import EmulatorConfig
+
+__all__ = ["Item", "Library", "StoreRecord"]
+
+_DEFAULT_DURATION = 60.0  # seconds, for a video whose container does not say
+_STATUSES = ("queued", "pending", "processing", "ready", "failed")
+_TIMED = re.compile(r"^\s*\[?(\d{1,3}):([0-5]\d)\]?\s+(.+)$")
+
+
+@dataclass
+class Item:
+    """A store item: an asset being indexed, then a video Jockey can answer about."""
+
+    item_id: str
+    asset: Asset
+    metadata: dict[str, Any]
+    created: float
+    fails: bool
+    created_at: str = field(default_factory=rfc3339)
+    _video: Video | None = None
+
+    def status(self, now: float, index_time: float) -> str:
+        """`queued`, `pending`, `processing`, then `ready` or `failed`."""
+        elapsed = now - self.created
+        if elapsed >= index_time:
+            return "failed" if self.fails else "ready"
+        return (
+            _STATUSES[min(2, int(3 * elapsed / index_time))] if index_time else "ready"
+        )
+
+    @property
+    def video(self) -> Video:
+        """The video as answers and search see it (built once)."""
+        if self._video is None:
+            self._video = _ingested(self)
+        return self._video
+
+    def object(self, now: float, index_time: float) -> dict[str, Any]:
+        """The `KnowledgeStoreItem`."""
+        duration = self.asset.duration or _DEFAULT_DURATION
+        return {
+            "_id": self.item_id,
+            "asset_type": "video",
+            "asset_id": self.asset.asset_id,
+            "status": self.status(now, index_time),
+            "system_metadata": {
+                "asset_type": "video",
+                "filename": self.asset.filename,
+                "duration": duration,
+                "fps": 25.0,
+                "width": 1280,
+                "height": 720,
+                "codec_name": "h264",
+                "size": self.asset.size,
+            },
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+            "updated_at": self.created_at,
+        }
+
+
+@dataclass
+class StoreRecord:
+    """A knowledge store: its settings, built-in videos (demo stores) and items."""
+
+    store_id: str
+    name: str
+    description: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    base: KnowledgeStore | None = None
+    items: dict[str, Item] = field(default_factory=dict)
+    created_at: str = field(default_factory=rfc3339)
+
+    def object(self) -> dict[str, Any]:
+        """The `KnowledgeStore` object."""
+        if self.base is not None:
+            return {**store_object(self.base), "item_count": self.count}
+        return {
+            "_id": self.store_id,
+            "name": self.name,
+            "description": self.description,
+            "item_count": self.count,
+            "created_at": self.created_at,
+            "updated_at": self.created_at,
+            "metadata": self.metadata,
+        }
+
+    @property
+    def count(self) -> int:
+        """Items of every status, built-in videos included."""
+        return len(self.items) + (len(self.base.videos) if self.base else 0)
+
+
+@dataclass(frozen=True)
+class _Req:
+    """One request to a JSON endpoint, as the routes read it."""
+
+    verb: str
+    params: dict[str, list[str]]
+    raw: bytes
+    now: float
+    origin: str
+
+
+@dataclass
+class Library:
+    """The stores, assets and uploads one emulator serves."""
+
+    config: EmulatorConfig
+    stores: dict[str, StoreRecord] = field(init=False)
+    assets: dict[str, Asset] = field(default_factory=dict)
+    uploads: dict[str, Upload] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.stores = {
+            sid: StoreRecord(sid, store.name, base=store)
+            for sid, store in STORES.items()
+        }
+
+    # -- what answers and search read ------------------------------------------
+
+    def knowledge_store(self, store_id: str, now: float) -> KnowledgeStore | None:
+        """The store as Jockey reasons over it: built-in videos and `ready` items."""
+        record = self.stores.get(store_id)
+        if record is None:
+            return None
+        ready = tuple(
+            item.video
+            for item in record.items.values()
+            if item.status(now, self.config.index_time) == "ready"
+        )
+        if record.base is not None:
+            return replace(record.base, videos=record.base.videos + ready)
+        return KnowledgeStore(store_id, record.name, ready, {})
+
+    # -- routes -------------------------------------------------------------------
+
+    def route(
+        self, verb: str, path: str, *, query: str, raw: bytes, now: float, origin: str
+    ) -> tuple[int, Any]:
+        """Answer a JSON endpoint under `/knowledge-stores` or `/assets`.
+
+        Returns:
+            The status and the JSON body (`None`: no body).
+        """
+        parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
+        req = _Req(verb, urllib.parse.parse_qs(query), raw, now, origin)
+        if parts[0] == "assets":
+            return self._assets(req, parts[1:])
+        return self._stores(req, parts[1:])
+
+    def _stores(self, req: _Req, rest: list[str]) -> tuple[int, Any]:
+        verb, params, raw, now = req.verb, req.params, req.raw, req.now
+        if not rest:
+            if verb == "POST":
+                return 200, self._create_store(loads(raw)).object()
+            if verb == "GET":
+                rows = [r.object() for r in reversed(self.stores.values())]
+                return 200, page_of(rows, *paging(params))
+            raise _no_route(verb, "/knowledge-stores")
+        record = self.stores.get(rest[0])
+        if record is None:
+            raise not_found("Knowledge store", rest[0])
+        tail, index_time = rest[1:], self.config.index_time
+        if not tail and verb == "GET":
+            return 200, record.object()
+        if not tail and verb == "DELETE":
+            del self.stores[record.store_id]
+            return 204, None
+        if tail == ["search"] and verb == "POST":
+            store = self.knowledge_store(record.store_id, now)
+            return 200, search(store or KnowledgeStore("", "", (), {}), loads(raw))
+        if tail == ["items"] and verb == "POST":
+            return 202, self._add_item(record, loads(raw), now).object(now, index_time)
+        if tail == ["items"] and verb == "GET":
+            rows = [item_object(v) for v in (record.base.videos if record.base else ())]
+            rows += [i.object(now, index_time) for i in record.items.values()]
+            wanted = params.get("status")
+            if wanted:
+                rows = [r for r in rows if r["status"] in wanted]
+            return 200, page_of(rows, *paging(params))
+        if len(tail) == 2 and tail[0] == "items":
+            item = record.items.get(tail[1])
+            video = record.base.video(tail[1]) if record.base else None
+            if item is None and video is None:
+                raise not_found("Item", tail[1])
+            if verb == "GET":
+                return 200, (
+                    item.object(now, index_time) if item else item_object(video)  # type: ignore[arg-type]
+                )
+            if verb == "DELETE":
+                if item is None:
+                    raise _bad(f"Item {tail[1]} is built into the demo store.")
+                del record.items[tail[1]]
+                return 204, None
+        raise _no_route(verb, f"/knowledge-stores/{'/'.join(rest)}")
+
+    def _create_store(self, body: Any) -> StoreRecord:
+        if not isinstance(body, dict):
+            raise _bad("The body must be a JSON object.")
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            raise _bad(
+                "name is required: 1 to 255 characters.", "parameter_not_provided"
+            )
+        description = body.get("description") or ""
+        metadata = body.get("metadata") or {}
+        if not isinstance(description, str) or not isinstance(metadata, dict):
+            raise _bad("description is a string and metadata an object.")
+        record = StoreRecord(new_id("ks"), name, description, metadata)
+        self.stores[record.store_id] = record
+        return record
+
+    def _add_item(self, record: StoreRecord, body: Any, now: float) -> Item:
+        if not isinstance(body, dict) or not isinstance(body.get("asset_id"), str):
+            raise _bad("asset_id is required.", "parameter_not_provided")
+        if body.get("asset_type", "video") != "video":
+            raise _bad("The emulator indexes videos: asset_type must be 'video'.")
+        asset = self.assets.get(body["asset_id"])
+        if asset is None:
+            raise not_found("Asset", body["asset_id"])
+        status = asset.status(now)
+        if status != "ready":
+            why = f": {asset.error}" if asset.error else "; poll it until it is."
+            msg = f"Asset {asset.asset_id} is {status}, not ready{why}"
+            raise _bad(msg, "asset_not_ready")
+        metadata = _item_metadata(body.get("metadata"))
+        fails = any(
+            fnmatch.fnmatch(asset.filename, p) for p in self.config.fail_processing
+        )
+        item = Item(new_id("ksi"), asset, metadata, now, fails)
+        record.items[item.item_id] = item
+        return item
+
+    # -- assets and uploads -----------------------------------------------------------
+
+    def _assets(self, req: _Req, rest: list[str]) -> tuple[int, Any]:
+        verb, params, now = req.verb, req.params, req.now
+        if rest and rest[0] == "multipart-uploads":
+            return self._uploads(req, rest[1:])
+        if not rest and verb == "GET":
+            rows = [a.detail(now) for a in reversed(self.assets.values())]
+            name = (params.get("filename") or [""])[-1].lower()
+            rows = [r for r in rows if name in r["filename"].lower()]
+            return 200, page_of(rows, *paging(params))
+        if len(rest) == 1:
+            asset = self.assets.get(rest[0])
+            if asset is None:
+                raise not_found("Asset", rest[0])
+            if verb == "GET":
+                return 200, asset.detail(now)
+            if verb == "DELETE":
+                del self.assets[rest[0]]
+                return 204, None
+        raise _no_route(verb, "/assets/" + "/".join(rest))
+
+    def create_asset(self, form: Form, now: float) -> dict[str, Any]:
+        """`POST /assets` (multipart/form-data): a direct upload or a URL import."""
+        method = form.fields.get("method")
+        metadata = _user_metadata(form.fields.get("user_metadata"))
+        ready_at = now + self.config.asset_time
+        if method == "direct":
+            part = form.files.get("file")
+            if part is None:
+                raise _bad("method=direct needs a file part named 'file'.")
+            if part.size > DIRECT_LIMIT:
+                msg = f"A direct upload is at most {DIRECT_LIMIT:,} bytes."
+                raise ApiError(413, "file_too_large", msg)
+            name = form.fields.get("filename") or part.filename or "video"
+            asset = Asset.received(
+                "direct", name, part.size, part.head, metadata, ready_at
+            )
+        elif method == "url":
+            url = form.fields.get("url", "")
+            if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+                raise _bad("url must be an http(s) URL of the raw media file.")
+            asset = Asset.imported(url, metadata, ready_at)
+        else:
+            raise _bad("method must be 'direct' or 'url'.", "parameter_not_provided")
+        self.assets[asset.asset_id] = asset
+        return asset.detail(now)
+
+    def _uploads(self, req: _Req, rest: list[str]) -> tuple[int, Any]:
+        verb, params, raw, now = req.verb, req.params, req.raw, req.now
+        if not rest and verb == "POST":
+            return 201, self._create_upload(loads(raw), req.origin)
+        if not rest and verb == "GET":
+            rows = [
+                {
+                    "upload_id": u.upload_id,
+                    "status": "active",
+                    "total_size": u.total_size,
+                    "chunk_size": u.chunk_size,
+                    "total_chunks": u.total_chunks,
+                    "created_at": u.created_at,
+                }
+                for u in self.uploads.values()
+                if not u.complete
+            ]
+            return 200, page_of(rows, *paging(params))
+        upload = self.uploads.get(rest[0]) if rest else None
+        if upload is None:
+            raise not_found("Upload", rest[0] if rest else "")
+        if len(rest) == 1 and verb == "GET":
+            return 200, upload.status(*paging(params))
+        if len(rest) == 1 and verb == "POST":
+            processed, duplicates = upload.report(loads(raw))
+            answer = {
+                "processed_chunks": processed,
+                "duplicate_chunks": duplicates,
+                "total_completed": len(upload.reported),
+                "asset_id": upload.asset.asset_id,
+            }
+            if upload.complete:
+                if upload.asset.ready_at is None:
+                    finished = Asset.received(
+                        "multipart",
+                        upload.asset.filename,
+                        upload.total_size,
+                        upload.asset.head,
+                        upload.asset.user_metadata,
+                        now + self.config.asset_time,
+                        upload.asset.asset_id,
+                    )
+                    upload.asset = self.assets[finished.asset_id] = finished
+                answer["url"] = f"{req.origin}/v1.3/assets/{upload.asset.asset_id}"
+            return 200, answer
+        if rest[1:] == ["presigned-urls"] and verb == "POST":
+            body = loads(raw)
+            start, count = (
+                body.get(k) if isinstance(body, dict) else None
+                for k in ("start", "count")
+            )
+            if (
+                type(start) is not int
+                or type(count) is not int
+                or start < 1
+                or not 1 <= count <= 50
+            ):
+                raise _bad("start (from 1) and count (1 to 50) are integers.")
+            return 200, {
+                "upload_id": upload.upload_id,
+                "start_index": start,
+                "count": count,
+                "upload_urls": upload.urls(req.origin, start, count),
+                "generated_at": rfc3339(),
+                "expires_at": upload.urls(req.origin, start, 1)[0]["expires_at"]
+                if start <= upload.total_chunks
+                else rfc3339(),
+            }
+        raise _no_route(verb, "/assets/multipart-uploads/" + "/".join(rest))
+
+    def _create_upload(self, body: Any, origin: str) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise _bad("The body must be a JSON object.")
+        name, kind, size = (
+            body.get("filename"),
+            body.get("type"),
+            body.get("total_size"),
+        )
+        if not isinstance(name, str) or not 1 <= len(name) <= 255:
+            raise _bad("filename is required: 1 to 255 characters.")
+        if kind not in ("video", "audio", "image"):
+            raise _bad("type must be video, audio or image.")
+        if type(size) is not int or not 1 <= size <= MULTIPART_LIMIT:
+            raise _bad(f"total_size must be from 1 to {MULTIPART_LIMIT:,} bytes.")
+        metadata = body.get("user_metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise _bad("user_metadata must be an object.")
+        asset = Asset(new_id("asset"), "multipart", name, size, b"", metadata, None)
+        upload = Upload(new_id("upload"), asset, size, self.config.chunk_size)
+        self.uploads[upload.upload_id] = upload
+        self.assets[asset.asset_id] = asset
+        return {
+            "upload_id": upload.upload_id,
+            "asset_id": asset.asset_id,
+            "upload_urls": upload.urls(origin, 1, 50),
+            "upload_headers": {},
+            "chunk_size": upload.chunk_size,
+            "total_chunks": upload.total_chunks,
+            "expires_at": rfc3339(),
+        }
+
+    def upload_for_part(
+        self, upload_id: str, index: str, token: str
+    ) -> tuple[Upload, int]:
+        """The upload and chunk a part URL names; 403/404 if it names none."""
+        upload = self.uploads.get(upload_id)
+        if upload is None:
+            raise not_found("Upload", upload_id)
+        if token != upload.token:
+            raise ApiError(
+                403, "signature_invalid", "The part URL's token is not valid."
+            )
+        if not index.isdigit() or not 1 <= int(index) <= upload.total_chunks:
+            raise not_found("Chunk", index)
+        return upload, int(index)
+
+
+def _no_route(verb: str, path: str) -> ApiError:
+    return ApiError(404, "not_found", f"No route for {verb} {path}.")
+
+
+def _user_metadata(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    value = loads(text.encode())
+    if not isinstance(value, dict):
+        raise _bad("user_metadata must be a JSON object (sent as a string).")
+    return value
+
+
+def _item_metadata(value: Any) -> dict[str, Any]:
+    """Item metadata as the SDK allows it: ≤50 pairs of flat values."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > 50:
+        raise _bad("metadata must be an object of at most 50 pairs.")
+    for key, item in value.items():
+        flat = isinstance(item, (str, int, float, bool)) or (
+            isinstance(item, list) and all(isinstance(x, str) for x in item)
+        )
+        if len(key) > 128 or not flat:
+            raise _bad(f"metadata.{key[:40]}: keys ≤128 chars; values flat, not null.")
+        if isinstance(item, str) and len(item) > 8192:
+            raise _bad(f"metadata.{key}: a string value is at most 8192 characters.")
+    return dict(value)
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
+
+
+def _ingested(item: Item) -> Video:
+    """An uploaded video as answers see it: its moments from its metadata."""
+    meta = {**(item.asset.user_metadata or {}), **item.metadata}
+    stem = item.asset.filename.rsplit(".", 1)[0]
+    title = str(meta.get("title") or re.sub(r"[_\-]+", " ", stem).strip().capitalize())
+    duration = float(item.asset.duration or _DEFAULT_DURATION)
+    timed: list[tuple[float, str]] = []
+    spread = _sentences(str(meta.get("description") or ""))
+    for line in str(meta.get("transcript") or "").splitlines():
+        match = _TIMED.match(line)
+        if match and int(match[1]) * 60 + int(match[2]) < duration:
+            timed.append((int(match[1]) * 60 + int(match[2]), match[3].strip()))
+        else:
+            spread += _sentences(line)
+    if not spread and not timed:
+        spread = [title]
+    step = duration / max(1, len(spread))
+    lines = [f"{i * step:g}-{(i + 1) * step:g} {s}" for i, s in enumerate(spread)]
+    timed.sort()
+    for n, (start, text) in enumerate(timed):
+        end = timed[n + 1][0] if n + 1 < len(timed) else duration
+        end = min(end, start + 30.0, duration)
+        if end > start:
+            lines.append(f"{start:g}-{end:g} {text}")
+    return build_video(
+        {
+            "item_id": item.item_id,
+            "title": title,
+            "duration": duration,
+            "topics": [],
+            "highlight": 0,
+            "moments": lines,
+        }
+    )

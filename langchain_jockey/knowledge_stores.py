@@ -1,0 +1,486 @@
+"""`KnowledgeStore`: from a folder of videos (or URLs) to a store Jockey answers about.
+
+```python
+from langchain_jockey import KnowledgeStore
+
+store = KnowledgeStore.create(name="harbour")
+store.add("videos/", show_progress=True)  # upload, index, wait until ready
+store.as_chat_model().invoke("When do the boats leave?")
+```
+
+Requests go through the same layers as `ChatJockey` (`_client`, `_http`): one
+place for the key, `base_url`, retries, timeouts and errors. How a source is
+added is written once, in `_ingest.py`; this module runs it, sync or async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import httpx
+from langchain_core.utils import from_env
+from pydantic import ConfigDict, Field
+from typing_extensions import Self
+
+from langchain_jockey import _http
+from langchain_jockey._client import JockeyConnection
+from langchain_jockey._ingest import (
+    AddResult,
+    Api,
+    Call,
+    Context,
+    Flow,
+    IngestEvent,
+    Journal,
+    Local,
+    Progress,
+    Send,
+    Wait,
+    add_flow,
+    existing_flow,
+    pages,
+)
+from langchain_jockey._progress import progress_bar
+from langchain_jockey._sources import Metadata, sources_of
+from langchain_jockey.errors import JockeyError, JockeyIngestError, JockeyInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from langchain_jockey.chat_models import ChatJockey
+    from langchain_jockey.retrievers import KnowledgeStoreRetriever
+    from langchain_jockey.tools import JockeyTool
+
+__all__ = ["AddResult", "IngestEvent", "KnowledgeStore", "StoreInfo", "StoreItem"]
+
+T = TypeVar("T")
+Sources = str | PathLike[str] | Iterable[str | PathLike[str]]
+
+
+def _state_dir() -> Path:
+    base = from_env("XDG_CACHE_HOME", default=str(Path.home() / ".cache"))()
+    return Path(base) / "langchain-jockey" / "uploads"
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """A knowledge store's name and items.
+
+    Attributes:
+        knowledge_store_id: Its id (`ks_…`).
+        name: Its name.
+        description: Its description.
+        item_count: Its items, of every status.
+        counts: Items by status (`queued`, `pending`, `processing`, `ready`,
+            `failed`), counted from the item list: the API gives one total.
+    """
+
+    knowledge_store_id: str
+    name: str
+    description: str
+    item_count: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoreItem:
+    """One item of a store.
+
+    Attributes:
+        item_id: Its id (`ksi_…`).
+        asset_id: The asset it was made from.
+        status: `queued`, `pending`, `processing`, `ready` or `failed`.
+        filename: The file's name, when the API says.
+        metadata: Its metadata (`source_sha256` among it, for what `add` added).
+    """
+
+    item_id: str
+    asset_id: str | None
+    status: str
+    filename: str | None
+    metadata: dict[str, Any]
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> StoreItem:
+        """From the API's item object."""
+        system = raw.get("system_metadata") or {}
+        return cls(
+            str(raw.get("_id")),
+            raw.get("asset_id"),
+            str(raw.get("status")),
+            system.get("filename"),
+            dict(raw.get("metadata") or {}),
+        )
+
+
+class KnowledgeStore(JockeyConnection):
+    """A TwelveLabs knowledge store: make one, fill it with videos, ask about them.
+
+    ```python
+    store = KnowledgeStore.create(
+        name="matches"
+    )  # or KnowledgeStore(knowledge_store_id="ks_…")
+    results = store.add(["final.mp4", "clips/", "https://example.com/a.mp4"])
+    store.as_retriever(k=3).invoke("the penalty save")
+    ```
+
+    `add` checks every source before uploading any, uploads what the store
+    does not already hold (by content hash), resumes an interrupted upload,
+    waits until each item is indexed, and reports progress. When any source
+    fails, the others still finish, and then `add` raises
+    `JockeyIngestError`, whose `results` hold every outcome.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    max_retries: int = Field(default=6, ge=0)
+    """Retries of one request (429, 5xx, connection failures). Ingestion makes
+    many requests over minutes, so it retries more than a chat call."""
+
+    max_retry_wait: float = Field(default=300.0, ge=0)
+    """The most seconds spent waiting between retries of one request."""
+
+    multipart_threshold: int = Field(default=100_000_000, ge=1, le=200_000_000)
+    """Files larger than this many bytes go by multipart upload (resumable, in
+    parts); smaller ones in one request. The API takes one request up to
+    200 MB."""
+
+    concurrency: int = Field(default=4, ge=1, le=64)
+    """Sources added at once."""
+
+    poll_interval: float = Field(default=2.0, gt=0)
+    """First wait between status checks, in seconds; it grows to `poll_max`."""
+
+    poll_max: float = Field(default=15.0, gt=0)
+    """The longest wait between status checks, in seconds."""
+
+    wait_timeout: float = Field(default=3600.0, gt=0)
+    """How long `add(wait=True)` waits for one source to be indexed."""
+
+    state_dir: Path = Field(default_factory=_state_dir)
+    """Where uploads under way are recorded, so that a new run resumes them.
+    Default: `$XDG_CACHE_HOME/langchain-jockey/uploads` (`~/.cache/…`)."""
+
+    # -- making and opening -----------------------------------------------------
+
+    @classmethod
+    def create(
+        cls, name: str, *, description: str | None = None, **kwargs: Any
+    ) -> Self:
+        """Create a new knowledge store; `kwargs` are the connection settings."""
+        store = cls(**kwargs)
+        made = store._drive(_create(name, description))
+        store.knowledge_store_id = str(made["_id"])
+        return store
+
+    @classmethod
+    async def acreate(
+        cls, name: str, *, description: str | None = None, **kwargs: Any
+    ) -> Self:
+        """Async twin of `create`."""
+        store = cls(**kwargs)
+        made = await store._adrive(_create(name, description))
+        store.knowledge_store_id = str(made["_id"])
+        return store
+
+    # -- reading and removing -----------------------------------------------------
+
+    def info(self) -> StoreInfo:
+        """The store's name, description and item counts by status."""
+        return self._drive(_info(self._path))
+
+    async def ainfo(self) -> StoreInfo:
+        """Async twin of `info`."""
+        return await self._adrive(_info(self._path))
+
+    def items(self) -> list[StoreItem]:
+        """Every item, with its status."""
+        return self._drive(_items(self._path))
+
+    async def aitems(self) -> list[StoreItem]:
+        """Async twin of `items`."""
+        return await self._adrive(_items(self._path))
+
+    def remove(self, item_id: str) -> None:
+        """Remove one item from the store."""
+        self._drive(_one(Api("DELETE", f"{self._path}/items/{_id(item_id)}")))
+
+    async def aremove(self, item_id: str) -> None:
+        """Async twin of `remove`."""
+        await self._adrive(_one(Api("DELETE", f"{self._path}/items/{_id(item_id)}")))
+
+    def delete(self) -> None:
+        """Delete the store and all its items."""
+        self._drive(_one(Api("DELETE", self._path)))
+
+    async def adelete(self) -> None:
+        """Async twin of `delete`."""
+        await self._adrive(_one(Api("DELETE", self._path)))
+
+    # -- adding -----------------------------------------------------------------------
+
+    def add(
+        self,
+        sources: Sources,
+        *,
+        metadata: Metadata = None,
+        wait: bool = True,
+        show_progress: bool = False,
+        on_progress: Callable[[IngestEvent], None] | None = None,
+    ) -> list[AddResult]:
+        """Upload and index files, directories (their media files) and URLs.
+
+        Args:
+            sources: A path or URL, or several.
+            metadata: Item metadata: one mapping for every source, or a function
+                of the source (its path or URL) returning one.
+            wait: Wait until every item is `ready` or `failed`.
+            show_progress: Draw progress bars (needs `tqdm`).
+            on_progress: Called with an `IngestEvent` at every step.
+
+        Returns:
+            One `AddResult` per source (a directory's files each), in order.
+
+        Raises:
+            JockeyInputError: a bad source or argument, before any upload.
+            JockeyIngestError: after every source finished, when any failed.
+            JockeyError: when the store cannot be read (a bad key, no such store).
+        """
+        ctx, found = self._context(sources, metadata, wait, on_progress)
+        with progress_bar(ctx.progress, show_progress):
+            ctx.existing = self._drive(existing_flow(self._path))
+            with ThreadPoolExecutor(min(self.concurrency, len(found))) as pool:
+                results = list(pool.map(lambda s: self._drive(add_flow(s, ctx)), found))
+        return _checked(results)
+
+    async def aadd(
+        self,
+        sources: Sources,
+        *,
+        metadata: Metadata = None,
+        wait: bool = True,
+        show_progress: bool = False,
+        on_progress: Callable[[IngestEvent], None] | None = None,
+    ) -> list[AddResult]:
+        """Async twin of `add`."""
+        ctx, found = self._context(sources, metadata, wait, on_progress)
+        with progress_bar(ctx.progress, show_progress):
+            ctx.existing = await self._adrive(existing_flow(self._path))
+            gate = asyncio.Semaphore(self.concurrency)
+
+            async def one(flow: Flow) -> AddResult:
+                async with gate:
+                    return await self._adrive(flow)
+
+            results = await asyncio.gather(*(one(add_flow(s, ctx)) for s in found))
+        return _checked(list(results))
+
+    def _context(
+        self,
+        sources: Sources,
+        metadata: Metadata,
+        wait: bool,
+        on_progress: Callable[[IngestEvent], None] | None,
+    ) -> tuple[Context, list[Any]]:
+        path = self._path  # no store: an error before anything else
+        found = sources_of(sources, metadata)
+        journal = Journal(self.state_dir, f"{self.base_url} {self.knowledge_store_id}")
+        ctx = Context(
+            path,
+            Progress(found, on_progress),
+            journal,
+            multipart_threshold=self.multipart_threshold,
+            wait=wait,
+            poll_interval=self.poll_interval,
+            poll_max=self.poll_max,
+            wait_timeout=self.wait_timeout,
+        )
+        return ctx, found
+
+    # -- bound LangChain objects ----------------------------------------------------
+
+    def _bound(self) -> dict[str, Any]:
+        settings = {
+            "knowledge_store_id": self._path.rsplit("/", 1)[1],
+            "api_key": self.api_key,
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            "default_headers": self.default_headers,
+        }
+        return {k: v for k, v in settings.items() if v is not None}
+
+    def as_retriever(self, **kwargs: Any) -> KnowledgeStoreRetriever:
+        """A `KnowledgeStoreRetriever` over this store; `kwargs` are its fields."""
+        from langchain_jockey.retrievers import (  # noqa: PLC0415 - loaded on use
+            KnowledgeStoreRetriever,
+        )
+
+        return KnowledgeStoreRetriever(**{**self._bound(), **kwargs})
+
+    def as_chat_model(self, **kwargs: Any) -> ChatJockey:
+        """A `ChatJockey` that answers about this store; `kwargs` are its fields."""
+        from langchain_jockey.chat_models import ChatJockey  # noqa: PLC0415
+
+        return ChatJockey(**{**self._bound(), **kwargs})
+
+    def as_tool(self, **kwargs: Any) -> JockeyTool:
+        """A `JockeyTool` asking about this store; `kwargs` are the tool's fields."""
+        from langchain_jockey.tools import JockeyTool  # noqa: PLC0415
+
+        return JockeyTool(llm=self.as_chat_model(), **kwargs)
+
+    # -- running a flow -----------------------------------------------------------
+
+    @property
+    def _path(self) -> str:
+        if not self.knowledge_store_id:
+            msg = (
+                "KnowledgeStore needs a store: KnowledgeStore.create(name=…), or "
+                "KnowledgeStore(knowledge_store_id='ks_…')."
+            )
+            raise JockeyInputError(msg)
+        return f"knowledge-stores/{_id(self.knowledge_store_id)}"
+
+    def _request(
+        self, client: httpx.Client | httpx.AsyncClient, call: Api | Send
+    ) -> httpx.Request:
+        if isinstance(call, Api):
+            return self._build(
+                client, call.path, call.body, _http.JSON, call.method, call.params
+            )
+        if call.api:
+            return self._build(
+                client,
+                call.url,
+                None,
+                _http.JSON,
+                "POST",
+                None,
+                call.stream,
+                call.content_type,
+            )
+        if not call.url.startswith(("http://", "https://")):
+            msg = f"The API gave a part URL that is not http(s): {call.url[:80]!r}."
+            raise JockeyError(msg)
+        # A part URL is signed for this one upload: no API key goes there.
+        headers = {
+            "content-type": call.content_type,
+            "content-length": str(call.stream.size),
+        }
+        request = client.build_request(
+            "PUT", call.url, headers=headers, timeout=self._timeout
+        )
+        request.stream = call.stream  # sync and async (httpx would wrap it as sync)
+        return request
+
+    def _drive(self, flow: Generator[Call, Any, T]) -> T:
+        client = self._clients.sync(self.http_client)
+        step: Callable[[Any], Call] = flow.send
+        value: Any = None
+        while True:
+            try:
+                call = step(value)
+            except StopIteration as stop:
+                return cast("T", stop.value)
+            try:
+                if isinstance(call, Local):
+                    value = call.fn(*call.args)
+                elif isinstance(call, Wait):
+                    time.sleep(call.seconds)
+                    value = None
+                elif isinstance(call, Send) and not call.api:
+                    value = _http.put_part(
+                        client, self._request(client, call), self._policy
+                    )
+                else:
+                    value = _http.call_json(
+                        client, self._request(client, call), self._policy
+                    )
+                step = flow.send
+            except JockeyError as exc:
+                value, step = exc, flow.throw
+
+    async def _adrive(self, flow: Generator[Call, Any, T]) -> T:
+        client = await self._clients.async_(self.http_async_client)
+        step: Callable[[Any], Call] = flow.send
+        value: Any = None
+        while True:
+            try:
+                call = step(value)
+            except StopIteration as stop:
+                return cast("T", stop.value)
+            try:
+                if isinstance(call, Local):
+                    value = await asyncio.to_thread(call.fn, *call.args)
+                elif isinstance(call, Wait):
+                    await asyncio.sleep(call.seconds)
+                    value = None
+                elif isinstance(call, Send) and not call.api:
+                    value = await _http.aput_part(
+                        client, self._request(client, call), self._policy
+                    )
+                else:
+                    value = await _http.acall_json(
+                        client, self._request(client, call), self._policy
+                    )
+                step = flow.send
+            except JockeyError as exc:
+                value, step = exc, flow.throw
+
+
+def _id(value: str) -> str:
+    if (
+        not isinstance(value, str)
+        or not value
+        or not value.isprintable()
+        or "/" in value
+        or "?" in value
+    ):
+        msg = f"Not an id: {value!r}."
+        raise JockeyInputError(msg)
+    return value
+
+
+def _checked(results: list[AddResult]) -> list[AddResult]:
+    if any(not r.ok for r in results):
+        raise JockeyIngestError(results)
+    return results
+
+
+def _one(call: Call) -> Generator[Call, Any, Any]:
+    return (yield call)
+
+
+def _create(name: str, description: str | None) -> Generator[Call, Any, Any]:
+    if not isinstance(name, str) or not name.strip():
+        raise JockeyInputError("A knowledge store needs a name.")
+    body = (
+        {"name": name}
+        if description is None
+        else {"name": name, "description": description}
+    )
+    return (yield Api("POST", "knowledge-stores", body))
+
+
+def _items(path: str) -> Generator[Call, Any, list[StoreItem]]:
+    return [StoreItem.of(raw) for raw in (yield from pages(f"{path}/items"))]
+
+
+def _info(path: str) -> Generator[Call, Any, StoreInfo]:
+    raw = yield Api("GET", path)
+    items = yield from _items(path)
+    return StoreInfo(
+        str(raw.get("_id")),
+        str(raw.get("name", "")),
+        str(raw.get("description") or ""),
+        int(raw.get("item_count") or len(items)),
+        dict(Counter(i.status for i in items)),
+    )
