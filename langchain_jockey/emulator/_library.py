@@ -47,6 +47,10 @@ __all__ = ["Item", "Library", "StoreRecord"]
 
 _DEFAULT_DURATION = 60.0  # seconds, for a video whose container does not say
 _STATUSES = ("queued", "pending", "processing", "ready", "failed")
+_LOWER_FIRST = frozenset(
+    "a an the this that these those there here it its students some two three "  # noqa: SIM905 - a word list reads best as words
+    "we you they he she his her our their now then".split()
+)
 _TIMED = re.compile(r"^\s*\[?(\d{1,3}):([0-5]\d)\]?\s+(.+)$")
 
 
@@ -471,7 +475,18 @@ def _item_metadata(value: Any) -> dict[str, Any]:
 
 
 def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
+    """Sentences, each as the middle of a narration ("In Title, the boats leave.")."""
+    found = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
+    return [_mid_sentence(s) for s in found]
+
+
+def _mid_sentence(text: str) -> str:
+    """`The boats leave.` → `the boats leave`; `I`, `TV` and names stay."""
+    text = text.rstrip(".")
+    first, _, rest = text.partition(" ")
+    if first.istitle() and first.lower() in _LOWER_FIRST:
+        return f"{first.lower()} {rest}".strip()
+    return text
 
 
 def _ingested(item: Item) -> Video:
@@ -485,7 +500,8 @@ def _ingested(item: Item) -> Video:
     for line in str(meta.get("transcript") or "").splitlines():
         match = _TIMED.match(line)
         if match and int(match[1]) * 60 + int(match[2]) < duration:
-            timed.append((int(match[1]) * 60 + int(match[2]), match[3].strip()))
+            at = int(match[1]) * 60 + int(match[2])
+            timed.append((at, _mid_sentence(match[3].strip())))
         else:
             spread += _sentences(line)
     if not spread and not timed:

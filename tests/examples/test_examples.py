@@ -257,6 +257,18 @@ def test_multi_agent_jockey_answers_after_the_other_agents_tool_calls() -> None:
     assert "[1]" in jockey
 
 
+def test_ingest_adds_a_folder_then_answers_and_finds_the_new_videos() -> None:
+    out = run("ingest")
+    assert re.search(r"^lighthouse_tour\.mp4: ksi_\S+ ready$", out, re.MULTILINE)
+    assert re.search(r"^tram_ride\.mp4: ksi_\S+ ready$", out, re.MULTILINE)
+    assert "Added again: 0 uploaded (already there)." in out
+    answer = out.split("A: ", 1)[1].splitlines()[0]
+    assert answer.startswith(
+        "In Lighthouse tour, the lamp turns once every ten seconds (00:40–01:10) [1]"
+    ), answer
+    assert "Clip: Pottery class 01:20-01:50" in out
+
+
 def test_retriever_rag_chain_prints_the_clips_then_a_cited_answer() -> None:
     out = run("retriever", streamed_marker="Answer: ")
     clips = re.findall(r"^  (\d)\. (.+) (\d\d:\d\d)–(\d\d:\d\d)$", out, re.MULTILINE)

@@ -1,0 +1,137 @@
+"""Bad input to KnowledgeStore fails with a clear JockeyInputError before any request."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from langchain_jockey import JockeyInputError, KnowledgeStore
+from langchain_jockey.emulator import sample_video
+from tests.ingest.conftest import add, connect
+
+
+@pytest.fixture
+def opened(emulator, tmp_path) -> KnowledgeStore:
+    """A store object on an id that does not exist: no request may be made."""
+    return KnowledgeStore(
+        knowledge_store_id="ks_never_asked", **connect(emulator, tmp_path)
+    )
+
+
+def _sparse(path: Path, size: int) -> Path:
+    with path.open("wb") as file:
+        file.truncate(size)
+    return path
+
+
+CASES = {
+    "missing path": (lambda d: d / "nope.mp4", "no such file or directory"),
+    "empty file": (lambda d: _write(d / "empty.mp4", b""), "the file is empty"),
+    "text named .mp4": (
+        lambda d: _write(d / "fake.mp4", b"hello, not a video\n" * 50),
+        "not a supported video",
+    ),
+    "png named .mov": (
+        lambda d: _write(d / "pic.mov", b"\x89PNG\r\n\x1a\n" + b"\0" * 200),
+        "not a supported video",
+    ),
+    "over 10 GB": (
+        lambda d: _sparse(d / "huge.mp4", 10_000_000_001),
+        "over the API's 10,000,000,000-byte limit",
+    ),
+    "too long": (
+        lambda d: sample_video(d / "long.mp4", seconds=3 * 3600),
+        "10800 s long",
+    ),
+    "too short": (
+        lambda d: sample_video(d / "blip.mp4", seconds=2),
+        "indexed from 4 s",
+    ),
+    "ftp URL": (lambda d: "ftp://example.com/a.mp4", "only http(s) URLs"),
+    "s3 URL": (lambda d: "s3://bucket/a.mp4", "only http(s) URLs"),
+    "URL without host": (lambda d: "https:///a.mp4", "only http(s) URLs"),
+    "folder without media": (
+        lambda d: _write(d / "docs" / "readme.txt", b"x").parent,
+        "holds no media files",
+    ),
+}
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_sources_are_refused_before_any_request(
+    mode, emulator, opened, tmp_path, case
+):
+    make, message = CASES[case]
+    good = sample_video(tmp_path / "good.mp4", seconds=30)
+    bad = make(tmp_path)
+    before = len(emulator.requests)
+    with pytest.raises(JockeyInputError) as caught:
+        add(mode, opened, [good, bad])
+    assert message in str(caught.value)
+    assert emulator.requests[before:] == []
+
+
+BAD_METADATA = {
+    "not a mapping": ["a", "b"],
+    "nested": {"a": {"b": 1}},
+    "null": {"a": None},
+    "long value": {"a": "x" * 8193},
+    "long key": {"k" * 129: "v"},
+    "too many pairs": {f"k{i}": i for i in range(50)},
+    "NaN": {"a": float("nan")},
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_METADATA))
+def test_metadata_the_api_would_refuse_is_refused_first(
+    mode, emulator, opened, tmp_path, case
+):
+    good = sample_video(tmp_path / "good.mp4", seconds=30)
+    with pytest.raises(JockeyInputError, match="metadata"):
+        add(mode, opened, good, metadata=BAD_METADATA[case])
+    assert emulator.requests == []
+
+
+def test_no_sources_and_wrong_types_are_refused(opened):
+    with pytest.raises(JockeyInputError, match="at least one"):
+        opened.add([])
+    with pytest.raises(JockeyInputError, match="not int"):
+        opened.add([42])  # type: ignore[list-item]
+
+
+def test_a_store_object_without_an_id_says_how_to_get_one(emulator, tmp_path):
+    store = KnowledgeStore(**connect(emulator, tmp_path))
+    with pytest.raises(JockeyInputError, match="KnowledgeStore.create"):
+        store.info()
+    with pytest.raises(JockeyInputError, match="KnowledgeStore.create"):
+        store.add(sample_video(tmp_path / "a.mp4"))
+
+
+def test_no_key_and_bad_settings_are_refused(tmp_path, monkeypatch):
+    for name in list(os.environ):
+        if name.startswith(("TWELVE_LABS_", "TWELVELABS_")):
+            monkeypatch.delenv(name)
+    store = KnowledgeStore(knowledge_store_id="ks_x", state_dir=tmp_path)
+    with pytest.raises(JockeyInputError, match="API key"):
+        store.info()
+    with pytest.raises(JockeyInputError, match="concurrency"):
+        KnowledgeStore(concurrency=0)
+    with pytest.raises(JockeyInputError, match="multipart_threshold"):
+        KnowledgeStore(multipart_threshold=300_000_000)
+    with pytest.raises(JockeyInputError, match="did you mean 'concurrency'"):
+        KnowledgeStore(concurency=2)
+    with pytest.raises(JockeyInputError, match="name"):
+        KnowledgeStore.create("  ", api_key="k", base_url="http://127.0.0.1:9/v1.3")
+
+
+def test_the_key_is_not_in_the_repr(tmp_path):
+    store = KnowledgeStore(api_key="tlk_secret_value", state_dir=tmp_path)
+    assert "tlk_secret_value" not in repr(store)
