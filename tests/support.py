@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
 from langchain_jockey import ChatJockey
 
@@ -248,3 +249,26 @@ class NoClientTools:
     @property
     def has_tool_choice(self) -> bool:
         return False
+
+
+def undeclared(value: Any, where: str = "$") -> list[str]:
+    """Every key of a parsed SDK object that its model does not declare.
+
+    Walks nested models, lists, tuples and dict values; a model's undeclared
+    keys are its `model_extra` (`__pydantic_extra__`).
+    """
+    found: list[str] = []
+    if isinstance(value, BaseModel):
+        extra = value.model_extra or getattr(value, "__pydantic_extra__", None) or {}
+        found += [f"{where}.{key}" for key in extra]
+        for name in type(value).model_fields:
+            found += undeclared(getattr(value, name), f"{where}.{name}")
+        for key, item in extra.items():
+            found += undeclared(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found += undeclared(item, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found += undeclared(item, f"{where}.{key}")
+    return found

@@ -32,6 +32,7 @@ __all__ = [
     "PART_PATH",
     "Asset",
     "Upload",
+    "in_seconds",
     "not_found",
     "page_of",
     "paging",
@@ -171,7 +172,7 @@ class Asset:
         }
         if self.user_metadata:
             detail["user_metadata"] = self.user_metadata
-        if status == "ready":
+        if status == "ready" and self.method != "url":  # an import's size: unknown
             detail["size"] = self.size
             if self.duration is not None:
                 detail["duration"] = self.duration
@@ -193,6 +194,10 @@ class Upload:
     """chunk index → (size, ETag) of each part PUT to its URL."""
     reported: dict[int, str] = field(default_factory=dict)
     created_at: str = field(default_factory=rfc3339)
+    expires_at: str = field(default_factory=lambda: in_seconds(24 * 3600))
+    """A session lasts 24 h (docs/protocol.md)."""
+    arrived: dict[int, str] = field(default_factory=dict)
+    """chunk index → when its PUT arrived."""
 
     @property
     def total_chunks(self) -> int:
@@ -212,7 +217,7 @@ class Upload:
             {
                 "chunk_index": i,
                 "url": f"{origin}{PART_PATH}{self.upload_id}/{i}?token={self.token}",
-                "expires_at": _in_an_hour(),
+                "expires_at": in_seconds(3600),  # part URLs: 1 h
             }
             for i in range(start, end + 1)
         ]
@@ -230,7 +235,7 @@ class Upload:
                 "status": "completed"
                 if i in self.reported
                 else ("pending" if i in self.received else "failed"),
-                "uploaded_at": self.created_at,
+                "uploaded_at": self.arrived.get(i, self.created_at),
                 "updated_at": rfc3339(),
             }
             for i in range(1, self.total_chunks + 1)
@@ -292,5 +297,6 @@ class Upload:
         return processed, duplicates
 
 
-def _in_an_hour() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+def in_seconds(seconds: float) -> str:
+    """The time `seconds` from now, RFC 3339."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))

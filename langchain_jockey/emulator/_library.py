@@ -30,6 +30,7 @@ from langchain_jockey.emulator._assets import (
     MULTIPART_LIMIT,
     Asset,
     Upload,
+    in_seconds,
     not_found,
     page_of,
     paging,
@@ -391,9 +392,7 @@ class Library:
                 "count": count,
                 "upload_urls": upload.urls(req.origin, start, count),
                 "generated_at": rfc3339(),
-                "expires_at": upload.urls(req.origin, start, 1)[0]["expires_at"]
-                if start <= upload.total_chunks
-                else rfc3339(),
+                "expires_at": in_seconds(3600),
             }
         raise _no_route(verb, "/assets/multipart-uploads/" + "/".join(rest))
 
@@ -425,7 +424,7 @@ class Library:
             "upload_headers": {},
             "chunk_size": upload.chunk_size,
             "total_chunks": upload.total_chunks,
-            "expires_at": rfc3339(),
+            "expires_at": upload.expires_at,
         }
 
     def upload_for_part(

@@ -16,6 +16,7 @@ from langchain_jockey._media import SNIFF_BYTES
 from langchain_jockey.emulator._assets import Upload
 from langchain_jockey.emulator._forms import FormParser
 from langchain_jockey.emulator._requests import ApiError
+from langchain_jockey.emulator._responses import rfc3339
 
 __all__ = ["FormBody", "PartBody"]
 
@@ -64,6 +65,7 @@ class PartBody:
             raise ApiError(400, "parameter_invalid", msg)
         etag = self.digest.hexdigest()
         self.upload.received[self.index] = (self.size, etag)
+        self.upload.arrived[self.index] = rfc3339()
         if self.index == 1:
             self.upload.asset.head = bytes(self.head)
         return etag

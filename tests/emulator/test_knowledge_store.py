@@ -7,30 +7,14 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import BaseModel
 from twelvelabs import TwelveLabs
 
 from langchain_jockey.emulator import DEMO_STORE_ID, FAULT_HEADER, STORES
+from tests.support import undeclared
 
 STORE = STORES[DEMO_STORE_ID]
 FOOTBALL = STORE.videos[2].item_id
 BREAD = STORE.videos[3].item_id
-
-
-def undeclared(value: Any, where: str = "") -> list[str]:
-    """Every field of a parsed SDK object that its model does not declare."""
-    found: list[str] = []
-    if isinstance(value, BaseModel):
-        found += [f"{where}.{k}" for k in (value.model_extra or {})]
-        for name in type(value).model_fields:
-            found += undeclared(getattr(value, name), f"{where}.{name}")
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            found += undeclared(item, f"{where}[{i}]")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            found += undeclared(item, f"{where}.{key}")
-    return found
 
 
 @pytest.fixture
