@@ -34,7 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from langchain_jockey._sources import FileStream, Source, form_stream, sha256_file
-from langchain_jockey.errors import JockeyError, JockeyNotFoundError
+from langchain_jockey.errors import (
+    JockeyError,
+    JockeyNotFoundError,
+    JockeyServerError,
+)
 
 __all__ = [
     "HASH_KEY",
@@ -49,7 +53,10 @@ __all__ = [
     "Wait",
     "add_flow",
     "existing_flow",
+    "obj",
     "pages",
+    "safe_id",
+    "text",
 ]
 
 HASH_KEY = "source_sha256"
@@ -246,15 +253,68 @@ class Context:
     wait_timeout: float = 3600.0
 
 
+# -- reading the API's answers ---------------------------------------------------
+# What the server sends is checked where it is read, as the chat path checks its
+# events: a missing id, a count of the wrong type or an id that would change the
+# request path is a typed error for that source, never a KeyError or a request
+# to another endpoint.
+
+
+def _unexpected(what: str) -> JockeyServerError:
+    msg = f"The API's answer is not what it documents: {what}."
+    return JockeyServerError(msg, retryable=False)
+
+
+def safe_id(value: object) -> bool:
+    """Whether `value` is an id that can go in a request path as it is."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 200
+        and value.isprintable()
+        and not any(c in value for c in "/?#%\\ ")
+    )
+
+
+def obj(value: object, what: str) -> dict[str, Any]:
+    """`value` if it is a JSON object; else a typed error naming `what`."""
+    if not isinstance(value, dict):
+        raise _unexpected(f"{what} is not an object")
+    return value
+
+
+def text(value: object, key: str, what: str) -> str:
+    """The id `key` of the object `value` (see `safe_id`)."""
+    found = obj(value, what).get(key)
+    if not safe_id(found):
+        raise _unexpected(f"{what} has no usable {key!r}")
+    return str(found)
+
+
+def _count(value: object, key: str, what: str, high: int = 10**12) -> int:
+    """The whole number `key` of `value`, from 1 to `high`."""
+    found = obj(value, what).get(key)
+    if type(found) is not int or not 1 <= found <= high:
+        raise _unexpected(f"{what} has no usable {key!r}")
+    return found
+
+
 def pages(path: str, key: str = "data") -> Generator[Call, Any, list[dict[str, Any]]]:
-    """Every row of a paged list (`key` of each page), 50 a page."""
+    """Every row of a paged list (`key` of each page), 50 a page.
+
+    Stops at `page_info.total_page`, or at an empty page.
+    """
     rows: list[dict[str, Any]] = []
     page = 1
     while True:
         params = {"page": page, "page_limit": _PAGE}
-        listed = yield Api("GET", path, None, params)
-        rows += [r for r in listed.get(key) or () if isinstance(r, dict)]
-        if page >= int((listed.get("page_info") or {}).get("total_page") or 1):
+        listed = obj((yield Api("GET", path, None, params)), f"a page of {path}")
+        found = listed.get(key)
+        if not isinstance(found, list):
+            raise _unexpected(f"a page of {path} has no {key!r} list")
+        rows += [r for r in found if isinstance(r, dict)]
+        info = listed.get("page_info")
+        last = _count(info, "total_page", f"{path} page_info") if info else 1
+        if page >= last or not found:
             return rows
         page += 1
 
@@ -294,13 +354,14 @@ def _add(source: Source, ctx: Context) -> Flow:
     item = ctx.existing.get(key)
     if item is not None:
         progress.emit("skipped", source, status=item.get("status"))
+        item_id = text(item, "_id", "an item of the store")
         result = AddResult(
-            source.name, item.get("asset_id"), item["_id"], item.get("status", "")
+            source.name, item.get("asset_id"), item_id, str(item.get("status"))
         )
         return (yield from _finish(result, source, ctx))
     state: dict[str, Any] = yield Local(journal.load, (key,))
     asset = None
-    if state.get("asset_id") and state.get("complete"):
+    if safe_id(state.get("asset_id")) and state.get("complete"):
         try:
             asset = yield Api("GET", f"assets/{state['asset_id']}")
         except JockeyNotFoundError:
@@ -308,7 +369,7 @@ def _add(source: Source, ctx: Context) -> Flow:
     uploaded = asset is None
     if asset is None:
         asset = yield from _upload(source, key, state, ctx)
-    asset_id = asset["_id"]
+    asset_id = text(asset, "_id", "the asset")
     asset = yield from _poll(
         f"assets/{asset_id}", asset, source, ctx, ("ready", "failed")
     )
@@ -323,11 +384,11 @@ def _add(source: Source, ctx: Context) -> Flow:
         "asset_type": "video",
         "metadata": {**source.metadata, HASH_KEY: key},
     }
-    item = yield Api("POST", f"{ctx.store_path}/items", body)
+    item = obj((yield Api("POST", f"{ctx.store_path}/items", body)), "the new item")
     yield Local(journal.drop, (key,))
-    result = AddResult(
-        source.name, asset_id, item["_id"], item.get("status", "queued"), None, uploaded
-    )
+    item_id = text(item, "_id", "the new item")
+    status = str(item.get("status", "queued"))
+    result = AddResult(source.name, asset_id, item_id, status, None, uploaded)
     return (yield from _finish(result, source, ctx))
 
 
@@ -366,7 +427,7 @@ def _poll(
     delay, deadline = ctx.poll_interval, time.monotonic() + ctx.wait_timeout
     while current.get("status") not in final and time.monotonic() < deadline:
         yield Wait(min(delay, max(0.0, deadline - time.monotonic())))
-        current = yield Api("GET", path)
+        current = obj((yield Api("GET", path)), path)
         ctx.progress.emit("indexing", source, status=current.get("status"))
         delay = min(ctx.poll_max, delay * 1.5)
     return current
@@ -376,23 +437,18 @@ def _upload(
     source: Source, key: str, state: dict[str, Any], ctx: Context
 ) -> Generator[Call, Any, dict[str, Any]]:
     """Send the source; the asset as the API answered."""
-    fields = {
-        "method": "url" if source.path is None else "direct",
-        "filename": source.filename,
-    }
-    fields["user_metadata"] = json.dumps({HASH_KEY: key})
-    if source.path is None:
-        fields["url"] = source.url or ""
-        stream, kind = form_stream(fields, None, ctx.progress.sent(source, 0))
-        asset = yield Send("assets", stream, kind, api=True)
-    elif source.size <= ctx.multipart_threshold:
-        stream, kind = form_stream(fields, source, ctx.progress.sent(source, 0))
-        asset = yield Send("assets", stream, kind, api=True)
-    else:
+    if source.path is not None and source.size > ctx.multipart_threshold:
         return (yield from _multipart(source, key, state, ctx))
-    yield Local(ctx.journal.save, (key, {"asset_id": asset["_id"], "complete": True}))
+    fields = {"method": "direct", "filename": source.filename}
+    if source.url is not None:
+        fields = {"method": "url", "filename": source.filename, "url": source.url}
+    fields["user_metadata"] = json.dumps({HASH_KEY: key})
+    stream, kind = form_stream(fields, source, ctx.progress.sent(source, 0))
+    asset = obj((yield Send("assets", stream, kind, api=True)), "the new asset")
+    saved = {"asset_id": text(asset, "_id", "the new asset"), "complete": True}
+    yield Local(ctx.journal.save, (key, saved))
     ctx.progress.emit("uploaded", source, status=asset.get("status"))
-    return dict(asset)
+    return asset
 
 
 def _multipart(
@@ -402,49 +458,41 @@ def _multipart(
     assert source.path is not None  # noqa: S101 - only files come here
     done: set[int] = set()
     urls: dict[int, str] = {}
-    if state.get("upload_id"):
+    if safe_id(state.get("upload_id")):
         try:
             done = yield from _completed(state["upload_id"])
         except JockeyNotFoundError:
             state = {}
-    if not state.get("upload_id"):
-        created = yield Api(
-            "POST",
-            "assets/multipart-uploads",
-            {
-                "filename": source.filename,
-                "type": "video",
-                "total_size": source.size,
-                "user_metadata": {HASH_KEY: key},
-            },
-        )
+    else:
+        state = {}
+    if not state:
+        body = {
+            "filename": source.filename,
+            "type": "video",
+            "total_size": source.size,
+            "user_metadata": {HASH_KEY: key},
+        }
+        state = yield Api("POST", "assets/multipart-uploads", body)
+        urls = _urls(state)
         state = {
-            k: created[k]
+            k: obj(state, "the new upload").get(k)
             for k in ("upload_id", "asset_id", "chunk_size", "total_chunks")
         }
         yield Local(ctx.journal.save, (key, state))
-        urls = {u["chunk_index"]: u["url"] for u in created.get("upload_urls") or ()}
-    upload_id, size = state["upload_id"], int(state["chunk_size"])
-    ctx.progress.sent(source, 0)(
-        sum(min(size, source.size - (i - 1) * size) for i in done)
-    )
-    for index in range(1, int(state["total_chunks"]) + 1):
+    upload_id, size, total = _plan(state, source.size)
+    base = sum(min(size, source.size - (i - 1) * size) for i in done)
+    ctx.progress.sent(source, base)(0)
+    for index in range(1, total + 1):
         if index in done:
             continue
         if index not in urls:
-            more = yield Api(
-                "POST",
-                f"assets/multipart-uploads/{upload_id}/presigned-urls",
-                {"start": index, "count": _PAGE},
-            )
-            urls.update(
-                {u["chunk_index"]: u["url"] for u in more.get("upload_urls") or ()}
-            )
-        offset = (index - 1) * size
-        length = min(size, source.size - offset)
-        base = sum(min(size, source.size - (i - 1) * size) for i in done)
+            path = f"assets/multipart-uploads/{upload_id}/presigned-urls"
+            urls |= _urls((yield Api("POST", path, {"start": index, "count": _PAGE})))
+        if index not in urls:
+            raise _unexpected(f"no upload URL was given for part {index}")
+        length = min(size, source.size - (index - 1) * size)
         stream = FileStream(
-            source.path, offset, length, ctx.progress.sent(source, base)
+            source.path, (index - 1) * size, length, ctx.progress.sent(source, base)
         )
         etag = yield Send(urls[index], stream, "application/octet-stream", api=False)
         chunk = {
@@ -453,16 +501,38 @@ def _multipart(
             "proof_type": "etag",
             "chunk_size": length,
         }
-        yield Api(
-            "POST",
-            f"assets/multipart-uploads/{upload_id}",
-            {"completed_chunks": [chunk]},
-        )
+        path = f"assets/multipart-uploads/{upload_id}"
+        yield Api("POST", path, {"completed_chunks": [chunk]})
         done.add(index)
+        base += length
     yield Local(ctx.journal.save, (key, {**state, "complete": True}))
-    asset = yield Api("GET", f"assets/{state['asset_id']}")
+    asset = obj((yield Api("GET", f"assets/{state['asset_id']}")), "the asset")
     ctx.progress.emit("uploaded", source, status=asset.get("status"))
-    return dict(asset)
+    return asset
+
+
+def _plan(state: dict[str, Any], size: int) -> tuple[str, int, int]:
+    """Upload id, part size and part count of an upload; checked against the file."""
+    what = "the multipart upload"
+    upload_id = text(state, "upload_id", what)
+    text(state, "asset_id", what)
+    chunk = _count(state, "chunk_size", what)
+    total = _count(state, "total_chunks", what)
+    if total != -(-size // chunk):
+        raise _unexpected(f"{what} cuts {size:,} bytes into {total} parts of {chunk:,}")
+    return upload_id, chunk, total
+
+
+def _urls(answer: object) -> dict[int, str]:
+    """Part number → URL, from an answer's `upload_urls`."""
+    found = obj(answer, "the upload URLs").get("upload_urls") or ()
+    urls: dict[int, str] = {}
+    for entry in found if isinstance(found, list) else ():
+        index = entry.get("chunk_index") if isinstance(entry, dict) else None
+        url = entry.get("url") if isinstance(entry, dict) else None
+        if type(index) is int and isinstance(url, str):
+            urls[index] = url
+    return urls
 
 
 def _completed(upload_id: str) -> Generator[Call, Any, set[int]]:
@@ -470,4 +540,8 @@ def _completed(upload_id: str) -> Generator[Call, Any, set[int]]:
     chunks = yield from pages(
         f"assets/multipart-uploads/{upload_id}", "uploaded_chunks"
     )
-    return {c["index"] for c in chunks if c.get("status") == "completed"}
+    return {
+        c["index"]
+        for c in chunks
+        if c.get("status") == "completed" and type(c.get("index")) is int
+    }

@@ -46,7 +46,10 @@ from langchain_jockey._ingest import (
     Wait,
     add_flow,
     existing_flow,
+    obj,
     pages,
+    safe_id,
+    text,
 )
 from langchain_jockey._progress import progress_bar
 from langchain_jockey._sources import Metadata, sources_of
@@ -177,8 +180,7 @@ class KnowledgeStore(JockeyConnection):
     ) -> Self:
         """Create a new knowledge store; `kwargs` are the connection settings."""
         store = cls(**kwargs)
-        made = store._drive(_create(name, description))
-        store.knowledge_store_id = str(made["_id"])
+        store.knowledge_store_id = store._drive(_create(name, description))
         return store
 
     @classmethod
@@ -187,8 +189,7 @@ class KnowledgeStore(JockeyConnection):
     ) -> Self:
         """Async twin of `create`."""
         store = cls(**kwargs)
-        made = await store._adrive(_create(name, description))
-        store.knowledge_store_id = str(made["_id"])
+        store.knowledge_store_id = await store._adrive(_create(name, description))
         return store
 
     # -- reading and removing -----------------------------------------------------
@@ -309,7 +310,7 @@ class KnowledgeStore(JockeyConnection):
 
     def _bound(self) -> dict[str, Any]:
         settings = {
-            "knowledge_store_id": self._path.rsplit("/", 1)[1],
+            "knowledge_store_id": self._path.removeprefix("knowledge-stores/"),
             "api_key": self.api_key,
             "base_url": self.base_url,
             "timeout": self.timeout,
@@ -437,13 +438,7 @@ class KnowledgeStore(JockeyConnection):
 
 
 def _id(value: str) -> str:
-    if (
-        not isinstance(value, str)
-        or not value
-        or not value.isprintable()
-        or "/" in value
-        or "?" in value
-    ):
+    if not safe_id(value):
         msg = f"Not an id: {value!r}."
         raise JockeyInputError(msg)
     return value
@@ -459,7 +454,7 @@ def _one(call: Call) -> Generator[Call, Any, Any]:
     return (yield call)
 
 
-def _create(name: str, description: str | None) -> Generator[Call, Any, Any]:
+def _create(name: str, description: str | None) -> Generator[Call, Any, str]:
     if not isinstance(name, str) or not name.strip():
         raise JockeyInputError("A knowledge store needs a name.")
     body = (
@@ -467,7 +462,8 @@ def _create(name: str, description: str | None) -> Generator[Call, Any, Any]:
         if description is None
         else {"name": name, "description": description}
     )
-    return (yield Api("POST", "knowledge-stores", body))
+    made = yield Api("POST", "knowledge-stores", body)
+    return text(made, "_id", "the new knowledge store")
 
 
 def _items(path: str) -> Generator[Call, Any, list[StoreItem]]:
@@ -475,12 +471,12 @@ def _items(path: str) -> Generator[Call, Any, list[StoreItem]]:
 
 
 def _info(path: str) -> Generator[Call, Any, StoreInfo]:
-    raw = yield Api("GET", path)
+    raw = obj((yield Api("GET", path)), "the knowledge store")
     items = yield from _items(path)
     return StoreInfo(
-        str(raw.get("_id")),
+        text(raw, "_id", "the knowledge store"),
         str(raw.get("name", "")),
         str(raw.get("description") or ""),
-        int(raw.get("item_count") or len(items)),
+        len(items),  # counted, as the counts by status are
         dict(Counter(i.status for i in items)),
     )

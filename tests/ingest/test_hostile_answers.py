@@ -1,0 +1,125 @@
+"""A server's odd answers to KnowledgeStore are typed errors, never KeyError or ValueError.
+
+Ids the server sends go into request paths, so one that would change the path
+(`../x`, `a?b`) is refused; counts of the wrong type are refused; a multipart
+plan that does not fit the file is refused. A source whose answers are odd
+fails alone, with the reason in its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from langchain_jockey import JockeyIngestError, JockeyServerError, KnowledgeStore
+from langchain_jockey.emulator import sample_video
+
+Routes = dict[tuple[str, str], Any]
+EMPTY_PAGE = {"data": [], "page_info": {"total_page": 1}}
+
+
+def store_on(routes: Routes, tmp_path: Path, **kwargs: Any) -> KnowledgeStore:
+    """A store whose requests are answered from `routes` ((method, path) → JSON)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/v1.3/")
+        found = routes.get((request.method, path), {"code": "not_found"})
+        status = 404 if found == {"code": "not_found"} else 200
+        return httpx.Response(status, json=found)
+
+    transport = httpx.MockTransport(answer)
+    return KnowledgeStore(
+        knowledge_store_id="ks_1",
+        api_key="k",
+        base_url="https://jockey.test/v1.3",
+        state_dir=tmp_path / "state",
+        poll_interval=0.01,
+        http_client=httpx.Client(transport=transport),
+        http_async_client=httpx.AsyncClient(transport=transport),
+        **kwargs,
+    )
+
+
+def call(mode: str, store: KnowledgeStore, name: str, *args: Any) -> Any:
+    method: Callable[..., Any] = getattr(store, name if mode == "sync" else f"a{name}")
+    return method(*args) if mode == "sync" else asyncio.run(method(*args))
+
+
+@pytest.mark.parametrize(
+    "page_info", [{"total_page": "abc"}, {"total_page": 2.5}, {"total_page": None}]
+)
+def test_a_page_count_of_the_wrong_type_is_a_typed_error(mode, tmp_path, page_info):
+    routes = {
+        ("GET", "knowledge-stores/ks_1/items"): {"data": [], "page_info": page_info}
+    }
+    with pytest.raises(JockeyServerError, match="total_page"):
+        call(mode, store_on(routes, tmp_path), "items")
+
+
+@pytest.mark.parametrize("new_id", ["../assets", "ks_1?x=1", "", None, 7])
+def test_a_new_store_id_that_would_change_the_path_is_refused(mode, tmp_path, new_id):
+    routes = {("POST", "knowledge-stores"): {"_id": new_id}}
+    store = store_on(routes, tmp_path)
+    with pytest.raises(JockeyServerError, match="'_id'"):
+        if mode == "sync":
+            type(store).create("x", **_same_connection(store))
+        else:
+            asyncio.run(type(store).acreate("x", **_same_connection(store)))
+
+
+def _same_connection(store: KnowledgeStore) -> dict[str, Any]:
+    return {
+        "api_key": "k",
+        "base_url": store.base_url,
+        "http_client": store.http_client,
+        "http_async_client": store.http_async_client,
+    }
+
+
+@pytest.mark.parametrize(
+    "asset", [{"status": "ready"}, {"_id": "../../x"}, ["not", "an", "object"]]
+)
+def test_an_upload_answered_oddly_fails_that_source_with_the_reason(
+    mode, tmp_path, asset
+):
+    routes = {
+        ("GET", "knowledge-stores/ks_1/items"): EMPTY_PAGE,
+        ("POST", "assets"): asset,
+    }
+    video = sample_video(tmp_path / "a.mp4")
+    with pytest.raises(JockeyIngestError) as caught:
+        call(mode, store_on(routes, tmp_path), "add", video)
+    (result,) = caught.value.results
+    assert result.status == "failed"
+    assert "JockeyServerError" in result.error
+    assert "the new asset" in result.error
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        {"chunk_size": 0, "total_chunks": 1},
+        {"chunk_size": 100, "total_chunks": 10**9},
+        {"chunk_size": "64", "total_chunks": 4},
+        {"chunk_size": 65536},
+    ],
+)
+def test_a_multipart_plan_that_does_not_fit_the_file_is_refused(mode, tmp_path, plan):
+    routes = {
+        ("GET", "knowledge-stores/ks_1/items"): EMPTY_PAGE,
+        ("POST", "assets/multipart-uploads"): {
+            "upload_id": "up_1",
+            "asset_id": "asset_1",
+            **plan,
+        },
+    }
+    video = sample_video(tmp_path / "a.mp4", size=200_000)
+    store = store_on(routes, tmp_path, multipart_threshold=1)
+    with pytest.raises(JockeyIngestError) as caught:
+        call(mode, store, "add", video)
+    assert "the multipart upload" in caught.value.results[0].error
