@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from langchain_jockey._client import DEFAULT_BASE_URL
 from langchain_jockey.errors import JockeyError, JockeyIngestError
 from langchain_jockey.knowledge_stores import AddResult, KnowledgeStore
 
@@ -48,24 +48,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _live() -> bool:
-    return bool(
-        os.environ.get("TWELVE_LABS_API_KEY") or os.environ.get("TWELVELABS_API_KEY")
-    )
-
-
 @contextlib.contextmanager
 def _connection() -> Iterator[dict[str, Any]]:
     """The live API's settings when a key is set, else an emulator's, said aloud."""
-    if _live():
+    configured = KnowledgeStore()  # the key and URL from the environment, as everywhere
+    if configured.api_key is not None:
         yield {}
         return
     from langchain_jockey.emulator import DEMO_API_KEY, Emulator  # noqa: PLC0415
 
-    url = os.environ.get("TWELVE_LABS_BASE_URL") or os.environ.get(
-        "TWELVELABS_BASE_URL"
-    )
-    if url:
+    url = configured.base_url
+    if url != DEFAULT_BASE_URL:
         print(f"No TWELVE_LABS_API_KEY: using the Jockey emulator at {url}.")
         yield {"base_url": url, "api_key": DEMO_API_KEY}
         return
