@@ -161,9 +161,7 @@ class EmulatorServer(Connections):
 
     def _body_for(self, request: h11.Request) -> Body:
         """Uploads stream through a sink that keeps no file; the rest is kept whole."""
-        target = request.target.decode("latin-1")
-        path, _, query = target.partition("?")
-        headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
+        path, query, headers = _head(request)
         if request.method == b"POST" and path.rstrip("/") == ASSETS_PATH:
             key = headers.get("x-api-key")
             if key not in self.config.api_keys:  # before 200 MB arrive
@@ -178,8 +176,7 @@ class EmulatorServer(Connections):
         return super()._body_for(request)
 
     async def _handle(self, ex: Exchange, request: h11.Request, body: Body) -> bool:
-        headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
-        path, _, query = request.target.decode("latin-1").partition("?")
+        path, query, headers = _head(request)
         raw = bytes(body.data) if isinstance(body, Buffer) else b""
         key = headers.get("x-api-key")
         accepted = key in self.config.api_keys
@@ -360,6 +357,13 @@ class EmulatorServer(Connections):
     @staticmethod
     def _record(session: Session, plan: Plan, question: str) -> None:
         session.turns.append(Turn(question, plan.answer_text, plan.cited))
+
+
+def _head(request: h11.Request) -> tuple[str, str, dict[str, str]]:
+    """A request's path, query and headers (names in lower case)."""
+    path, _, query = request.target.decode("latin-1").partition("?")
+    headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
+    return path, query, headers
 
 
 def _length(value: str | None) -> int | None:
