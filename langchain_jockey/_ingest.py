@@ -524,14 +524,14 @@ def _plan(state: dict[str, Any], size: int) -> tuple[str, int, int]:
 
 
 def _urls(answer: object) -> dict[int, str]:
-    """Part number → URL, from an answer's `upload_urls`."""
+    """Part number → URL, from an answer's `upload_urls` (http(s) URLs only)."""
     found = obj(answer, "the upload URLs").get("upload_urls") or ()
     urls: dict[int, str] = {}
     for entry in found if isinstance(found, list) else ():
         index = entry.get("chunk_index") if isinstance(entry, dict) else None
         url = entry.get("url") if isinstance(entry, dict) else None
-        if type(index) is int and isinstance(url, str):
-            urls[index] = url
+        if type(index) is int and str(url).startswith(("http://", "https://")):
+            urls[index] = str(url)
     return urls
 
 

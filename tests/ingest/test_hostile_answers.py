@@ -123,3 +123,22 @@ def test_a_multipart_plan_that_does_not_fit_the_file_is_refused(mode, tmp_path, 
     with pytest.raises(JockeyIngestError) as caught:
         call(mode, store, "add", video)
     assert "the multipart upload" in caught.value.results[0].error
+
+
+def test_a_part_url_that_is_not_http_is_never_used(mode, tmp_path):
+    routes = {
+        ("GET", "knowledge-stores/ks_1/items"): EMPTY_PAGE,
+        ("POST", "assets/multipart-uploads"): {
+            "upload_id": "up_1",
+            "asset_id": "asset_1",
+            "chunk_size": 200_000,
+            "total_chunks": 1,
+            "upload_urls": [{"chunk_index": 1, "url": "file:///etc/passwd"}],
+        },
+        ("POST", "assets/multipart-uploads/up_1/presigned-urls"): {"upload_urls": []},
+    }
+    video = sample_video(tmp_path / "a.mp4", size=200_000)
+    store = store_on(routes, tmp_path, multipart_threshold=1)
+    with pytest.raises(JockeyIngestError) as caught:
+        call(mode, store, "add", video)
+    assert "no upload URL was given for part 1" in caught.value.results[0].error
