@@ -72,9 +72,7 @@ class Item:
         elapsed = now - self.created
         if elapsed >= index_time:
             return "failed" if self.fails else "ready"
-        return (
-            _STATUSES[min(2, int(3 * elapsed / index_time))] if index_time else "ready"
-        )
+        return _STATUSES[min(2, int(3 * elapsed / index_time))]  # index_time > 0
 
     @property
     def video(self) -> Video:
@@ -132,6 +130,13 @@ class StoreRecord:
             "updated_at": self.created_at,
             "metadata": self.metadata,
         }
+
+    def rows(self, now: float, index_time: float) -> dict[str, dict[str, Any]]:
+        """Every item's object by id: built-in videos first, then added items."""
+        videos = self.base.videos if self.base else ()
+        rows = {v.item_id: item_object(v) for v in videos}
+        rows |= {i.item_id: i.object(now, index_time) for i in self.items.values()}
+        return rows
 
     @property
     def count(self) -> int:
@@ -221,25 +226,20 @@ class Library:
         if tail == ["items"] and verb == "POST":
             return 202, self._add_item(record, loads(raw), now).object(now, index_time)
         if tail == ["items"] and verb == "GET":
-            rows = [item_object(v) for v in (record.base.videos if record.base else ())]
-            rows += [i.object(now, index_time) for i in record.items.values()]
+            rows = list(record.rows(now, index_time).values())
             wanted = params.get("status")
             if wanted:
                 rows = [r for r in rows if r["status"] in wanted]
             return 200, page_of(rows, *paging(params))
         if len(tail) == 2 and tail[0] == "items":
-            item = record.items.get(tail[1])
-            video = record.base.video(tail[1]) if record.base else None
-            if item is None and video is None:
+            row = record.rows(now, index_time).get(tail[1])
+            if row is None:
                 raise not_found("Item", tail[1])
             if verb == "GET":
-                return 200, (
-                    item.object(now, index_time) if item else item_object(video)  # type: ignore[arg-type]
-                )
+                return 200, row
             if verb == "DELETE":
-                if item is None:
+                if record.items.pop(tail[1], None) is None:
                     raise _bad(f"Item {tail[1]} is built into the demo store.")
-                del record.items[tail[1]]
                 return 204, None
         raise _no_route(verb, f"/knowledge-stores/{'/'.join(rest)}")
 
