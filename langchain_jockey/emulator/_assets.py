@@ -92,7 +92,6 @@ class Asset:
     ready_at: float | None
     error: str | None = None
     created_at: str = field(default_factory=rfc3339)
-    url: str | None = None
 
     @classmethod
     def received(  # noqa: PLR0917 - the facts of one upload
@@ -132,7 +131,6 @@ class Asset:
         """A URL import: nothing is fetched; the name comes from the URL's path."""
         name = PurePosixPath(urllib.parse.urlsplit(url).path).name or "video"
         asset = cls(new_id("asset"), "url", name, 0, b"", user_metadata, ready_at)
-        asset.url = url
         if PurePosixPath(name).suffix.lower() not in VIDEO_EXTENSIONS:
             asset.error = (
                 f"{url} is not a link to a media file (a player page?): the "
@@ -190,14 +188,13 @@ class Upload:
     total_size: int
     chunk_size: int
     token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
-    received: dict[int, tuple[int, str]] = field(default_factory=dict)
-    """chunk index → (size, ETag) of each part PUT to its URL."""
-    reported: dict[int, str] = field(default_factory=dict)
+    received: dict[int, tuple[int, str, str]] = field(default_factory=dict)
+    """chunk index → (size, ETag, when) of each part PUT to its URL."""
+    reported: set[int] = field(default_factory=set)
+    """The chunks reported with their ETag as proof."""
     created_at: str = field(default_factory=rfc3339)
     expires_at: str = field(default_factory=lambda: in_seconds(24 * 3600))
     """A session lasts 24 h (docs/protocol.md)."""
-    arrived: dict[int, str] = field(default_factory=dict)
-    """chunk index → when its PUT arrived."""
 
     @property
     def total_chunks(self) -> int:
@@ -235,11 +232,11 @@ class Upload:
                 "status": "completed"
                 if i in self.reported
                 else ("pending" if i in self.received else "failed"),
-                "uploaded_at": self.arrived.get(i, self.created_at),
+                "uploaded_at": self.received[i][2],
                 "updated_at": rfc3339(),
             }
             for i in range(1, self.total_chunks + 1)
-            if i in self.received or i in self.reported
+            if i in self.received
         ]
         listed = page_of(chunks, page, limit)
         done = sum(self.part_size(i) for i in self.reported)
@@ -282,7 +279,7 @@ class Upload:
             index = chunk["chunk_index"]
             if type(index) is not int or index not in self.received:
                 raise _bad(f"chunk {index!r} was not uploaded to its URL.")
-            size, etag = self.received[index]
+            size, etag, _ = self.received[index]
             if chunk["proof_type"] != "etag" or chunk["proof"] != etag:
                 raise _bad(f"chunk {index}: proof is not the ETag of its upload.")
             if chunk["chunk_size"] != size:
@@ -292,7 +289,7 @@ class Upload:
             if index in self.reported:
                 duplicates += 1
             else:
-                self.reported[index] = etag
+                self.reported.add(index)
                 processed += 1
         return processed, duplicates
 

@@ -64,8 +64,7 @@ class PartBody:
             msg = f"Part {self.index} must be {want:,} bytes, not {self.size:,}."
             raise ApiError(400, "parameter_invalid", msg)
         etag = self.digest.hexdigest()
-        self.upload.received[self.index] = (self.size, etag)
-        self.upload.arrived[self.index] = rfc3339()
+        self.upload.received[self.index] = (self.size, etag, rfc3339())
         if self.index == 1:
             self.upload.asset.head = bytes(self.head)
         return etag
