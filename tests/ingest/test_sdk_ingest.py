@@ -457,20 +457,24 @@ def test_a_multipart_upload_walks_every_endpoint_through_the_sdk(sdk, tmp_path) 
 
     urls = {u.chunk_index: u.url for u in upload.upload_urls}
     etags = {i: put_part(urls[i], parts[i]) for i in (1, 2, 3)}
-    first = sdk_call(
-        "POST /assets/multipart-uploads/{id}",
-        sdk.multipart_upload.report_chunk_batch,
-        upload.upload_id,
-        completed_chunks=[
-            {
-                "chunk_index": i,
-                "proof": etags[i],
-                "proof_type": "etag",
-                "chunk_size": len(parts[i]),
-            }
-            for i in (1, 2)
-        ],
-    )
+
+    def report(*ids: int) -> Any:
+        return sdk_call(
+            "POST /assets/multipart-uploads/{id}",
+            sdk.multipart_upload.report_chunk_batch,
+            upload.upload_id,
+            completed_chunks=[
+                {
+                    "chunk_index": i,
+                    "proof": etags[i],
+                    "proof_type": "etag",
+                    "chunk_size": len(parts[i]),
+                }
+                for i in ids
+            ],
+        )
+
+    first = report(1, 2)
     assert (first.processed_chunks, first.duplicate_chunks, first.total_completed) == (
         2,
         0,
@@ -508,20 +512,7 @@ def test_a_multipart_upload_walks_every_endpoint_through_the_sdk(sdk, tmp_path) 
     assert more.expires_at is not None
     etags[4] = put_part(more.upload_urls[0].url, parts[4])
 
-    last = sdk_call(
-        "POST /assets/multipart-uploads/{id}",
-        sdk.multipart_upload.report_chunk_batch,
-        upload.upload_id,
-        completed_chunks=[
-            {
-                "chunk_index": i,
-                "proof": etags[i],
-                "proof_type": "etag",
-                "chunk_size": len(parts[i]),
-            }
-            for i in (2, 3, 4)
-        ],
-    )
+    last = report(2, 3, 4)
     assert (last.processed_chunks, last.duplicate_chunks, last.total_completed) == (
         2,
         1,
