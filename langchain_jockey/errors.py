@@ -178,17 +178,26 @@ class JockeyIngestError(JockeyError):
 
     Attributes:
         results: Every source's `AddResult`, in order, the good ones too.
-        failures: The failed ones.
     """
 
-    def __init__(self, results: list[Any]) -> None:
-        self.results = results
-        self.failures = [r for r in results if not r.ok]
-        lines = "\n".join(f"- {r.source}: {r.error}" for r in self.failures)
-        super().__init__(
-            f"{len(self.failures)} of {len(results)} source(s) failed:\n{lines}",
+    results: list[Any]
+
+    @classmethod
+    def of(cls, results: list[Any]) -> JockeyIngestError:
+        """The error for `results`, naming each failed source and why."""
+        failed = [r for r in results if not r.ok]
+        lines = "\n".join(f"- {r.source}: {r.error}" for r in failed)
+        err = cls(
+            f"{len(failed)} of {len(results)} source(s) failed:\n{lines}",
             retryable=False,
         )
+        err.results = results
+        return err
+
+    @property
+    def failures(self) -> list[Any]:
+        """The results that failed."""
+        return [r for r in self.results if not r.ok]
 
 
 class JockeyBadRequestError(JockeyError, ModelInvalidRequestError):

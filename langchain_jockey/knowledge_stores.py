@@ -444,7 +444,7 @@ def _id(value: str) -> str:
 
 def _checked(results: list[AddResult]) -> list[AddResult]:
     if any(not r.ok for r in results):
-        raise JockeyIngestError(results)
+        raise JockeyIngestError.of(results)
     return results
 
 

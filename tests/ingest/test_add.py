@@ -202,3 +202,17 @@ def test_as_tool_asks_this_store(emulator, store, tmp_path):
 def test_acreate_makes_a_store(emulator, tmp_path):
     store = asyncio.run(KnowledgeStore.acreate("a", **connect(emulator, tmp_path)))
     assert store.knowledge_store_id.startswith("ks_")
+
+
+def test_the_ingest_error_pickles_with_its_results(store, tmp_path):
+    import pickle
+
+    folder = videos(tmp_path / "v", "fine.mp4", "corrupt_take.mp4")
+    with pytest.raises(JockeyIngestError) as caught:
+        store.add(folder)
+    clone = pickle.loads(pickle.dumps(caught.value))
+    assert clone.results == caught.value.results
+    assert [r.source for r in clone.failures] == [
+        r.source for r in caught.value.failures
+    ]
+    assert str(clone) == str(caught.value)
