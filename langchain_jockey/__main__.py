@@ -1,6 +1,7 @@
 """`python -m langchain_jockey ingest PATH_OR_URL... (--store ks_… | --create NAME)`.
 
-Uploads and indexes videos into a knowledge store, with progress bars, then
+Uploads and indexes videos into a knowledge store, with progress bars (with
+the `progress` extra; else a line per finished video), then
 prints the store id and a ready-to-paste `ChatJockey(...)` line. Exits 1 when
 any source failed (each named), 2 on bad arguments.
 
@@ -21,7 +22,7 @@ from typing import Any
 
 from langchain_jockey._client import DEFAULT_BASE_URL
 from langchain_jockey.errors import JockeyError, JockeyIngestError
-from langchain_jockey.knowledge_stores import AddResult, KnowledgeStore
+from langchain_jockey.knowledge_stores import AddResult, IngestEvent, KnowledgeStore
 
 __all__ = ["main"]
 
@@ -71,6 +72,27 @@ def _connection() -> Iterator[dict[str, Any]]:
         yield {"base_url": emu.base_url, "api_key": emu.api_key}
 
 
+def _bars() -> bool:
+    """Whether tqdm is installed (the `progress` extra) to draw progress bars."""
+    try:
+        import tqdm.auto  # noqa: F401, PLC0415 - only whether it imports
+    except ImportError:
+        print(
+            "(No progress bars: pip install 'langchain-jockey[progress]' for them; "
+            "printing each video as it finishes.)"
+        )
+        return False
+    return True
+
+
+def _print_step(event: IngestEvent) -> None:
+    """Without bars: one line per source that finished."""
+    if event.kind in ("done", "failed"):
+        print(
+            f"[{event.items_done}/{event.items_total}] {event.source}: {event.status}"
+        )
+
+
 def _report(results: Sequence[AddResult]) -> None:
     for result in results:
         mark = "ok  " if result.ok else "FAIL"
@@ -85,6 +107,8 @@ def _report(results: Sequence[AddResult]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status."""
     args = _parser().parse_args(argv)
+    bars = not args.no_progress and _bars()
+    lines = None if bars or args.no_progress else _print_step
     try:
         with _connection() as settings:
             if args.create:
@@ -96,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results = store.add(
                     args.sources,
                     wait=not args.no_wait,
-                    show_progress=not args.no_progress,
+                    show_progress=bars,
+                    on_progress=lines,
                 )
             except JockeyIngestError as err:
                 _report(err.results)

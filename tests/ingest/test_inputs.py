@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,13 @@ def test_no_key_and_bad_settings_are_refused(tmp_path, monkeypatch):
 def test_the_key_is_not_in_the_repr(tmp_path):
     store = KnowledgeStore(api_key="tlk_secret_value", state_dir=tmp_path)
     assert "tlk_secret_value" not in repr(store)
+
+
+def test_progress_bars_without_tqdm_say_how_to_get_them_before_any_request(
+    mode, emulator, opened, tmp_path, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    good = sample_video(tmp_path / "good.mp4", seconds=30)
+    with pytest.raises(JockeyInputError, match=r"langchain-jockey\[progress\]"):
+        add(mode, opened, good, show_progress=True)
+    assert emulator.requests == []

@@ -7,6 +7,7 @@ memory and its death are its own.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -181,3 +182,25 @@ def test_the_cli_refuses_bad_arguments(tmp_path):
     done = _cli(str(tmp_path))  # neither --store nor --create
     assert done.returncode == 2
     assert "--store" in done.stderr
+
+
+@pytest.mark.slow
+def test_the_cli_without_tqdm_prints_a_line_per_video_instead_of_failing(tmp_path):
+    folder = videos(tmp_path / "v", "a.mp4", "b.mp4")
+    hide_tqdm = (
+        "import sys; sys.modules['tqdm'] = None; "
+        "from langchain_jockey.__main__ import main; "
+        f"raise SystemExit(main(['ingest', {str(folder)!r}, '--create', 'Demo']))"
+    )
+    done = subprocess.run(  # noqa: S603 - this interpreter, our module
+        [sys.executable, "-c", hide_tqdm],
+        env=CLEAN_ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'langchain-jockey[progress]'" in done.stdout
+    assert re.search(r"^\[2/2\] .*: ready$", done.stdout, re.MULTILINE), done.stdout
+    assert "ChatJockey(knowledge_store_id=" in done.stdout
