@@ -41,6 +41,7 @@ from langchain_jockey.errors import (
 )
 
 __all__ = [
+    "FAILURES",
     "HASH_KEY",
     "AddResult",
     "Api",
@@ -59,9 +60,13 @@ __all__ = [
     "text",
 ]
 
+FAILURES = (JockeyError, OSError)
+"""What fails one source (an API error; a file gone or unreadable, a full disk)
+and is handed back to its flow by the drivers; anything else is a bug."""
 HASH_KEY = "source_sha256"
 """The item metadata key holding the source's SHA-256 (a URL's, for imports)."""
 _PAGE = 50  # the API's largest page
+_MAX_PAGES = 2000  # 100,000 rows: a store's items, an upload's parts (10 GB / 8 MiB)
 
 
 @dataclass(frozen=True)
@@ -229,7 +234,8 @@ class Journal:
     def save(self, key: str, state: dict[str, Any]) -> None:
         """Record `state` for `key` (atomically: a kill never leaves half a file)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self._file(key).with_suffix(f".{os.getpid()}.tmp")
+        # One temporary file per process and thread: two writers never share one.
+        tmp = self._file(key).with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(state))
         tmp.replace(self._file(key))
 
@@ -271,6 +277,7 @@ def safe_id(value: object) -> bool:
         isinstance(value, str)
         and 0 < len(value) <= 200
         and value.isprintable()
+        and value.strip(".") != ""  # `.` and `..` are path segments httpx resolves
         and not any(c in value for c in "/?#%\\ ")
     )
 
@@ -290,10 +297,10 @@ def text(value: object, key: str, what: str) -> str:
     return str(found)
 
 
-def _count(value: object, key: str, what: str, high: int = 10**12) -> int:
-    """The whole number `key` of `value`, from 1 to `high`."""
+def _count(value: object, key: str, what: str, low: int = 1, high: int = 10**12) -> int:
+    """The whole number `key` of `value`, from `low` to `high`."""
     found = obj(value, what).get(key)
-    if type(found) is not int or not 1 <= found <= high:
+    if type(found) is not int or not low <= found <= high:
         raise _unexpected(f"{what} has no usable {key!r}")
     return found
 
@@ -301,11 +308,12 @@ def _count(value: object, key: str, what: str, high: int = 10**12) -> int:
 def pages(path: str, key: str = "data") -> Generator[Call, Any, list[dict[str, Any]]]:
     """Every row of a paged list (`key` of each page), 50 a page.
 
-    Stops at `page_info.total_page`, or at an empty page.
+    Stops at `page_info.total_page` (0 for an empty list), at an empty page, or
+    with a typed error past `_MAX_PAGES` (a server that never stops).
     """
     rows: list[dict[str, Any]] = []
     page = 1
-    while True:
+    while page <= _MAX_PAGES:
         params = {"page": page, "page_limit": _PAGE}
         listed = obj((yield Api("GET", path, None, params)), f"a page of {path}")
         found = listed.get(key)
@@ -313,19 +321,21 @@ def pages(path: str, key: str = "data") -> Generator[Call, Any, list[dict[str, A
             raise _unexpected(f"a page of {path} has no {key!r} list")
         rows += [r for r in found if isinstance(r, dict)]
         info = listed.get("page_info")
-        last = _count(info, "total_page", f"{path} page_info") if info else 1
+        last = _count(info, "total_page", f"{path} page_info", 0) if info else 1
         if page >= last or not found:
             return rows
         page += 1
+    raise _unexpected(f"{path} has over {_MAX_PAGES * _PAGE:,} rows")
 
 
 def existing_flow(store_path: str) -> Generator[Call, Any, dict[str, dict[str, Any]]]:
     """Every item of the store that carries a hash: hash → item."""
     found: dict[str, dict[str, Any]] = {}
     for item in (yield from pages(f"{store_path}/items")):
-        digest = (item.get("metadata") or {}).get(HASH_KEY)
-        if isinstance(digest, str):
-            found.setdefault(digest, item)
+        metadata = item.get("metadata")
+        digest = metadata.get(HASH_KEY) if isinstance(metadata, dict) else None
+        if isinstance(digest, str) and item.get("status") != "failed":
+            found.setdefault(digest, item)  # a failed item is added again
     return found
 
 
@@ -335,7 +345,7 @@ def add_flow(source: Source, ctx: Context) -> Flow:
     try:
         if source.error is None:
             result = yield from _add(source, ctx)
-    except JockeyError as err:
+    except FAILURES as err:
         result = replace(result, error=f"{type(err).__name__}: {err}")
     if result.status == "failed":
         ctx.progress.emit("failed", source, status="failed", error=result.error)
@@ -374,9 +384,9 @@ def _add(source: Source, ctx: Context) -> Flow:
         f"assets/{asset_id}", asset, source, ctx, ("ready", "failed")
     )
     if asset.get("status") != "ready":
-        why = (asset.get("error") or {}).get(
-            "message"
-        ) or f"asset {asset.get('status')}"
+        error = asset.get("error")
+        why = error.get("message") if isinstance(error, dict) else error
+        why = str(why or f"asset {asset.get('status')}")
         yield Local(journal.drop, (key,))
         return AddResult(source.name, asset_id, None, "failed", why, uploaded)
     body = {
@@ -461,7 +471,7 @@ def _multipart(
     if safe_id(state.get("upload_id")):
         try:
             done = yield from _completed(state["upload_id"])
-        except JockeyNotFoundError:
+        except (JockeyNotFoundError, _Expired):
             state = {}
     else:
         state = {}
@@ -535,8 +545,20 @@ def _urls(answer: object) -> dict[int, str]:
     return urls
 
 
+class _Expired(Exception):  # noqa: N818 - a signal inside this module, not an error
+    """The journaled upload can no longer be continued: start a new one."""
+
+
 def _completed(upload_id: str) -> Generator[Call, Any, set[int]]:
-    """The parts the API has confirmed (`completed`) for an upload."""
+    """The parts the API has confirmed (`completed`) for an upload.
+
+    Raises:
+        _Expired: the session is `expired` or `failed` (it lasts 24 h).
+    """
+    path = f"assets/multipart-uploads/{upload_id}"
+    head = obj((yield Api("GET", path, None, {"page": 1, "page_limit": 1})), path)
+    if head.get("status") in ("expired", "failed"):
+        raise _Expired
     chunks = yield from pages(
         f"assets/multipart-uploads/{upload_id}", "uploaded_chunks"
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from os import PathLike
@@ -33,6 +33,7 @@ from typing_extensions import Self
 from langchain_jockey import _http
 from langchain_jockey._client import JockeyConnection
 from langchain_jockey._ingest import (
+    FAILURES,
     AddResult,
     Api,
     Call,
@@ -53,7 +54,7 @@ from langchain_jockey._ingest import (
 )
 from langchain_jockey._progress import progress_bar
 from langchain_jockey._sources import Metadata, sources_of
-from langchain_jockey.errors import JockeyError, JockeyIngestError, JockeyInputError
+from langchain_jockey.errors import JockeyIngestError, JockeyInputError
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -114,13 +115,15 @@ class StoreItem:
     @classmethod
     def of(cls, raw: dict[str, Any]) -> StoreItem:
         """From the API's item object."""
-        system = raw.get("system_metadata") or {}
+        system, metadata = raw.get("system_metadata"), raw.get("metadata")
+        filename = system.get("filename") if isinstance(system, dict) else None
+        asset_id = raw.get("asset_id")
         return cls(
             str(raw.get("_id")),
-            raw.get("asset_id"),
+            asset_id if isinstance(asset_id, str) else None,
             str(raw.get("status")),
-            system.get("filename"),
-            dict(raw.get("metadata") or {}),
+            filename if isinstance(filename, str) else None,
+            dict(metadata) if isinstance(metadata, dict) else {},
         )
 
 
@@ -281,7 +284,10 @@ class KnowledgeStore(JockeyConnection):
                 async with gate:
                     return await self._adrive(flow)
 
-            results = await asyncio.gather(*(one(add_flow(s, ctx)) for s in found))
+            # Like the sync pool: every source finishes before anything is raised.
+            results = await asyncio.gather(
+                *(one(add_flow(s, ctx)) for s in found), return_exceptions=True
+            )
         return _checked(list(results))
 
     def _context(
@@ -404,7 +410,7 @@ class KnowledgeStore(JockeyConnection):
                         client, self._request(client, call), self._policy
                     )
                 step = flow.send
-            except JockeyError as exc:
+            except FAILURES as exc:
                 value, step = exc, flow.throw
 
     async def _adrive(self, flow: Generator[Call, Any, T]) -> T:
@@ -431,7 +437,7 @@ class KnowledgeStore(JockeyConnection):
                         client, self._request(client, call), self._policy
                     )
                 step = flow.send
-            except JockeyError as exc:
+            except FAILURES as exc:
                 value, step = exc, flow.throw
 
 
@@ -442,7 +448,12 @@ def _id(value: str) -> str:
     return value
 
 
-def _checked(results: list[AddResult]) -> list[AddResult]:
+def _checked(outcomes: Sequence[AddResult | BaseException]) -> list[AddResult]:
+    results = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        results.append(outcome)
     if any(not r.ok for r in results):
         raise JockeyIngestError.of(results)
     return results

@@ -216,3 +216,31 @@ def test_the_ingest_error_pickles_with_its_results(store, tmp_path):
         r.source for r in caught.value.failures
     ]
     assert str(clone) == str(caught.value)
+
+
+def test_a_file_gone_after_the_checks_fails_alone(mode, emulator, store, tmp_path):
+    folder = videos(tmp_path / "v", "a.mp4", "b.mp4", "c.mp4")
+    doomed = folder / "b.mp4"
+
+    def delete_b(event) -> None:
+        if event.kind == "hashing" and event.source == str(doomed):
+            doomed.unlink()  # after the checks, before it is read
+
+    with pytest.raises(JockeyIngestError) as caught:
+        add(mode, store, folder, on_progress=delete_b)
+    by_name = {Path(r.source).name: r for r in caught.value.results}
+    assert by_name["b.mp4"].status == "failed"
+    assert "FileNotFoundError" in by_name["b.mp4"].error
+    assert by_name["a.mp4"].status == by_name["c.mp4"].status == "ready"
+
+
+def test_a_file_whose_item_failed_is_added_again(mode, emulator, store, tmp_path):
+    folder = videos(tmp_path / "v", "corrupt_take.mp4")
+    with pytest.raises(JockeyIngestError):
+        add(mode, store, folder)
+    with pytest.raises(JockeyIngestError) as caught:
+        add(mode, store, folder)
+    (again,) = caught.value.results
+    assert again.uploaded
+    assert "could not index" in again.error
+    assert len(uploads(emulator)) == 2

@@ -23,11 +23,15 @@ Routes = dict[tuple[str, str], Any]
 EMPTY_PAGE = {"data": [], "page_info": {"total_page": 1}}
 
 
-def store_on(routes: Routes, tmp_path: Path, **kwargs: Any) -> KnowledgeStore:
+def store_on(
+    routes: Routes, tmp_path: Path, seen: list[str] | None = None, **kwargs: Any
+) -> KnowledgeStore:
     """A store whose requests are answered from `routes` ((method, path) → JSON)."""
 
     def answer(request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/v1.3/")
+        if seen is not None:
+            seen.append(f"{request.method} {path}")
         found = routes.get((request.method, path), {"code": "not_found"})
         status = 404 if found == {"code": "not_found"} else 200
         return httpx.Response(status, json=found)
@@ -142,3 +146,87 @@ def test_a_part_url_that_is_not_http_is_never_used(mode, tmp_path):
     with pytest.raises(JockeyIngestError) as caught:
         call(mode, store, "add", video)
     assert "no upload URL was given for part 1" in caught.value.results[0].error
+
+
+def test_an_empty_list_may_say_it_has_zero_pages(mode, tmp_path):
+    routes = {
+        ("GET", "knowledge-stores/ks_1/items"): {
+            "data": [],
+            "page_info": {"total_page": 0},
+        }
+    }
+    assert call(mode, store_on(routes, tmp_path), "items") == []
+
+
+def test_a_list_that_never_ends_is_a_typed_error(mode, tmp_path):
+    endless = {
+        "data": [{"_id": "ksi_1", "status": "ready"}],
+        "page_info": {"total_page": 10**12},
+    }
+    routes = {("GET", "knowledge-stores/ks_1/items"): endless}
+    with pytest.raises(JockeyServerError, match="over 100,000 rows"):
+        call(mode, store_on(routes, tmp_path), "items")
+
+
+def test_odd_shapes_inside_items_are_read_as_missing(mode, tmp_path):
+    page = {
+        "data": [
+            {
+                "_id": "ksi_1",
+                "status": "ready",
+                "metadata": ["not", "an", "object"],
+                "system_metadata": "x",
+                "asset_id": 5,
+            }
+        ],
+        "page_info": {"total_page": 1},
+    }
+    routes = {("GET", "knowledge-stores/ks_1/items"): page}
+    (item,) = call(mode, store_on(routes, tmp_path), "items")
+    assert (item.item_id, item.metadata, item.filename, item.asset_id) == (
+        "ksi_1",
+        {},
+        None,
+        None,
+    )
+
+
+def test_a_failed_asset_whose_error_is_a_string_says_it(mode, tmp_path):
+    routes = {
+        ("GET", "knowledge-stores/ks_1/items"): EMPTY_PAGE,
+        ("POST", "assets"): {
+            "_id": "asset_1",
+            "status": "failed",
+            "error": "codec not supported",
+        },
+    }
+    video = sample_video(tmp_path / "a.mp4")
+    with pytest.raises(JockeyIngestError) as caught:
+        call(mode, store_on(routes, tmp_path), "add", video)
+    assert caught.value.results[0].error == "codec not supported"
+
+
+def test_an_expired_upload_in_the_journal_starts_a_new_one(mode, tmp_path):
+    video = sample_video(tmp_path / "a.mp4", size=200_000)
+    seen: list[str] = []
+    routes = {
+        ("GET", "knowledge-stores/ks_1/items"): EMPTY_PAGE,
+        ("GET", "assets/multipart-uploads/up_old"): {
+            "status": "expired",
+            "uploaded_chunks": [],
+            "page_info": {"total_page": 1},
+        },
+    }
+    store = store_on(routes, tmp_path, seen, multipart_threshold=1)
+    from langchain_jockey._ingest import Journal
+    from langchain_jockey._sources import sha256_file
+
+    journal = Journal(store.state_dir, f"{store.base_url} ks_1")
+    plan = {"upload_id": "up_old", "asset_id": "a", "chunk_size": 1, "total_chunks": 1}
+    journal.save(sha256_file(video), plan)
+    with pytest.raises(JockeyIngestError):  # the mock knows no new upload
+        call(mode, store, "add", video)
+    assert seen[-2:] == [
+        "GET assets/multipart-uploads/up_old",
+        "POST assets/multipart-uploads",
+    ]

@@ -146,3 +146,12 @@ def test_progress_bars_without_tqdm_say_how_to_get_them_before_any_request(
     with pytest.raises(JockeyInputError, match=r"langchain-jockey\[progress\]"):
         add(mode, opened, good, show_progress=True)
     assert emulator.requests == []
+
+
+@pytest.mark.parametrize("item_id", ["..", ".", "a/b", "a?b", ""])
+def test_an_item_id_that_would_change_the_path_is_refused(
+    emulator, opened, item_id
+) -> None:
+    with pytest.raises(JockeyInputError, match="Not an id"):
+        opened.remove(item_id)
+    assert emulator.requests == []
