@@ -45,6 +45,7 @@ __all__ = [
     "HASH_KEY",
     "AddResult",
     "Api",
+    "Claims",
     "Context",
     "Flow",
     "IngestEvent",
@@ -66,6 +67,7 @@ and is handed back to its flow by the drivers; anything else is a bug."""
 HASH_KEY = "source_sha256"
 """The item metadata key holding the source's SHA-256 (a URL's, for imports)."""
 _PAGE = 50  # the API's largest page
+_JOIN = 0.05  # seconds between looks at another source's claim
 _MAX_PAGES = 2000  # 100,000 rows: a store's items, an upload's parts (10 GB / 8 MiB)
 
 
@@ -245,12 +247,50 @@ class Journal:
 
 
 @dataclass
+class Claim:
+    """A content key being added by the `add` of `owner`; `result` once it is."""
+
+    owner: object
+    result: AddResult | None = None
+
+
+class Claims:
+    """The content keys being added by one `KnowledgeStore` (any of its `add`s).
+
+    A source whose content another source is adding waits for that result
+    instead of uploading the same bytes again (a copy of a file, the same file
+    given twice, two threads adding the same folder).
+    """
+
+    def __init__(self) -> None:
+        self._claims: dict[str, Claim] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, owner: object) -> tuple[Claim, bool]:
+        """The claim on `key`, and whether `owner`'s caller is to add it.
+
+        A claim under way is waited for; a finished one is reused by the same
+        `add` only (a later `add` looks at the store again: the item may have
+        been removed since).
+        """
+        with self._lock:
+            claim = self._claims.get(key)
+            if claim is not None and (
+                claim.result is None or (claim.owner is owner and claim.result.ok)
+            ):
+                return claim, False
+            self._claims[key] = claim = Claim(owner)
+            return claim, True
+
+
+@dataclass
 class Context:
     """What every source's flow shares."""
 
     store_path: str
     progress: Progress
     journal: Journal
+    claims: Claims = field(default_factory=Claims)
     existing: dict[str, dict[str, Any]] = field(default_factory=dict)
     multipart_threshold: int = 100_000_000
     wait: bool = True
@@ -355,12 +395,30 @@ def add_flow(source: Source, ctx: Context) -> Flow:
 
 
 def _add(source: Source, ctx: Context) -> Flow:
-    progress, journal = ctx.progress, ctx.journal
+    progress = ctx.progress
     progress.emit("hashing", source)
     if source.path is not None:
         key = yield Local(sha256_file, (source.path,))
     else:
         key = hashlib.sha256(f"url:{source.url}".encode()).hexdigest()
+    claim, first = ctx.claims.take(key, ctx)
+    if not first:  # another source is adding the same content: its result
+        while claim.result is None:
+            yield Wait(_JOIN)
+        progress.emit("skipped", source, status=claim.result.status)
+        return replace(claim.result, source=source.name, uploaded=False)
+    try:
+        claim.result = yield from _add_new(source, key, ctx)
+    finally:
+        if claim.result is None:  # a failure, handed up to add_flow
+            why = f"{source.name} with the same content failed"
+            claim.result = AddResult(source.name, None, None, "failed", why)
+    return claim.result
+
+
+def _add_new(source: Source, key: str, ctx: Context) -> Flow:
+    """Add content no other source of this store object is adding."""
+    progress, journal = ctx.progress, ctx.journal
     item = ctx.existing.get(key)
     if item is not None:
         progress.emit("skipped", source, status=item.get("status"))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 from langchain_core.utils import from_env
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, PrivateAttr
 from typing_extensions import Self
 
 from langchain_jockey import _http
@@ -37,6 +37,7 @@ from langchain_jockey._ingest import (
     AddResult,
     Api,
     Call,
+    Claims,
     Context,
     Flow,
     IngestEvent,
@@ -171,6 +172,8 @@ class KnowledgeStore(JockeyConnection):
     wait_timeout: float = Field(default=3600.0, gt=0)
     """How long `add(wait=True)` waits for one source to be indexed."""
 
+    _claims: Claims = PrivateAttr(default_factory=Claims)
+
     state_dir: Path = Field(default_factory=_state_dir)
     """Where uploads under way are recorded, so that a new run resumes them.
     Default: `$XDG_CACHE_HOME/langchain-jockey/uploads` (`~/.cache/…`)."""
@@ -304,6 +307,7 @@ class KnowledgeStore(JockeyConnection):
             path,
             Progress(found, on_progress),
             journal,
+            self._claims,
             multipart_threshold=self.multipart_threshold,
             wait=wait,
             poll_interval=self.poll_interval,

@@ -244,3 +244,45 @@ def test_a_file_whose_item_failed_is_added_again(mode, emulator, store, tmp_path
     assert again.uploaded
     assert "could not index" in again.error
     assert len(uploads(emulator)) == 2
+
+
+def test_the_same_content_twice_in_one_add_is_uploaded_once(
+    mode, emulator, store, tmp_path
+):
+    folder = videos(tmp_path / "v", "a.mp4")
+    (folder / "copy_of_a.mp4").write_bytes((folder / "a.mp4").read_bytes())
+    results = add(mode, store, [folder / "a.mp4", folder, folder / "a.mp4"])
+    assert [Path(r.source).name for r in results] == [
+        "a.mp4",
+        "a.mp4",
+        "copy_of_a.mp4",
+        "a.mp4",
+    ]
+    assert len({r.item_id for r in results}) == 1
+    assert [r.uploaded for r in results].count(True) == 1
+    assert len(uploads(emulator)) == 1
+    assert store.info().item_count == 1
+
+
+def test_two_threads_adding_the_same_folder_upload_each_file_once(emulator, tmp_path):
+    import threading
+
+    store = KnowledgeStore.create(
+        "twice", **connect(emulator, tmp_path, multipart_threshold=100_000)
+    )
+    folder = tmp_path / "v"
+    folder.mkdir()
+    for i in range(4):
+        sample_video(folder / f"clip_{i}.mp4", size=150_000 + i)
+    outcomes: list = []
+    threads = [
+        threading.Thread(target=lambda: outcomes.append(store.add(folder)))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 2
+    assert [r.item_id for r in outcomes[0]] == [r.item_id for r in outcomes[1]]
+    assert store.info().item_count == 4
