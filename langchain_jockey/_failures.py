@@ -335,12 +335,17 @@ class RetryPolicy:
         backoff: First exponential backoff step, in seconds (doubles, capped
             at `backoff_cap`, with jitter), used when there is no `Retry-After`.
         backoff_cap: The largest backoff step, in seconds.
+        resend: Whether a request the server may have acted on (a 5xx, a
+            connection lost after sending) is sent again. `False` for requests
+            that create something: then only a 429 or a failure to connect is
+            retried, so a retry never makes a second item.
     """
 
     max_retries: int = 2
     max_wait: float = 60.0
     backoff: float = 0.5
     backoff_cap: float = 8.0
+    resend: bool = True
 
     def delay(
         self, attempt: int, err: errors.JockeyError, waited: float = 0.0
@@ -351,6 +356,11 @@ class RetryPolicy:
         true (see `errors.JockeyError.is_retryable`).
         """
         if attempt >= self.max_retries or not err.is_retryable:
+            return None
+        unsent = err.status_code == 429 or isinstance(
+            err.__cause__, (httpx.ConnectError, httpx.ConnectTimeout)
+        )
+        if not (self.resend or unsent):
             return None
         if err.retry_after is not None:
             wait = err.retry_after

@@ -73,19 +73,26 @@ _MAX_PAGES = 2000  # 100,000 rows: a store's items, an upload's parts (10 GB / 8
 
 @dataclass(frozen=True)
 class Api:
-    """A JSON call to the API: `method {base_url}/{path}`; its JSON (None if empty)."""
+    """A JSON call to the API: `method {base_url}/{path}`; its JSON (None if empty).
+
+    `creates`: the call makes something (a store, an item, an upload), so it is
+    not sent again once the server may have acted on it.
+    """
 
     method: str
     path: str
     body: Any = None
     params: dict[str, Any] | None = None
+    creates: bool = False
 
 
 @dataclass(frozen=True)
 class Send:
     """Upload `stream`: a form to `{base_url}/{url}` (`api`), or a part PUT to `url`.
 
-    The result is the JSON answer (a form) or the part's ETag (a PUT).
+    The result is the JSON answer (a form) or the part's ETag (a PUT). A form
+    creates an asset: like `Api.creates`, it is not sent again once the server
+    may have acted on it. A part PUT is (the same part, the same ETag).
     """
 
     url: str
@@ -452,7 +459,8 @@ def _add_new(source: Source, key: str, ctx: Context) -> Flow:
         "asset_type": "video",
         "metadata": {**source.metadata, HASH_KEY: key},
     }
-    item = obj((yield Api("POST", f"{ctx.store_path}/items", body)), "the new item")
+    made = yield Api("POST", f"{ctx.store_path}/items", body, creates=True)
+    item = obj(made, "the new item")
     yield Local(journal.drop, (key,))
     item_id = text(item, "_id", "the new item")
     status = str(item.get("status", "queued"))
@@ -540,7 +548,7 @@ def _multipart(
             "total_size": source.size,
             "user_metadata": {HASH_KEY: key},
         }
-        state = yield Api("POST", "assets/multipart-uploads", body)
+        state = yield Api("POST", "assets/multipart-uploads", body, creates=True)
         urls = _urls(state)
         state = {
             k: obj(state, "the new upload").get(k)

@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -32,6 +32,7 @@ from typing_extensions import Self
 
 from langchain_jockey import _http
 from langchain_jockey._client import JockeyConnection
+from langchain_jockey._failures import RetryPolicy
 from langchain_jockey._ingest import (
     FAILURES,
     AddResult,
@@ -390,6 +391,11 @@ class KnowledgeStore(JockeyConnection):
         request.stream = call.stream  # sync and async (httpx would wrap it as sync)
         return request
 
+    def _policy_for(self, call: Api | Send) -> RetryPolicy:
+        """The retry policy: no resending of a call that creates something."""
+        creates = call.creates if isinstance(call, Api) else call.api
+        return replace(self._policy, resend=False) if creates else self._policy
+
     def _drive(self, flow: Generator[Call, Any, T]) -> T:
         client = self._clients.sync(self.http_client)
         step: Callable[[Any], Call] = flow.send
@@ -407,11 +413,11 @@ class KnowledgeStore(JockeyConnection):
                     value = None
                 elif isinstance(call, Send) and not call.api:
                     value = _http.put_part(
-                        client, self._request(client, call), self._policy
+                        client, self._request(client, call), self._policy_for(call)
                     )
                 else:
                     value = _http.call_json(
-                        client, self._request(client, call), self._policy
+                        client, self._request(client, call), self._policy_for(call)
                     )
                 step = flow.send
             except FAILURES as exc:
@@ -434,11 +440,11 @@ class KnowledgeStore(JockeyConnection):
                     value = None
                 elif isinstance(call, Send) and not call.api:
                     value = await _http.aput_part(
-                        client, self._request(client, call), self._policy
+                        client, self._request(client, call), self._policy_for(call)
                     )
                 else:
                     value = await _http.acall_json(
-                        client, self._request(client, call), self._policy
+                        client, self._request(client, call), self._policy_for(call)
                     )
                 step = flow.send
             except FAILURES as exc:
@@ -475,7 +481,7 @@ def _create(name: str, description: str | None) -> Generator[Call, Any, str]:
         if description is None
         else {"name": name, "description": description}
     )
-    made = yield Api("POST", "knowledge-stores", body)
+    made = yield Api("POST", "knowledge-stores", body, creates=True)
     return text(made, "_id", "the new knowledge store")
 
 

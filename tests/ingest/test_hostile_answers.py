@@ -230,3 +230,54 @@ def test_an_expired_upload_in_the_journal_starts_a_new_one(mode, tmp_path):
         "GET assets/multipart-uploads/up_old",
         "POST assets/multipart-uploads",
     ]
+
+
+def _flaky_items(status: int, headers: dict[str, str] | None = None):
+    """A server whose first `POST …/items` answers `status`, then the item."""
+    posts: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/v1.3/")
+        if (request.method, path) == ("POST", "knowledge-stores/ks_1/items"):
+            posts.append(1)
+            if len(posts) == 1:
+                return httpx.Response(
+                    status, json={"code": "x", "message": "m"}, headers=headers
+                )
+            return httpx.Response(200, json={"_id": "ksi_1", "status": "ready"})
+        if path == "knowledge-stores/ks_1/items":
+            return httpx.Response(200, json=EMPTY_PAGE)
+        if path.startswith("assets"):
+            return httpx.Response(200, json={"_id": "asset_1", "status": "ready"})
+        return httpx.Response(404, json={"code": "not_found", "message": path})
+
+    return answer, posts
+
+
+def _store(answer, tmp_path: Path) -> KnowledgeStore:
+    transport = httpx.MockTransport(answer)
+    return KnowledgeStore(
+        knowledge_store_id="ks_1",
+        api_key="k",
+        base_url="https://jockey.test/v1.3",
+        state_dir=tmp_path / "state",
+        poll_interval=0.01,
+        http_client=httpx.Client(transport=transport),
+        http_async_client=httpx.AsyncClient(transport=transport),
+    )
+
+
+def test_a_call_that_creates_is_not_sent_again_after_a_5xx(mode, tmp_path):
+    answer, posts = _flaky_items(502)
+    video = sample_video(tmp_path / "a.mp4")
+    with pytest.raises(JockeyIngestError) as caught:
+        call(mode, _store(answer, tmp_path), "add", video)
+    assert len(posts) == 1  # the server may have made the item: never twice
+    assert "502" in caught.value.results[0].error
+
+
+def test_a_call_that_creates_is_retried_after_a_429(mode, tmp_path):
+    answer, posts = _flaky_items(429, {"retry-after": "0"})
+    video = sample_video(tmp_path / "a.mp4")
+    (result,) = call(mode, _store(answer, tmp_path), "add", video)
+    assert (result.item_id, len(posts)) == ("ksi_1", 2)
