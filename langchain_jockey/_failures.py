@@ -141,8 +141,17 @@ def _content_type(response: httpx.Response, wanted: str) -> str:
     return kind.split(";", maxsplit=1)[0].strip().lower()
 
 
+ANY = "*/*"
+"""`wanted` for a response whose body is never read (an uploaded part's)."""
+
+
 def unwanted(response: httpx.Response, wanted: str) -> bool:
-    """Whether `response` is not what was asked: not 2xx, compressed, not `wanted`."""
+    """Whether `response` is not what was asked: not 2xx, compressed, not `wanted`.
+
+    With `wanted=ANY` only the status counts: the body will not be read.
+    """
+    if wanted == ANY:
+        return not response.is_success
     return (
         not response.is_success
         or encoding(response) != "identity"

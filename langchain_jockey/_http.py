@@ -39,6 +39,7 @@ import httpx
 
 from langchain_jockey import errors
 from langchain_jockey._failures import (
+    ANY,
     MAX_ERROR_BODY,
     RetryPolicy,
     encoding,
@@ -415,8 +416,12 @@ def etag(response: httpx.Response) -> str:
 
 
 def put_part(client: httpx.Client, request: httpx.Request, policy: RetryPolicy) -> str:
-    """PUT one part of a multipart upload (no API key goes there); its ETag."""
-    response = send(client, request, policy, JSON)
+    """PUT one part of a multipart upload (no API key goes there); its ETag.
+
+    Any 2xx with an ETag will do: storage answers in its own content type
+    (XML, HTML), and its body is not read.
+    """
+    response = send(client, request, policy, ANY)
     response.close()
     return etag(response)
 
@@ -425,6 +430,6 @@ async def aput_part(
     client: httpx.AsyncClient, request: httpx.Request, policy: RetryPolicy
 ) -> str:
     """Async twin of `put_part`."""
-    response = await asend(client, request, policy, JSON)
+    response = await asend(client, request, policy, ANY)
     await response.aclose()
     return etag(response)

@@ -281,3 +281,42 @@ def test_a_call_that_creates_is_retried_after_a_429(mode, tmp_path):
     video = sample_video(tmp_path / "a.mp4")
     (result,) = call(mode, _store(answer, tmp_path), "add", video)
     assert (result.item_id, len(posts)) == ("ksi_1", 2)
+
+
+@pytest.mark.parametrize("kind", ["application/xml", "text/html; charset=UTF-8"])
+def test_a_part_stored_with_an_etag_in_any_content_type_is_taken(mode, tmp_path, kind):
+    reported: list[Any] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/v1.3/")
+        if request.url.host == "storage.test":
+            assert "x-api-key" not in request.headers
+            return httpx.Response(200, headers={"etag": '"e1"', "content-type": kind})
+        if path == "knowledge-stores/ks_1/items" and request.method == "GET":
+            return httpx.Response(200, json=EMPTY_PAGE)
+        if path == "assets/multipart-uploads":
+            plan = {"upload_id": "up_1", "asset_id": "asset_1"}
+            return httpx.Response(
+                200,
+                json={
+                    **plan,
+                    "chunk_size": 200_000,
+                    "total_chunks": 1,
+                    "upload_urls": [
+                        {"chunk_index": 1, "url": "https://storage.test/p1"}
+                    ],
+                },
+            )
+        if path == "assets/multipart-uploads/up_1":
+            reported.append(request.read())
+            return httpx.Response(200, json={"total_completed": 1})
+        if path == "knowledge-stores/ks_1/items":
+            return httpx.Response(200, json={"_id": "ksi_1", "status": "ready"})
+        return httpx.Response(200, json={"_id": "asset_1", "status": "ready"})
+
+    store = _store(answer, tmp_path)
+    store.multipart_threshold = 1
+    video = sample_video(tmp_path / "a.mp4", size=200_000)
+    (result,) = call(mode, store, "add", video)
+    assert result.item_id == "ksi_1"
+    assert b'"proof":"e1"' in reported[0]
