@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from langchain_jockey._client import DEFAULT_BASE_URL
+from langchain_jockey._sources import sources_of
 from langchain_jockey.errors import JockeyError, JockeyIngestError
 from langchain_jockey.knowledge_stores import AddResult, IngestEvent, KnowledgeStore
 
@@ -110,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bars = not args.no_progress and _bars()
     lines = None if bars or args.no_progress else _print_step
     try:
+        sources_of(args.sources)  # a bad source: an error before a store is made
         with _connection() as settings:
             if args.create:
                 store = KnowledgeStore.create(args.create, **settings)

@@ -279,7 +279,9 @@ class KnowledgeStore(JockeyConnection):
         on_progress: Callable[[IngestEvent], None] | None = None,
     ) -> list[AddResult]:
         """Async twin of `add`."""
-        ctx, found = self._context(sources, metadata, wait, on_progress)
+        ctx, found = await asyncio.to_thread(  # reads every file's first bytes
+            self._context, sources, metadata, wait, on_progress
+        )
         with progress_bar(ctx.progress, show_progress):
             ctx.existing = await self._adrive(existing_flow(self._path))
             gate = asyncio.Semaphore(self.concurrency)

@@ -88,6 +88,34 @@ def _parser() -> argparse.ArgumentParser:
         help="connections open at once (default 1024, below the open-file limit)",
     )
     p.add_argument(
+        "--asset-time",
+        type=float,
+        default=EmulatorConfig.asset_time,
+        metavar="S",
+        help="seconds a new asset is processing (default 1)",
+    )
+    p.add_argument(
+        "--index-time",
+        type=float,
+        default=EmulatorConfig.index_time,
+        metavar="S",
+        help="seconds a new store item takes to be ready (default 3)",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=EmulatorConfig.chunk_size,
+        metavar="BYTES",
+        help="the part size of multipart uploads (default 8 MiB)",
+    )
+    p.add_argument(
+        "--fail-processing",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="items made from files whose name matches end failed (repeatable)",
+    )
+    p.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -121,6 +149,10 @@ def main(argv: list[str] | None = None) -> None:
         request_timeout=args.request_timeout,
         idle_timeout=args.idle_timeout,
         max_connections=args.max_connections,
+        asset_time=args.asset_time,
+        index_time=args.index_time,
+        chunk_size=args.chunk_size,
+        fail_processing=tuple(args.fail_processing),
         request_log=0,  # nobody reads it here: keep none
     )
 

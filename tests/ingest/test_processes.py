@@ -184,6 +184,17 @@ def test_the_cli_refuses_bad_arguments(tmp_path):
     assert "--store" in done.stderr
 
 
+def test_the_cli_makes_no_store_when_a_source_is_bad(tmp_path):
+    with Emulator(**FAST) as emu:
+        env = {**CLEAN_ENV, "TWELVE_LABS_BASE_URL": emu.base_url}
+        done = _cli(str(tmp_path / "typo.mp4"), "--create", "Orphan", env=env)
+        made = [r for r in emu.requests if r.path == "/v1.3/knowledge-stores"]
+    assert done.returncode == 2
+    assert "no such file or directory" in done.stderr
+    assert "Created" not in done.stdout
+    assert made == []
+
+
 @pytest.mark.slow
 def test_the_cli_without_tqdm_prints_a_line_per_video_instead_of_failing(tmp_path):
     folder = videos(tmp_path / "v", "a.mp4", "b.mp4")

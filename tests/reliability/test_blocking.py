@@ -66,3 +66,25 @@ def test_async_paths_do_not_block(base_url) -> None:
 
     with blockbuster_ctx():
         asyncio.run(main())
+
+
+async def test_aadd_checks_its_sources_off_the_event_loop(tmp_path) -> None:
+    from langchain_jockey import KnowledgeStore
+    from langchain_jockey.emulator import sample_video
+
+    proc, base_url = spawn("--asset-time", "0.01", "--index-time", "0.03")
+    try:
+        store = KnowledgeStore.create(
+            "b", base_url=base_url, api_key=DEMO_API_KEY, state_dir=tmp_path / "s"
+        )
+        folder = tmp_path / "v"
+        folder.mkdir()
+        for name in ("a.mp4", "b.mp4"):
+            sample_video(folder / name)
+        store.poll_interval = 0.01
+        with blockbuster_ctx():
+            results = await store.aadd(folder, metadata={"k": "v"})
+        assert [r.status for r in results] == ["ready", "ready"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
