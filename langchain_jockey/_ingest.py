@@ -2,9 +2,10 @@
 
 The flow for a source is a generator that yields what it needs done (`Api`: a
 JSON call; `Send`: a file upload; `Local`: blocking local work such as hashing;
-`Wait`: a pause) and is sent the result. `run` and `arun` (in
-`knowledge_stores.py`) do those things, and differ only in the lines that
-await. The steps, after every source was checked (`_sources.py`):
+`Wait`: a pause) and is sent the result. `KnowledgeStore._drive` and
+`_adrive` do those things, and differ only in the lines that await. The flows
+do no I/O themselves; the journal's file work runs as `Local` calls. The
+steps, after every source was checked (`_sources.py`):
 
 1. Hash the file (SHA-256). If the store already has an item with that hash in
    its metadata (`source_sha256`), nothing is uploaded: that item is the result.

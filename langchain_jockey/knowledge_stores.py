@@ -84,7 +84,6 @@ class StoreInfo:
         knowledge_store_id: Its id (`ks_…`).
         name: Its name.
         description: Its description.
-        item_count: Its items, of every status.
         counts: Items by status (`queued`, `pending`, `processing`, `ready`,
             `failed`), counted from the item list: the API gives one total.
     """
@@ -92,8 +91,12 @@ class StoreInfo:
     knowledge_store_id: str
     name: str
     description: str
-    item_count: int
     counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def item_count(self) -> int:
+        """Its items, of every status."""
+        return sum(self.counts.values())
 
 
 @dataclass(frozen=True)
@@ -498,6 +501,5 @@ def _info(path: str) -> Generator[Call, Any, StoreInfo]:
         text(raw, "_id", "the knowledge store"),
         str(raw.get("name", "")),
         str(raw.get("description") or ""),
-        len(items),  # counted, as the counts by status are
         dict(Counter(i.status for i in items)),
     )

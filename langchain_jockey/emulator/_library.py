@@ -256,7 +256,7 @@ class Library:
         if not isinstance(description, str) or not isinstance(metadata, dict):
             raise _bad("description is a string and metadata an object.")
         record = StoreRecord(new_id("ks"), name, description, metadata)
-        self.stores[record.store_id] = record
+        _keep(self.stores, record.store_id, record)
         return record
 
     def _add_item(self, record: StoreRecord, body: Any, now: float) -> Item:
@@ -299,6 +299,9 @@ class Library:
                 return 200, asset.detail(now)
             if verb == "DELETE":
                 del self.assets[rest[0]]
+                self.uploads = {
+                    k: u for k, u in self.uploads.items() if u.asset is not asset
+                }
                 return 204, None
         raise _no_route(verb, "/assets/" + "/".join(rest))
 
@@ -325,7 +328,7 @@ class Library:
             asset = Asset.imported(url, metadata, ready_at)
         else:
             raise _bad("method must be 'direct' or 'url'.", "parameter_not_provided")
-        self.assets[asset.asset_id] = asset
+        _keep(self.assets, asset.asset_id, asset)
         return asset.detail(now)
 
     def _uploads(self, req: _Req, rest: list[str]) -> tuple[int, Any]:
@@ -415,8 +418,8 @@ class Library:
             raise _bad("user_metadata must be an object.")
         asset = Asset(new_id("asset"), "multipart", name, size, b"", metadata, None)
         upload = Upload(new_id("upload"), asset, size, self.config.chunk_size)
-        self.uploads[upload.upload_id] = upload
-        self.assets[asset.asset_id] = asset
+        _keep(self.uploads, upload.upload_id, upload)
+        _keep(self.assets, asset.asset_id, asset)
         return {
             "upload_id": upload.upload_id,
             "asset_id": asset.asset_id,
@@ -441,6 +444,19 @@ class Library:
         if not index.isdigit() or not 1 <= int(index) <= upload.total_chunks:
             raise not_found("Chunk", index)
         return upload, int(index)
+
+
+_MAX_KEPT = 10_000  # stores, assets or uploads one emulator keeps
+
+
+def _keep(table: dict[str, Any], key: str, value: Any) -> None:
+    """Add to `table`; past `_MAX_KEPT` entries the oldest goes (bounded memory).
+
+    Items keep their asset (not its id), so they outlive its eviction here.
+    """
+    table[key] = value
+    while len(table) > _MAX_KEPT:
+        del table[next(iter(table))]
 
 
 def _no_route(verb: str, path: str) -> ApiError:
