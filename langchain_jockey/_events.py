@@ -27,9 +27,9 @@ mapping (docs/protocol.md, "Streaming"):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from langchain_core.messages import AIMessageChunk
 from langchain_core.messages.ai import UsageMetadata
@@ -50,7 +50,7 @@ from langchain_jockey._output import (
     valid_text,
 )
 
-__all__ = ["ResponseReducer", "generation"]
+__all__ = ["ONE_EACH", "ResponseReducer", "generation"]
 
 logger = logging.getLogger("langchain_jockey")
 
@@ -99,6 +99,59 @@ def generation(message: AIMessageChunk) -> ChatGenerationChunk:
     return _clone(_GENERATION, {"message": message, "text": str(message.text)})
 
 
+# One chunk per delta shows tokens one by one, but LangChain keeps every chunk
+# of a stream until it ends (`BaseChatModel.stream` and `_generate_with_cache`
+# merge them then), about 1.9 KB each: a million one-byte deltas took 1.8 GiB.
+# Past an answer's first ONE_EACH chunks (a long answer, as few reach), the
+# deltas that one network read completed become one chunk: it costs no latency
+# (they are all here) and the chunks kept then follow the reads, not the events.
+# Measured in tests/reliability/test_answer_memory.py and benchmarks/.
+ONE_EACH = 1_000
+
+
+def _kind(message: AIMessageChunk) -> str | None:
+    """What a chunk is, when it is a delta that can be merged with its like."""
+    kwargs = message.additional_kwargs
+    if message.chunk_position is not None:
+        return None
+    if message.content:
+        return None if kwargs else "text"
+    return "reasoning" if kwargs.keys() == {REASONING_KEY} else None
+
+
+class _Seen:
+    """The sequence numbers applied, in memory that grows with their gaps only.
+
+    An honest stream counts up, so the numbers seen are one run `[low, high)`:
+    two ints, where a set of a million numbers held 60 MB. Numbers out of
+    order wait in `_apart` until the run reaches them.
+    """
+
+    def __init__(self) -> None:
+        self._low = self._high = 0
+        self._apart: set[int] = set()
+
+    def add(self, number: int) -> bool:
+        """Record `number`; False if it was already seen (a repeat)."""
+        if self._low <= number < self._high or number in self._apart:
+            return False
+        if self._low == self._high:
+            self._low, self._high = number, number + 1
+        elif number == self._high:
+            self._high += 1
+            while self._high in self._apart:
+                self._apart.remove(self._high)
+                self._high += 1
+        elif number == self._low - 1:
+            self._low -= 1
+            while self._low - 1 in self._apart:
+                self._apart.remove(self._low - 1)
+                self._low -= 1
+        else:
+            self._apart.add(number)
+        return True
+
+
 def _count(value: Any) -> int | None:
     ok = type(value) is int and 0 <= value <= _MAX_TOKENS
     return value if ok else None
@@ -144,9 +197,10 @@ class ResponseReducer:
         self._stepped: set[str] = set()  # tool items already sent as steps
         self._parts: list[str] = []
         self._notes: list[dict[str, Any]] = []  # from content_part.done events
-        self._seen: set[int] = set()  # sequence numbers applied
+        self._seen = _Seen()  # sequence numbers applied
         self._high = ""  # half a surrogate pair, until the next delta
         self._template: AIMessageChunk | None = None  # of the text chunks
+        self._yielded = 0  # chunks, for `ONE_EACH`
         self.response_id: str | None = None
         self.session_id: str | None = None
         self.knowledge_store_id: str | None = None
@@ -174,17 +228,53 @@ class ResponseReducer:
                 retryable=False,
             ) from exc
 
-    def generation(self, event: Mapping[str, Any]) -> ChatGenerationChunk | None:
-        """`feed`, as the generation chunk a chat model yields."""
-        message = self.feed(event)
-        return None if message is None else generation(message)
+    def generations(
+        self, events: Iterable[Mapping[str, Any]]
+    ) -> Iterator[ChatGenerationChunk]:
+        """The chunks a chat model yields for the events one network read completed.
+
+        An answer's first `ONE_EACH` chunks are a chunk per event. After them,
+        consecutive deltas of one kind (answer text, commentary) among `events`
+        are one chunk, equal to the merge of theirs. A `JockeyError` is raised
+        after the chunks of the events before it.
+        """
+        held: list[AIMessageChunk] = []  # deltas of one kind, to become one chunk
+        failure = None
+        for event in events:
+            try:
+                message = self.feed(event)
+            except errors.JockeyError as exc:
+                failure = exc
+                break
+            if message is None:
+                continue
+            self._yielded += 1
+            kind = _kind(message) if self._yielded > ONE_EACH else None
+            if held and kind != _kind(held[0]):
+                yield generation(self._merged(held))
+                held = []
+            if kind is None:
+                yield generation(message)
+            else:
+                held.append(message)
+        if held:
+            yield generation(self._merged(held))
+        if failure is not None:
+            raise failure
+
+    def _merged(self, deltas: list[AIMessageChunk]) -> AIMessageChunk:
+        """Deltas of one kind as one chunk (what merging them would give)."""
+        if len(deltas) == 1:
+            return deltas[0]
+        if deltas[0].content:
+            return self._text("".join(cast("str", d.content) for d in deltas))
+        reasoning = "".join(d.additional_kwargs[REASONING_KEY] for d in deltas)
+        return self._chunk("", additional_kwargs={REASONING_KEY: reasoning})
 
     def _apply(self, event: Mapping[str, Any]) -> AIMessageChunk | None:
         sequence = event.get("sequence_number")
-        if type(sequence) is int:
-            if sequence in self._seen:
-                return None  # a repeat of an event already applied
-            self._seen.add(sequence)
+        if type(sequence) is int and not self._seen.add(sequence):
+            return None  # a repeat of an event already applied
         if self.finished:
             logger.debug("Jockey event after the terminal event ignored")
             return None
@@ -201,19 +291,7 @@ class ResponseReducer:
             if item_id in self._items:
                 return self._reasoning(item_id, delta) if item_id else None
             self._parts.append(delta)
-            if self._template is None:
-                self._template = self._chunk("")
-            return _clone(
-                self._template,
-                {
-                    "content": delta,
-                    "response_metadata": {"model_provider": PROVIDER},
-                    "additional_kwargs": {},
-                    "tool_calls": [],
-                    "invalid_tool_calls": [],
-                    "tool_call_chunks": [],
-                },
-            )
+            return self._text(delta)
         if kind == "response.output_item.added":
             item = event.get("item")
             if isinstance(item, dict) and not is_answer(item):
@@ -242,6 +320,22 @@ class ResponseReducer:
         if kind in ("response.failed", "error"):
             raise self._failed(event)
         return None
+
+    def _text(self, content: str) -> AIMessageChunk:
+        """A chunk of answer text (the hot path: a clone, see `_clone`)."""
+        if self._template is None:
+            self._template = self._chunk("")
+        return _clone(
+            self._template,
+            {
+                "content": content,
+                "response_metadata": {"model_provider": PROVIDER},
+                "additional_kwargs": {},
+                "tool_calls": [],
+                "invalid_tool_calls": [],
+                "tool_call_chunks": [],
+            },
+        )
 
     def _chunk(self, content: str, **fields: Any) -> AIMessageChunk:
         fields.setdefault("response_metadata", self._meta)

@@ -359,8 +359,8 @@ class ChatJockey(JockeyConnection, LangChainHooks):
         reducer = self._reducer(kwargs)
         events = iter_events(client, request, self._policy, self._limits)
         with reducer.guard(), closing(events):
-            for event in events:
-                if (chunk := reducer.generation(event)) is not None:
+            for batch in events:
+                for chunk in reducer.generations(batch):
                     if run_manager is not None:
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
@@ -378,8 +378,8 @@ class ChatJockey(JockeyConnection, LangChainHooks):
         events = aiter_events(client, request, self._policy, self._limits)
         with reducer.guard():
             async with aclosing(events):
-                async for event in events:
-                    if (chunk := reducer.generation(event)) is not None:
+                async for batch in events:
+                    for chunk in reducer.generations(batch):
                         if run_manager is not None:
                             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                         yield chunk

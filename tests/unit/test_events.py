@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from langchain_core.messages import AIMessageChunk
 
 from langchain_jockey import (
@@ -159,13 +161,17 @@ def test_keepalives_past_the_idle_limit_raise_a_timeout() -> None:
 
     now = [0.0]
     reader = _reader(lambda: now[0], idle=30.0, event_timeout=None)
-    assert list(reader.feed(b'data: {"type":"response.output_text.delta"}\n\n'))
+    assert reader.feed(b'data: {"type":"response.output_text.delta"}\n\n')[1] is None
     for second in range(1, 30):
         now[0] = float(second)
-        assert list(reader.feed(b'data: {"type":"keepalive"}\n\n'))
+        events, failure = reader.feed(b'data: {"type":"keepalive"}\n\n')
+        assert events == [{"type": "keepalive"}]
+        assert failure is None
     now[0] = 31.0
-    with pytest.raises(JockeyTimeoutError, match="no progress for more than 30 s"):
-        list(reader.feed(b'data: {"type":"keepalive"}\n\n'))
+    events, failure = reader.feed(b'data: {"type":"keepalive"}\n\n')
+    assert events == [{"type": "keepalive"}]  # given with the failure, not lost
+    assert isinstance(failure, JockeyTimeoutError)
+    assert "no progress for more than 30 s" in str(failure)
 
 
 @pytest.mark.parametrize(
@@ -182,10 +188,12 @@ def test_what_is_not_progress_does_not_reset_the_idle_clock(noise) -> None:
 
     now = [0.0]
     reader = _reader(lambda: now[0], idle=2.0, event_timeout=None)
-    with pytest.raises(JockeyTimeoutError, match="no progress"):
-        for second in range(1, 10):
-            now[0] = float(second)
-            list(reader.feed(noise))
+    for second in range(1, 10):
+        now[0] = float(second)
+        if (failure := reader.feed(noise)[1]) is not None:
+            break
+    assert isinstance(failure, JockeyTimeoutError)
+    assert "no progress" in str(failure)
     assert now[0] == 3.0
 
 
@@ -194,7 +202,9 @@ def test_content_resets_the_idle_clock() -> None:
     reader = _reader(lambda: now[0], idle=5.0, event_timeout=None)
     for second in range(1, 60, 4):
         now[0] = float(second)
-        list(reader.feed(b'data: {"type":"response.output_text.delta"}\n\n'))
+        assert (
+            reader.feed(b'data: {"type":"response.output_text.delta"}\n\n')[1] is None
+        )
 
 
 def test_bytes_that_complete_no_event_hit_the_event_timeout() -> None:
@@ -202,11 +212,13 @@ def test_bytes_that_complete_no_event_hit_the_event_timeout() -> None:
 
     now = [0.0]
     reader = _reader(lambda: now[0], event_timeout=60.0, idle=None)
-    list(reader.feed(b"data: {"))
-    with pytest.raises(JockeyTimeoutError, match="no complete event for 60 s"):
-        for second in range(5, 200, 5):  # one byte every 5 s, never a newline
-            now[0] = float(second)
-            list(reader.feed(b"a"))
+    assert reader.feed(b"data: {") == ([], None)
+    for second in range(5, 200, 5):  # one byte every 5 s, never a newline
+        now[0] = float(second)
+        if (failure := reader.feed(b"a")[1]) is not None:
+            break
+    assert isinstance(failure, JockeyTimeoutError)
+    assert "no complete event for 60 s" in str(failure)
     assert now[0] == 65.0
 
 
@@ -305,3 +317,95 @@ def test_kept_text_chunks_cost_the_gc_no_more_than_validated_ones() -> None:
     assert our_allocations <= their_allocations + 0.5
     assert our_tracked <= their_tracked + 0.5
     assert our_tracked < 9.5  # message, __dict__, fields set, 3 lists; the same 3
+
+
+# -- past ONE_EACH chunks, a network read's deltas are one chunk (#25) -------------
+
+
+def _batched(
+    events: list[dict[str, Any]], cuts: list[int]
+) -> list[list[dict[str, Any]]]:
+    """`events` split before each index in `cuts`: what the reads completed."""
+    bounds = [0, *sorted(set(cuts)), len(events)]
+    return [events[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def _generations(
+    events: list[dict[str, Any]], cuts: list[int], one_each: int
+) -> list[AIMessageChunk]:
+    from unittest import mock
+
+    reducer = ResponseReducer("jockey1.0")
+    with mock.patch("langchain_jockey._events.ONE_EACH", one_each):
+        return [
+            g.message  # type: ignore[misc]
+            for batch in _batched(events, cuts)
+            for g in reducer.generations(batch)
+        ]
+
+
+def _long_transcript() -> list[dict[str, Any]]:
+    """Commentary, steps, then the answer, with its sequence numbers."""
+    return events_of(transcript("intermediate_outputs"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), one_each=st.integers(0, 12))
+def test_any_split_into_reads_gives_the_same_message(data, one_each) -> None:
+    events = _long_transcript()
+    cuts = data.draw(st.lists(st.integers(0, len(events)), max_size=len(events)))
+    split = _generations(events, cuts, one_each)
+    one_by_one = _generations(events, list(range(len(events))), one_each)
+    merged = aggregate(split)
+    assert merged == aggregate(one_by_one)
+    assert merged.text == aggregate(reduce(events)[1]).text
+    assert split[-1].chunk_position == "last"
+
+
+def test_the_first_chunks_are_one_per_event_then_one_per_read_and_kind() -> None:
+    from langchain_jockey._events import _kind
+
+    events = _long_transcript()
+    whole = _generations(events, [], one_each=len(events))  # never merged
+    assert [c.content for c in whole] == [c.content for c in reduce(events)[1]]
+    merged = _generations(events, [], one_each=2)  # one read: all merged past 2
+    assert merged[:2] == whole[:2]
+    assert len(merged) < len(whole)
+    kinds = [_kind(c) for c in merged[2:]]
+    assert kinds == ["reasoning", None, None, "text", None]  # each run is one chunk
+    assert (
+        merged[2].additional_kwargs["reasoning_content"] == "store for the corner kick…"
+    )
+    assert aggregate(merged) == aggregate(whole)
+
+
+def test_an_error_in_a_read_comes_after_the_chunks_before_it() -> None:
+    from langchain_core.outputs import ChatGenerationChunk
+
+    created = {"type": "response.created", "response": {"id": RESPONSE_ID}}
+    words = [
+        {"type": "response.output_text.delta", "item_id": "msg_1", "delta": w}
+        for w in ("Player ", "9 ", "scores")
+    ]
+    failed = {"type": "error", "code": "server_error", "message": "boom"}
+    reducer = ResponseReducer("jockey1.0")
+    got: list[ChatGenerationChunk] = []
+    with pytest.raises(JockeyServerError):
+        for chunk in reducer.generations([created, *words, failed, words[0]]):
+            got.append(chunk)
+    assert "".join(c.text for c in got) == "Player 9 scores"
+
+
+def test_a_repeated_sequence_number_is_dropped_wherever_it_falls() -> None:
+    from langchain_jockey._events import _Seen
+
+    seen = _Seen()
+    order = [5, 6, 7, 9, 12, 4, 8, 3, 11, 10, 100, 2]
+    assert all(seen.add(n) for n in order)
+    assert not any(seen.add(n) for n in order)
+    assert seen.add(1) and seen.add(13) and seen.add(0) and seen.add(-1)
+    # an honest stream keeps two ints, whatever its length
+    for n in range(13, 100_000):
+        seen.add(n)
+    assert seen._apart == set()
+    assert not seen.add(99_999)
