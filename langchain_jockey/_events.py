@@ -26,10 +26,12 @@ mapping (docs/protocol.md, "Streaming"):
 
 from __future__ import annotations
 
+import bisect
 import logging
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+import time
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping
+from contextlib import aclosing, closing, contextmanager
+from typing import Any, TypeVar
 
 from langchain_core.messages import AIMessageChunk
 from langchain_core.messages.ai import UsageMetadata
@@ -50,7 +52,7 @@ from langchain_jockey._output import (
     valid_text,
 )
 
-__all__ = ["ONE_EACH", "ResponseReducer", "generation"]
+__all__ = ["ONE_EACH", "WINDOW", "ResponseReducer", "generation"]
 
 logger = logging.getLogger("langchain_jockey")
 
@@ -102,11 +104,18 @@ def generation(message: AIMessageChunk) -> ChatGenerationChunk:
 # One chunk per delta shows tokens one by one, but LangChain keeps every chunk
 # of a stream until it ends (`BaseChatModel.stream` and `_generate_with_cache`
 # merge them then), about 1.9 KB each: a million one-byte deltas took 1.8 GiB.
-# Past an answer's first ONE_EACH chunks (a long answer, as few reach), the
-# deltas that one network read completed become one chunk: it costs no latency
-# (they are all here) and the chunks kept then follow the reads, not the events.
+# Past an answer's first ONE_EACH chunks (a long answer, as few reach), a delta
+# that comes less than WINDOW seconds after the event before it (the answer is
+# flowing) is held, with the deltas of its kind that follow, until an event
+# comes WINDOW or more after it, or one of another kind, or the end: then they
+# are one chunk. So at most about 1/WINDOW chunks a second are kept, whatever
+# the event count. Merging by network read instead does nothing against a
+# server that writes each event on its own (the emulator, most SSE servers):
+# httpx yields each HTTP chunk apart. The cost: while Jockey pauses mid-text
+# (it sends a keepalive every ~10 s), the last WINDOW of text waits for it.
 # Measured in tests/reliability/test_answer_memory.py and benchmarks/.
 ONE_EACH = 1_000
+WINDOW = 0.05  # seconds: 20 chunks a second read as a smooth stream
 
 
 def _kind(message: AIMessageChunk) -> str | None:
@@ -120,36 +129,41 @@ def _kind(message: AIMessageChunk) -> str | None:
 
 
 class _Seen:
-    """The sequence numbers applied, in memory that grows with their gaps only.
+    """The sequence numbers applied, in memory that grows with their runs only.
 
-    An honest stream counts up, so the numbers seen are one run `[low, high)`:
-    two ints, where a set of a million numbers held 60 MB. Numbers out of
-    order wait in `_apart` until the run reaches them.
+    They are kept as runs `[start, end)`: an honest stream counts up, with a
+    gap where a keepalive was skipped, so a few runs hold what took a set of
+    a million ints 60 MB. Out-of-order numbers start runs of their own.
     """
 
     def __init__(self) -> None:
-        self._low = self._high = 0
-        self._apart: set[int] = set()
+        self._starts: list[int] = []
+        self._ends: list[int] = []
 
     def add(self, number: int) -> bool:
         """Record `number`; False if it was already seen (a repeat)."""
-        if self._low <= number < self._high or number in self._apart:
+        starts, ends = self._starts, self._ends
+        i = bisect.bisect_right(starts, number) - 1  # the run starting at or before
+        if i >= 0 and number < ends[i]:
             return False
-        if self._low == self._high:
-            self._low, self._high = number, number + 1
-        elif number == self._high:
-            self._high += 1
-            while self._high in self._apart:
-                self._apart.remove(self._high)
-                self._high += 1
-        elif number == self._low - 1:
-            self._low -= 1
-            while self._low - 1 in self._apart:
-                self._apart.remove(self._low - 1)
-                self._low -= 1
+        after = i + 1 < len(starts) and starts[i + 1] == number + 1
+        if i >= 0 and ends[i] == number:
+            if after:  # the number joins two runs
+                ends[i] = ends.pop(i + 1)
+                del starts[i + 1]
+            else:
+                ends[i] = number + 1
+        elif after:
+            starts[i + 1] = number
         else:
-            self._apart.add(number)
+            starts.insert(i + 1, number)
+            ends.insert(i + 1, number + 1)
         return True
+
+
+def _piece(message: AIMessageChunk) -> str:
+    """The text of a delta `_kind` names."""
+    return str(message.additional_kwargs.get(REASONING_KEY) or message.content)
 
 
 def _count(value: Any) -> int | None:
@@ -184,10 +198,17 @@ class ResponseReducer:
         finished: Whether a terminal event arrived.
     """
 
-    def __init__(self, model_name: str, *, usage: bool = True) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        usage: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """Start reading one response; `model_name` is reported in the metadata.
 
-        With `usage=False` the last chunk carries no token usage.
+        With `usage=False` the last chunk carries no token usage. `clock`
+        times the arrivals, for `WINDOW`.
         """
         self._model_name = model_name
         self._usage = usage
@@ -200,7 +221,12 @@ class ResponseReducer:
         self._seen = _Seen()  # sequence numbers applied
         self._high = ""  # half a surrogate pair, until the next delta
         self._template: AIMessageChunk | None = None  # of the text chunks
-        self._yielded = 0  # chunks, for `ONE_EACH`
+        self._count = 0  # message chunks made, merged or not, for `ONE_EACH`
+        self._held: list[str] = []  # the text of deltas to merge, of one kind:
+        self._held_kind: str | None = None  # text or reasoning, see `_kind`
+        self._since = 0.0  # when the first held delta arrived
+        self._last = -WINDOW  # when the last event arrived, past `ONE_EACH`
+        self._clock = clock
         self.response_id: str | None = None
         self.session_id: str | None = None
         self.knowledge_store_id: str | None = None
@@ -228,48 +254,79 @@ class ResponseReducer:
                 retryable=False,
             ) from exc
 
-    def generations(
-        self, events: Iterable[Mapping[str, Any]]
-    ) -> Iterator[ChatGenerationChunk]:
-        """The chunks a chat model yields for the events one network read completed.
+    def chunks(
+        self, events: Generator[dict[str, Any], None, None]
+    ) -> Generator[ChatGenerationChunk, None, None]:
+        """The chunks a chat model yields for a stream's `events`; closes them.
 
         An answer's first `ONE_EACH` chunks are a chunk per event. After them,
-        consecutive deltas of one kind (answer text, commentary) among `events`
-        are one chunk, equal to the merge of theirs. A `JockeyError` is raised
-        after the chunks of the events before it.
+        the consecutive deltas of one kind (answer text, commentary) that
+        arrive within `WINDOW` seconds are one chunk, equal to the merge of
+        theirs, given when the next event shows the window passed or is of
+        another kind. Held deltas come before any error and before the end.
         """
-        held: list[AIMessageChunk] = []  # deltas of one kind, to become one chunk
-        failure = None
-        for event in events:
+        with closing(events):
             try:
-                message = self.feed(event)
-            except errors.JockeyError as exc:
-                failure = exc
-                break
-            if message is None:
-                continue
-            self._yielded += 1
-            kind = _kind(message) if self._yielded > ONE_EACH else None
-            if held and kind != _kind(held[0]):
-                yield generation(self._merged(held))
-                held = []
-            if kind is None:
-                yield generation(message)
-            else:
-                held.append(message)
-        if held:
-            yield generation(self._merged(held))
-        if failure is not None:
-            raise failure
+                for event in events:
+                    yield from self._arrived(event)
+            except errors.JockeyError:
+                yield from self._release()
+                raise
+            yield from self._release()
 
-    def _merged(self, deltas: list[AIMessageChunk]) -> AIMessageChunk:
-        """Deltas of one kind as one chunk (what merging them would give)."""
-        if len(deltas) == 1:
-            return deltas[0]
-        if deltas[0].content:
-            return self._text("".join(cast("str", d.content) for d in deltas))
-        reasoning = "".join(d.additional_kwargs[REASONING_KEY] for d in deltas)
-        return self._chunk("", additional_kwargs={REASONING_KEY: reasoning})
+    async def achunks(
+        self, events: AsyncGenerator[dict[str, Any], None]
+    ) -> AsyncGenerator[ChatGenerationChunk, None]:
+        """Async twin of `chunks`."""
+        async with aclosing(events):
+            try:
+                async for event in events:
+                    for chunk in self._arrived(event):
+                        yield chunk
+            except errors.JockeyError:
+                for chunk in self._release():
+                    yield chunk
+                raise
+            for chunk in self._release():
+                yield chunk
+
+    def _arrived(self, event: Mapping[str, Any]) -> list[ChatGenerationChunk]:
+        """The chunks to give now that `event` arrived (held deltas first)."""
+        message = self.feed(event)
+        if self._count < ONE_EACH:
+            if message is None:
+                return []
+            self._count += 1
+            return [generation(message)]
+        now = self._clock()
+        flowing, self._last = now - self._last < WINDOW, now
+        late = bool(self._held) and now - self._since >= WINDOW
+        if message is None:
+            return self._release() if late else []
+        self._count += 1
+        kind = _kind(message)
+        if self._held and kind == self._held_kind:
+            self._held.append(_piece(message))
+            return self._release() if late else []
+        out = self._release()
+        if kind is not None and flowing:
+            self._held, self._held_kind, self._since = [_piece(message)], kind, now
+            return out
+        return [*out, generation(message)]
+
+    def _release(self) -> list[ChatGenerationChunk]:
+        """The held deltas, as one chunk (none if nothing is held).
+
+        Only their text is held: a window of a fast stream is thousands of
+        deltas, and their chunks would be 1.5 KB each.
+        """
+        if not self._held:
+            return []
+        text = "".join(self._held)
+        self._held = []
+        if self._held_kind == "text":
+            return [generation(self._text(text))]
+        return [generation(self._chunk("", additional_kwargs={REASONING_KEY: text}))]
 
     def _apply(self, event: Mapping[str, Any]) -> AIMessageChunk | None:
         sequence = event.get("sequence_number")

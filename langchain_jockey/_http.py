@@ -11,9 +11,8 @@
   identity, which we ask for) is read up to `MAX_ERROR_BODY` bytes, closed and
   raised as its typed error.
 - `iter_events` / `aiter_events` feed a streamed body to `_sse.StreamReader`
-  one network read at a time, yield each read's events as a list, and close
-  the response when the events are complete, however iteration ends. They
-  only read and await.
+  one network read at a time, and close the response when the events are
+  complete, however iteration ends. They only read and await.
 - `call_json` is a JSON request (search, stores, items, assets), its body read
   up to `MAX_JSON_BODY` bytes.
 
@@ -321,29 +320,23 @@ async def asend(
 
 def iter_events(
     client: httpx.Client, request: httpx.Request, policy: RetryPolicy, limits: Limits
-) -> Generator[list[dict[str, Any]], None, None]:
-    """The events of a streamed answer, a list per network read that completed any.
+) -> Generator[dict[str, Any], None, None]:
+    """The events of a streamed answer, until they are complete or the body ends.
 
-    A read's events come as one list so that the caller knows which arrived
-    together (`ResponseReducer.generations`). The response is closed as soon
-    as the events are complete (the rest of the body, if a server holds it
-    open, is never waited for), and however else iteration ends: an error,
-    `break`, `close()`. `send` refused any content encoding, so the bytes
-    read are the body as sent.
+    The response is closed as soon as the events are complete (the rest of
+    the body, if a server holds it open, is never waited for), and however
+    else iteration ends: an error, `break`, `close()`. `send` refused any
+    content encoding, so the bytes read are the body as sent.
     """
     response = send(client, request, policy, SSE)
     reader = StreamReader(limits)
     try:
         with _transport_errors(request):
             for chunk in response.iter_bytes():
-                events, failure = reader.feed(chunk)
-                if events:
-                    yield events
-                if failure is not None:
-                    raise failure
+                yield from reader.feed(chunk)
                 if reader.done:
                     return
-            yield reader.end()
+            yield from reader.end()
     finally:
         response.close()
 
@@ -353,21 +346,19 @@ async def aiter_events(
     request: httpx.Request,
     policy: RetryPolicy,
     limits: Limits,
-) -> AsyncGenerator[list[dict[str, Any]], None]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """Async twin of `iter_events`."""
     response = await asend(client, request, policy, SSE)
     reader = StreamReader(limits)
     try:
         with _transport_errors(request):
             async for chunk in response.aiter_bytes():
-                events, failure = reader.feed(chunk)
-                if events:
-                    yield events
-                if failure is not None:
-                    raise failure
+                for event in reader.feed(chunk):
+                    yield event
                 if reader.done:
                     return
-            yield reader.end()
+            for event in reader.end():
+                yield event
     finally:
         await response.aclose()
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,26 +209,17 @@ class StreamReader:
         self._events = 0
         self.done = False
 
-    def feed(
-        self, chunk: bytes
-    ) -> tuple[list[dict[str, Any]], errors.JockeyError | None]:
-        """The events `chunk` completed, and the failure that ended them, if any.
+    def feed(self, chunk: bytes) -> Iterator[dict[str, Any]]:
+        """The events `chunk` completed, one by one.
 
-        Past a limit or at an unreadable event, the list stops there and the
-        typed error comes with it: the caller applies the events before
-        raising it, so the progress they carry is kept.
+        Raises a typed error past a limit or at an unreadable event, after
+        the events that came before it.
         """
-        events: list[dict[str, Any]] = []
-        failure: errors.JockeyError | None = None
+        too_large = None
         try:
             datas = self._decoder.feed(chunk)
         except EventTooLarge as exc:
-            datas = exc.completed
-            msg = (
-                f"Jockey sent a line or an event of over {exc.limit:,} bytes "
-                "(max_event_bytes): the stream was closed."
-            )
-            failure = errors.JockeyStreamInterruptedError(msg, retryable=False)
+            datas, too_large = exc.completed, exc.limit
         now = self._clock()
         for data in datas:
             self._events += 1
@@ -237,23 +228,26 @@ class StreamReader:
                     f"Jockey sent over {self._limits.max_events:,} events for one "
                     "answer (max_answer_events): the stream was closed."
                 )
-                return events, errors.JockeyStreamInterruptedError(msg, retryable=False)
-            try:
-                event = _parse(data)
-            except errors.JockeyError as exc:
-                return events, exc
+                raise errors.JockeyStreamInterruptedError(msg, retryable=False)
+            event = _parse(data)
             if event is None:
                 self.done = True
-                return events, None
+                return
             self._last_event = now
             kind = event.get("type")
             if not isinstance(kind, str) or kind.startswith(_PROGRESS_PREFIXES):
                 self._last_progress = now
-            events.append(event)
+            yield event
             if isinstance(kind, str) and kind in _TERMINAL:  # a list is unhashable
                 self.done = True
-                return events, None
-        return events, failure or self._late(now)
+                return
+        if too_large is not None:
+            msg = (
+                f"Jockey sent a line or an event of over {too_large:,} bytes "
+                "(max_event_bytes): the stream was closed."
+            )
+            raise errors.JockeyStreamInterruptedError(msg, retryable=False)
+        self._check(now)
 
     def end(self) -> list[dict[str, Any]]:
         """The body ended: the events left unterminated, if they parse.
@@ -272,8 +266,7 @@ class StreamReader:
             out.append(event)
         return out
 
-    def _late(self, now: float) -> errors.JockeyTimeoutError | None:
-        """The timeout passed at `now`, if one is."""
+    def _check(self, now: float) -> None:
         limits = self._limits
         if limits.event_timeout is not None and (
             now - self._last_event > limits.event_timeout
@@ -282,12 +275,11 @@ class StreamReader:
                 f"Jockey sent no complete event for {limits.event_timeout:g} s (the "
                 "read timeout): bytes that never finish an event are not an answer."
             )
-            return errors.JockeyTimeoutError(msg, retryable=False)
+            raise errors.JockeyTimeoutError(msg, retryable=False)
         if limits.idle is not None and now - self._last_progress > limits.idle:
             msg = (
                 f"Jockey made no progress for more than {limits.idle:g} s "
                 "(stream_idle_timeout): only keepalives, comments or status "
                 "events arrived."
             )
-            return errors.JockeyTimeoutError(msg, retryable=False)
-        return None
+            raise errors.JockeyTimeoutError(msg, retryable=False)

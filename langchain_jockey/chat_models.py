@@ -357,13 +357,14 @@ class ChatJockey(JockeyConnection, LangChainHooks):
         client = self._clients.sync(self.http_client)
         request = self._request(messages, stop, kwargs, client)
         reducer = self._reducer(kwargs)
-        events = iter_events(client, request, self._policy, self._limits)
-        with reducer.guard(), closing(events):
-            for batch in events:
-                for chunk in reducer.generations(batch):
-                    if run_manager is not None:
-                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
+        chunks = reducer.chunks(
+            iter_events(client, request, self._policy, self._limits)
+        )
+        with reducer.guard(), closing(chunks):
+            for chunk in chunks:
+                if run_manager is not None:
+                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
 
     async def _astream(
         self,
@@ -375,11 +376,12 @@ class ChatJockey(JockeyConnection, LangChainHooks):
         client = await self._clients.async_(self.http_async_client)
         request = self._request(messages, stop, kwargs, client)
         reducer = self._reducer(kwargs)
-        events = aiter_events(client, request, self._policy, self._limits)
+        chunks = reducer.achunks(
+            aiter_events(client, request, self._policy, self._limits)
+        )
         with reducer.guard():
-            async with aclosing(events):
-                async for batch in events:
-                    for chunk in reducer.generations(batch):
-                        if run_manager is not None:
-                            await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                        yield chunk
+            async with aclosing(chunks):
+                async for chunk in chunks:
+                    if run_manager is not None:
+                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk

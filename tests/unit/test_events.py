@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import itertools
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -161,17 +164,13 @@ def test_keepalives_past_the_idle_limit_raise_a_timeout() -> None:
 
     now = [0.0]
     reader = _reader(lambda: now[0], idle=30.0, event_timeout=None)
-    assert reader.feed(b'data: {"type":"response.output_text.delta"}\n\n')[1] is None
+    assert list(reader.feed(b'data: {"type":"response.output_text.delta"}\n\n'))
     for second in range(1, 30):
         now[0] = float(second)
-        events, failure = reader.feed(b'data: {"type":"keepalive"}\n\n')
-        assert events == [{"type": "keepalive"}]
-        assert failure is None
+        assert list(reader.feed(b'data: {"type":"keepalive"}\n\n'))
     now[0] = 31.0
-    events, failure = reader.feed(b'data: {"type":"keepalive"}\n\n')
-    assert events == [{"type": "keepalive"}]  # given with the failure, not lost
-    assert isinstance(failure, JockeyTimeoutError)
-    assert "no progress for more than 30 s" in str(failure)
+    with pytest.raises(JockeyTimeoutError, match="no progress for more than 30 s"):
+        list(reader.feed(b'data: {"type":"keepalive"}\n\n'))
 
 
 @pytest.mark.parametrize(
@@ -188,12 +187,10 @@ def test_what_is_not_progress_does_not_reset_the_idle_clock(noise) -> None:
 
     now = [0.0]
     reader = _reader(lambda: now[0], idle=2.0, event_timeout=None)
-    for second in range(1, 10):
-        now[0] = float(second)
-        if (failure := reader.feed(noise)[1]) is not None:
-            break
-    assert isinstance(failure, JockeyTimeoutError)
-    assert "no progress" in str(failure)
+    with pytest.raises(JockeyTimeoutError, match="no progress"):
+        for second in range(1, 10):
+            now[0] = float(second)
+            list(reader.feed(noise))
     assert now[0] == 3.0
 
 
@@ -202,9 +199,7 @@ def test_content_resets_the_idle_clock() -> None:
     reader = _reader(lambda: now[0], idle=5.0, event_timeout=None)
     for second in range(1, 60, 4):
         now[0] = float(second)
-        assert (
-            reader.feed(b'data: {"type":"response.output_text.delta"}\n\n')[1] is None
-        )
+        list(reader.feed(b'data: {"type":"response.output_text.delta"}\n\n'))
 
 
 def test_bytes_that_complete_no_event_hit_the_event_timeout() -> None:
@@ -212,13 +207,11 @@ def test_bytes_that_complete_no_event_hit_the_event_timeout() -> None:
 
     now = [0.0]
     reader = _reader(lambda: now[0], event_timeout=60.0, idle=None)
-    assert reader.feed(b"data: {") == ([], None)
-    for second in range(5, 200, 5):  # one byte every 5 s, never a newline
-        now[0] = float(second)
-        if (failure := reader.feed(b"a")[1]) is not None:
-            break
-    assert isinstance(failure, JockeyTimeoutError)
-    assert "no complete event for 60 s" in str(failure)
+    list(reader.feed(b"data: {"))
+    with pytest.raises(JockeyTimeoutError, match="no complete event for 60 s"):
+        for second in range(5, 200, 5):  # one byte every 5 s, never a newline
+            now[0] = float(second)
+            list(reader.feed(b"a"))
     assert now[0] == 65.0
 
 
@@ -319,81 +312,145 @@ def test_kept_text_chunks_cost_the_gc_no_more_than_validated_ones() -> None:
     assert our_tracked < 9.5  # message, __dict__, fields set, 3 lists; the same 3
 
 
-# -- past ONE_EACH chunks, a network read's deltas are one chunk (#25) -------------
+# -- past ONE_EACH chunks, deltas that flow within WINDOW are one chunk (#25) -------
 
 
-def _batched(
-    events: list[dict[str, Any]], cuts: list[int]
-) -> list[list[dict[str, Any]]]:
-    """`events` split before each index in `cuts`: what the reads completed."""
-    bounds = [0, *sorted(set(cuts)), len(events)]
-    return [events[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+class Clock:
+    """A clock the test moves: each event arrives `gap` seconds after the last."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def _generations(
-    events: list[dict[str, Any]], cuts: list[int], one_each: int
+def _timed(
+    events: list[dict[str, Any]], gaps: list[float], clock: Clock
+) -> Iterator[dict[str, Any]]:
+    """`events`, the clock moved by the next of `gaps` before each one."""
+    for event, gap in zip(events, itertools.cycle(gaps or [0.0]), strict=False):
+        clock.now += gap
+        yield event
+
+
+def _chunks(
+    events: list[dict[str, Any]], gaps: list[float], one_each: int = 2
 ) -> list[AIMessageChunk]:
-    from unittest import mock
-
-    reducer = ResponseReducer("jockey1.0")
+    clock = Clock()
+    reducer = ResponseReducer("jockey1.0", clock=clock)
     with mock.patch("langchain_jockey._events.ONE_EACH", one_each):
-        return [
-            g.message  # type: ignore[misc]
-            for batch in _batched(events, cuts)
-            for g in reducer.generations(batch)
-        ]
+        return [g.message for g in reducer.chunks(_timed(events, gaps, clock))]  # type: ignore[misc]
 
 
-def _long_transcript() -> list[dict[str, Any]]:
-    """Commentary, steps, then the answer, with its sequence numbers."""
-    return events_of(transcript("intermediate_outputs"))
+def _answer(n: int) -> list[dict[str, Any]]:
+    """An answer of `n` one-word deltas, with commentary before it."""
+    events = events_of(transcript("intermediate_outputs"))
+    head = [e for e in events if e["type"] != "response.completed"]
+    words = [
+        {"type": "response.output_text.delta", "item_id": "msg_a", "delta": f"w{i} "}
+        for i in range(n)
+    ]
+    return [*head, *words, events[-1]]
 
 
 @settings(max_examples=150, deadline=None)
-@given(data=st.data(), one_each=st.integers(0, 12))
-def test_any_split_into_reads_gives_the_same_message(data, one_each) -> None:
-    events = _long_transcript()
-    cuts = data.draw(st.lists(st.integers(0, len(events)), max_size=len(events)))
-    split = _generations(events, cuts, one_each)
-    one_by_one = _generations(events, list(range(len(events))), one_each)
-    merged = aggregate(split)
-    assert merged == aggregate(one_by_one)
-    assert merged.text == aggregate(reduce(events)[1]).text
-    assert split[-1].chunk_position == "last"
+@given(
+    gaps=st.lists(st.sampled_from([0.0, 0.001, 0.02, 0.049, 0.05, 0.3]), max_size=40),
+    one_each=st.integers(0, 12),
+)
+def test_any_timing_gives_the_same_message(gaps, one_each) -> None:
+    events = _answer(60)
+    merged = _chunks(events, gaps, one_each)
+    one_by_one = reduce(events)[1]
+    assert aggregate(merged) == aggregate(one_by_one)
+    assert merged[-1].chunk_position == "last"
+    assert [c.content for c in merged[: min(one_each, len(merged))]] == [
+        c.content for c in one_by_one[: min(one_each, len(merged))]
+    ]
 
 
-def test_the_first_chunks_are_one_per_event_then_one_per_read_and_kind() -> None:
-    from langchain_jockey._events import _kind
+def test_a_fast_answer_past_one_each_is_a_chunk_per_window() -> None:
+    from langchain_jockey._events import WINDOW, _kind
 
-    events = _long_transcript()
-    whole = _generations(events, [], one_each=len(events))  # never merged
-    assert [c.content for c in whole] == [c.content for c in reduce(events)[1]]
-    merged = _generations(events, [], one_each=2)  # one read: all merged past 2
-    assert merged[:2] == whole[:2]
-    assert len(merged) < len(whole)
-    kinds = [_kind(c) for c in merged[2:]]
-    assert kinds == ["reasoning", None, None, "text", None]  # each run is one chunk
-    assert (
-        merged[2].additional_kwargs["reasoning_content"] == "store for the corner kick…"
-    )
-    assert aggregate(merged) == aggregate(whole)
+    events = _answer(1000)
+    fast = _chunks(events, [0.001], one_each=5)  # 1,000 deltas over about 1.1 s
+    texts = [c for c in fast[5:] if _kind(c) == "text"]
+    assert len(texts) <= 1.1 / WINDOW + 2
+    assert aggregate(fast) == aggregate(reduce(events)[1])
+    # the commentary's last two deltas are one chunk; steps are never merged
+    kinds = [_kind(c) for c in fast]
+    assert kinds[5:9] == ["reasoning", "reasoning", None, None]
+    assert fast[6].additional_kwargs["reasoning_content"] == "kick…"
+    assert set(kinds[9:-1]) == {"text"}
+    assert fast[-1].chunk_position == "last"
 
 
-def test_an_error_in_a_read_comes_after_the_chunks_before_it() -> None:
-    from langchain_core.outputs import ChatGenerationChunk
+def test_a_slow_delta_is_given_at_once() -> None:
+    clock = Clock()
+    reducer = ResponseReducer("jockey1.0", clock=clock)
+    given = []
 
-    created = {"type": "response.created", "response": {"id": RESPONSE_ID}}
+    def arrivals():
+        yield {"type": "response.created", "response": {"id": RESPONSE_ID}}
+        for i in range(10):
+            clock.now += 0.2  # slower than WINDOW: each is news worth showing
+            yield {
+                "type": "response.output_text.delta",
+                "item_id": "m",
+                "delta": str(i),
+            }
+            given.append(i)
+
+    texts = []
+    with mock.patch("langchain_jockey._events.ONE_EACH", 0):
+        for chunk in reducer.chunks(arrivals()):
+            # the chunk of delta i comes before the next delta is even read
+            assert chunk.text == str(len(given))
+            texts.append(chunk.text)
+    assert texts == [str(i) for i in range(10)]
+
+
+def test_held_deltas_come_before_an_error_or_an_unfinished_end() -> None:
     words = [
-        {"type": "response.output_text.delta", "item_id": "msg_1", "delta": w}
+        {"type": "response.output_text.delta", "item_id": "m", "delta": w}
         for w in ("Player ", "9 ", "scores")
     ]
-    failed = {"type": "error", "code": "server_error", "message": "boom"}
-    reducer = ResponseReducer("jockey1.0")
-    got: list[ChatGenerationChunk] = []
-    with pytest.raises(JockeyServerError):
-        for chunk in reducer.generations([created, *words, failed, words[0]]):
-            got.append(chunk)
-    assert "".join(c.text for c in got) == "Player 9 scores"
+    created = {"type": "response.created", "response": {"id": RESPONSE_ID}}
+
+    def broken():
+        yield created
+        yield from words
+        raise JockeyStreamInterruptedError("cut", retryable=False)
+
+    reducer = ResponseReducer("jockey1.0", clock=Clock())  # no time passes
+    got: list[Any] = []
+    with mock.patch("langchain_jockey._events.ONE_EACH", 0):
+        with pytest.raises(JockeyStreamInterruptedError):
+            got.extend(reducer.chunks(broken()))
+        assert "".join(c.text for c in got) == "Player 9 scores"
+        reducer = ResponseReducer("jockey1.0", clock=Clock())
+        ended = list(reducer.chunks(e for e in [created, *words]))
+    assert "".join(c.text for c in ended) == "Player 9 scores"
+    assert len(ended) == 1  # all three held: they flowed (no time passed)
+
+
+def test_the_async_twin_gives_the_same_chunks() -> None:
+    events = _answer(300)
+
+    async def timed(clock: Clock):
+        for event in _timed(events, [0.001, 0.03], clock):
+            yield event
+
+    async def collect() -> list[AIMessageChunk]:
+        clock = Clock()
+        reducer = ResponseReducer("jockey1.0", clock=clock)
+        return [g.message async for g in reducer.achunks(timed(clock))]  # type: ignore[misc]
+
+    with mock.patch("langchain_jockey._events.ONE_EACH", 3):
+        got = asyncio.run(collect())
+    assert got == _chunks(events, [0.001, 0.03], one_each=3)
+    assert len(got) < len(reduce(events)[1])
 
 
 def test_a_repeated_sequence_number_is_dropped_wherever_it_falls() -> None:
@@ -403,9 +460,13 @@ def test_a_repeated_sequence_number_is_dropped_wherever_it_falls() -> None:
     order = [5, 6, 7, 9, 12, 4, 8, 3, 11, 10, 100, 2]
     assert all(seen.add(n) for n in order)
     assert not any(seen.add(n) for n in order)
-    assert seen.add(1) and seen.add(13) and seen.add(0) and seen.add(-1)
-    # an honest stream keeps two ints, whatever its length
-    for n in range(13, 100_000):
-        seen.add(n)
-    assert seen._apart == set()
+    assert all(seen.add(n) for n in (1, 13, 0, -1))
+    # an honest stream with a gap now and then keeps a run per gap
+    seen = _Seen()
+    for n in range(100_000):
+        if n % 10_000 != 5:  # a skipped keepalive
+            seen.add(n)
+    assert len(seen._starts) == 11
     assert not seen.add(99_999)
+    assert seen.add(10_005)
+    assert len(seen._starts) == 10
