@@ -105,14 +105,15 @@ def generation(message: AIMessageChunk) -> ChatGenerationChunk:
 # of a stream until it ends (`BaseChatModel.stream` and `_generate_with_cache`
 # merge them then), about 1.9 KB each: a million one-byte deltas took 1.8 GiB.
 # Past an answer's first ONE_EACH chunks (a long answer, as few reach), a delta
-# that comes less than WINDOW seconds after the event before it (the answer is
-# flowing) is held, with the deltas of its kind that follow, until an event
-# comes WINDOW or more after it, or one of another kind, or the end: then they
-# are one chunk. So at most about 1/WINDOW chunks a second are kept, whatever
-# the event count. Merging by network read instead does nothing against a
-# server that writes each event on its own (the emulator, most SSE servers):
-# httpx yields each HTTP chunk apart. The cost: while Jockey pauses mid-text
-# (it sends a keepalive every ~10 s), the last WINDOW of text waits for it.
+# that comes less than WINDOW seconds after the delta before it (the answer is
+# flowing) is held, with the deltas of its kind that follow, until one comes
+# WINDOW or more after it or any other event comes (the end of a part, a step,
+# a keepalive, the end): then they are one chunk. So an answer's text makes at
+# most about 1/WINDOW chunks a second, whatever the event count. Merging by
+# network read instead does nothing against a server that writes each event
+# on its own (the emulator, most SSE servers): httpx yields each HTTP chunk
+# apart. The cost: if Jockey stops in mid-text (it sends a keepalive every
+# ~10 s), the text of the last WINDOW waits for its next event.
 # Measured in tests/reliability/test_answer_memory.py and benchmarks/.
 ONE_EACH = 1_000
 WINDOW = 0.05  # seconds: 20 chunks a second read as a smooth stream
@@ -129,35 +130,33 @@ def _kind(message: AIMessageChunk) -> str | None:
 
 
 class _Seen:
-    """The sequence numbers applied, in memory that grows with their runs only.
+    """The sequence numbers applied, in memory that grows with their gaps only.
 
-    They are kept as runs `[start, end)`: an honest stream counts up, with a
-    gap where a keepalive was skipped, so a few runs hold what took a set of
-    a million ints 60 MB. Out-of-order numbers start runs of their own.
+    An honest stream counts up, with a gap where a keepalive was skipped: the
+    numbers are kept as runs `[start, end)`, appended at the end, so a few
+    runs hold what took a set of a million ints 60 MB. A number below the
+    last run that no run holds (out of order) goes in a set: a hostile order
+    costs a set's memory, never a list insertion per number.
     """
 
     def __init__(self) -> None:
         self._starts: list[int] = []
         self._ends: list[int] = []
+        self._apart: set[int] = set()
 
     def add(self, number: int) -> bool:
         """Record `number`; False if it was already seen (a repeat)."""
         starts, ends = self._starts, self._ends
-        i = bisect.bisect_right(starts, number) - 1  # the run starting at or before
-        if i >= 0 and number < ends[i]:
-            return False
-        after = i + 1 < len(starts) and starts[i + 1] == number + 1
-        if i >= 0 and ends[i] == number:
-            if after:  # the number joins two runs
-                ends[i] = ends.pop(i + 1)
-                del starts[i + 1]
-            else:
-                ends[i] = number + 1
-        elif after:
-            starts[i + 1] = number
+        if starts and number < ends[-1]:
+            i = bisect.bisect_right(starts, number) - 1  # the run at or before it
+            if (i >= 0 and number < ends[i]) or number in self._apart:
+                return False
+            self._apart.add(number)
+        elif starts and number == ends[-1]:
+            ends[-1] += 1
         else:
-            starts.insert(i + 1, number)
-            ends.insert(i + 1, number + 1)
+            starts.append(number)
+            ends.append(number + 1)
         return True
 
 
@@ -225,7 +224,7 @@ class ResponseReducer:
         self._held: list[str] = []  # the text of deltas to merge, of one kind:
         self._held_kind: str | None = None  # text or reasoning, see `_kind`
         self._since = 0.0  # when the first held delta arrived
-        self._last = -WINDOW  # when the last event arrived, past `ONE_EACH`
+        self._last = -WINDOW  # when the last delta arrived, past `ONE_EACH`
         self._clock = clock
         self.response_id: str | None = None
         self.session_id: str | None = None
@@ -261,9 +260,9 @@ class ResponseReducer:
 
         An answer's first `ONE_EACH` chunks are a chunk per event. After them,
         the consecutive deltas of one kind (answer text, commentary) that
-        arrive within `WINDOW` seconds are one chunk, equal to the merge of
-        theirs, given when the next event shows the window passed or is of
-        another kind. Held deltas come before any error and before the end.
+        flow within `WINDOW` seconds are one chunk, equal to the merge of
+        theirs, given with the delta that ends the window or before any other
+        event, error or the end (see `ONE_EACH`).
         """
         with closing(events):
             try:
@@ -299,19 +298,20 @@ class ResponseReducer:
             self._count += 1
             return [generation(message)]
         now = self._clock()
-        flowing, self._last = now - self._last < WINDOW, now
-        late = bool(self._held) and now - self._since >= WINDOW
-        if message is None:
-            return self._release() if late else []
-        self._count += 1
-        kind = _kind(message)
-        if self._held and kind == self._held_kind:
+        kind = None if message is None else _kind(message)
+        if message is not None and self._held and kind == self._held_kind:
             self._held.append(_piece(message))
-            return self._release() if late else []
-        out = self._release()
-        if kind is not None and flowing:
-            self._held, self._held_kind, self._since = [_piece(message)], kind, now
+            self._last = now
+            return self._release() if now - self._since >= WINDOW else []
+        out = self._release()  # any other event ends what is held
+        if message is None:
             return out
+        self._count += 1
+        if kind is not None:
+            flowing, self._last = now - self._last < WINDOW, now
+            if flowing:
+                self._held, self._held_kind, self._since = [_piece(message)], kind, now
+                return out
         return [*out, generation(message)]
 
     def _release(self) -> list[ChatGenerationChunk]:

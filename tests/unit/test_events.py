@@ -432,7 +432,7 @@ def test_held_deltas_come_before_an_error_or_an_unfinished_end() -> None:
         reducer = ResponseReducer("jockey1.0", clock=Clock())
         ended = list(reducer.chunks(e for e in [created, *words]))
     assert "".join(c.text for c in ended) == "Player 9 scores"
-    assert len(ended) == 1  # all three held: they flowed (no time passed)
+    assert len(ended) == 2  # the first at once (no delta before it), two held
 
 
 def test_the_async_twin_gives_the_same_chunks() -> None:
@@ -468,5 +468,61 @@ def test_a_repeated_sequence_number_is_dropped_wherever_it_falls() -> None:
             seen.add(n)
     assert len(seen._starts) == 11
     assert not seen.add(99_999)
-    assert seen.add(10_005)
-    assert len(seen._starts) == 10
+    assert seen.add(10_005)  # late: kept apart, not inserted into the runs
+    assert not seen.add(10_005)
+    assert seen._apart == {10_005}
+    # a hostile order (descending) costs a set, never a list insertion per number
+    seen = _Seen()
+    for n in range(200_000, 0, -2):
+        assert seen.add(n)
+    assert len(seen._starts) == 1
+    assert not any(seen.add(n) for n in range(2, 200_001, 2))
+    assert all(seen.add(n) for n in range(1, 200_000, 2))
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        {"type": "response.output_text.done", "item_id": "m", "text": "…"},
+        {"type": "keepalive"},
+        {"type": "response.output_item.added", "item": {"type": "function_call"}},
+    ],
+    ids=["part-done", "keepalive", "next-item"],
+)
+def test_any_other_event_gives_what_is_held_at_once(end) -> None:
+    clock = Clock()
+    reducer = ResponseReducer("jockey1.0", clock=clock)
+    given: list[str] = []
+
+    def arrivals():
+        yield {"type": "response.created", "response": {"id": RESPONSE_ID}}
+        for word in ("a ", "b ", "TAIL"):
+            clock.now += 0.001
+            yield {"type": "response.output_text.delta", "item_id": "m", "delta": word}
+        clock.now += 0.001
+        yield end
+        given.append("end")  # read only once the chunks before it were taken
+        clock.now += 3.0  # Jockey thinks
+
+    with mock.patch("langchain_jockey._events.ONE_EACH", 0):
+        texts = [(c.text, list(given)) for c in reducer.chunks(arrivals())]
+    assert texts == [("a ", []), ("b TAIL", [])]
+
+
+def test_the_first_delta_after_a_pause_is_given_at_once() -> None:
+    clock = Clock()
+    reducer = ResponseReducer("jockey1.0", clock=clock)
+    seen: list[str] = []
+
+    def arrivals():
+        yield {"type": "response.created", "response": {"id": RESPONSE_ID}}
+        yield {"type": "response.output_text.delta", "item_id": "m", "delta": "x"}
+        clock.now += 0.5  # a tool ran
+        yield {"type": "response.content_part.added", "item_id": "m", "part": {}}
+        clock.now += 0.001  # the part's first delta comes right after it
+        yield {"type": "response.output_text.delta", "item_id": "m", "delta": "WORD"}
+        seen.append("read on")  # a pause would be here
+
+    with mock.patch("langchain_jockey._events.ONE_EACH", 0):
+        texts = [(c.text, list(seen)) for c in reducer.chunks(arrivals())]
+    assert texts == [("x", []), ("WORD", [])]
