@@ -203,11 +203,14 @@ class JockeyJsonParser(BaseCumulativeTransformOutputParser[Any]):
                 f"{reason!r}), so its JSON is incomplete and cannot be parsed."
             )
             raise OutputParserException(msg, llm_output=text)
-        try:
-            return self._final(text) if final else self._partial(text)
-        except RecursionError:  # JSON nested deeper than Python parses
-            if not final:
+        if not final:
+            try:
+                return self._partial(text)
+            except (RecursionError, ValueError):  # too deep, or no JSON yet
                 return None  # no partial: the final parse says why
+        try:
+            return self._final(text)
+        except RecursionError:  # JSON nested deeper than Python parses
             msg = "Jockey's answer is JSON nested too deeply to parse."
             raise OutputParserException(msg, llm_output=text) from None
 

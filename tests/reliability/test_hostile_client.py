@@ -165,6 +165,18 @@ def test_a_deeply_nested_structured_answer_is_a_parser_error(mode) -> None:
             run(mode, structured, "q", "stream")
 
 
+@pytest.mark.parametrize("answer", ["hello there", "}{", '{"summary": "x"} and more'])
+def test_a_structured_answer_that_is_not_json_is_a_parser_error(mode, answer) -> None:
+    # Found by measuring #25 again: stream/astream raised a bare JSONDecodeError
+    # from core's parse_partial_json, where invoke gave OutputParserException.
+    with hostile(sse(CREATED, delta(answer), completed(), DONE)) as server:
+        structured = llm(server).with_structured_output(Answer)
+        with pytest.raises(OutputParserException, match="not valid JSON"):
+            run(mode, structured, "q")
+        with pytest.raises(OutputParserException, match="not valid JSON"):
+            run(mode, structured, "q", "stream")
+
+
 # -- 6 and 7. the lifecycle: closing, threads, fork ----------------------------------
 
 
