@@ -220,7 +220,7 @@ class ResponseReducer:
         self._seen = _Seen()  # sequence numbers applied
         self._high = ""  # half a surrogate pair, until the next delta
         self._template: AIMessageChunk | None = None  # of the text chunks
-        self._count = 0  # message chunks made, merged or not, for `ONE_EACH`
+        self._count = 0  # chunks given one per event, up to `ONE_EACH`
         self._held: list[str] = []  # the text of deltas to merge, of one kind:
         self._held_kind: str | None = None  # text or reasoning, see `_kind`
         self._since = 0.0  # when the first held delta arrived
@@ -306,7 +306,6 @@ class ResponseReducer:
         out = self._release()  # any other event ends what is held
         if message is None:
             return out
-        self._count += 1
         if kind is not None:
             flowing, self._last = now - self._last < WINDOW, now
             if flowing:
