@@ -274,6 +274,10 @@ class Claims:
         self._claims: dict[str, Claim] = {}
         self._lock = threading.Lock()
 
+    def __reduce__(self) -> tuple[type[Claims], tuple[()]]:
+        """A copy or a pickle starts with no claims: they belong to running adds."""
+        return (Claims, ())
+
     def take(self, key: str, owner: object) -> tuple[Claim, bool]:
         """The claim on `key`, and whether `owner`'s caller is to add it.
 
