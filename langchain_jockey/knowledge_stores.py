@@ -213,7 +213,7 @@ class KnowledgeStore(JockeyConnection):
         return await self._adrive(_info(self._path))
 
     def items(self) -> list[StoreItem]:
-        """Every item, with its status."""
+        """Every item, with its status (up to 100,000; more is an error)."""
         return self._drive(_items(self._path))
 
     async def aitems(self) -> list[StoreItem]:

@@ -168,6 +168,54 @@ def test_a_list_that_never_ends_is_a_typed_error(mode, tmp_path):
         call(mode, store_on(routes, tmp_path), "items")
 
 
+def _endless(rows_a_page: int, served: list[int], tmp_path: Path) -> KnowledgeStore:
+    """A store whose item list has pages of `rows_a_page` rows, forever.
+
+    `served` counts the rows sent. Past 100,000 of them the list ends, so a
+    client without the cap finishes (holding them all) instead of running on.
+    """
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/v1.3/")
+        if path == "knowledge-stores/ks_1":
+            return httpx.Response(200, json={"_id": "ks_1", "name": "s"})
+        if sum(served) > 100_000:
+            return httpx.Response(200, json=EMPTY_PAGE)
+        page = int(request.url.params["page"])
+        rows = [
+            {"_id": f"ksi_{page}_{n}", "status": "ready"} for n in range(rows_a_page)
+        ]
+        served.append(len(rows))
+        listed = {"data": rows, "page_info": {"total_page": 10**12}}
+        return httpx.Response(200, json=listed)
+
+    return _store(answer, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["items", "info", "add"])
+def test_a_page_of_more_rows_than_asked_for_is_a_typed_error(mode, tmp_path, name):
+    served: list[int] = []
+    store = _endless(
+        1800, served, tmp_path
+    )  # 3.6 million rows in 2,000 pages, unchecked
+    args = [sample_video(tmp_path / "a.mp4")] if name == "add" else []
+    with pytest.raises(JockeyServerError, match="1,800 rows, over the 50 asked for"):
+        call(mode, store, name, *args)
+    assert served == [1800]  # one page read, then refused
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["items", "add"])
+def test_a_list_of_full_pages_that_never_ends_stops_at_100000_rows(
+    mode, tmp_path, name
+):
+    served: list[int] = []
+    args = [sample_video(tmp_path / "a.mp4")] if name == "add" else []
+    with pytest.raises(JockeyServerError, match="over 100,000 rows"):
+        call(mode, _endless(50, served, tmp_path), name, *args)
+    assert sum(served) == 100_000
+
+
 def test_odd_shapes_inside_items_are_read_as_missing(mode, tmp_path):
     page = {
         "data": [
