@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import secrets
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -44,6 +45,7 @@ __all__ = [
     "form_stream",
     "sha256_file",
     "sources_of",
+    "url_problem",
 ]
 
 MAX_FILE_SIZE = 10_000_000_000  # multipart upload, video/audio (SDK 1.3.6)
@@ -52,6 +54,8 @@ MAX_DURATION = 7200.0
 BLOCK = 1 << 20  # bytes read at a time: the memory an upload holds
 _MAX_PAIRS = 50  # item metadata (SDK 1.3.6 knowledge_store_items/client.py)
 _MAX_VALUE = 8192
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")  # RFC 3986 §3.1
+_LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}")  # a DNS label (RFC 1035 §2.3.4)
 
 Metadata = Mapping[str, Any] | Callable[[str], Mapping[str, Any] | None] | None
 
@@ -98,8 +102,9 @@ def sources_of(
 
     Raises:
         JockeyInputError: a missing path, an empty or unsupported file, one over
-            a limit, a directory with no media files, a non-`http(s)` URL, or
-            metadata the API would refuse; the message names the source.
+            a limit, a directory with no media files, a non-`http(s)` or malformed
+            URL (see `url_problem`), or metadata the API would refuse; the
+            message names the source.
     """
     given = [items] if isinstance(items, (str, os.PathLike)) else list(items)
     if not given:
@@ -110,9 +115,8 @@ def sources_of(
             msg = f"A source is a path or an http(s) URL, not {type(item).__name__}."
             raise JockeyInputError(msg)
         text = os.fspath(item)
-        scheme = urllib.parse.urlsplit(text).scheme.lower() if "://" in text else ""
-        if scheme:
-            found.append(_url(text, scheme, metadata))
+        if scheme := _SCHEME.match(text):
+            found.append(_url(text, scheme.group(1).lower(), metadata))
             continue
         path = Path(text).expanduser()
         if path.is_dir():
@@ -142,14 +146,45 @@ def _found(path: Path, metadata: Metadata) -> Source:
 
 
 def _url(text: str, scheme: str, metadata: Metadata) -> Source:
-    parts = urllib.parse.urlsplit(text)
-    if scheme not in ("http", "https") or not parts.hostname:
+    if scheme not in ("http", "https"):
         msg = (
             f"{text}: only http(s) URLs can be imported (the API fetches them); "
             "download the file and pass its path instead."
         )
         raise JockeyInputError(msg)
+    if why := url_problem(text):
+        raise JockeyInputError(f"{text!r}: not a URL the API can fetch: {why}.")
     return Source(text, None, text, 0, "video/mp4", _metadata(text, metadata))
+
+
+def url_problem(text: str) -> str | None:
+    """Why `text` is not an http(s) URL a request can go to; `None` when it is one.
+
+    Read without I/O, as every parser on the way (urllib, httpx, IDNA, DNS)
+    would read it: a control character, a malformed host or port, no host, a
+    host name with an empty label, a label over 63 characters or a name over
+    253, port 0 or past 65535.
+    """
+    if not text.isprintable():
+        return "it holds a control or invisible character"
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port  # a ValueError when it is not 0-65535
+        url = httpx.URL(text)  # IPv6 literals
+        host, raw = url.host, url.raw_host  # IDNA: a UnicodeError (a ValueError)
+    except (ValueError, httpx.InvalidURL) as exc:
+        return str(exc) or type(exc).__name__
+    if parts.scheme.lower() not in ("http", "https"):
+        return "it is not http(s)"
+    if not host:
+        return "it names no host"
+    if port == 0:
+        return "port 0"
+    if ":" not in host:  # a name or an IPv4 address, not an IPv6 literal
+        name = raw.decode("ascii", "replace").removesuffix(".")
+        if len(name) > 253 or not all(map(_LABEL.fullmatch, name.split("."))):
+            return "the host is not a DNS name (labels of 1-63 letters, digits, -)"
+    return None
 
 
 def _file(path: Path, name: str, metadata: Metadata) -> Source:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from langchain_jockey import JockeyInputError, KnowledgeStore
+from langchain_jockey._sources import sources_of
 from langchain_jockey.emulator import sample_video
 from tests.ingest.conftest import add, connect
 
@@ -52,7 +53,7 @@ CASES = {
     ),
     "ftp URL": (lambda d: "ftp://example.com/a.mp4", "only http(s) URLs"),
     "s3 URL": (lambda d: "s3://bucket/a.mp4", "only http(s) URLs"),
-    "URL without host": (lambda d: "https:///a.mp4", "only http(s) URLs"),
+    "URL without host": (lambda d: "https:///a.mp4", "names no host"),
     "folder without media": (
         lambda d: _write(d / "docs" / "readme.txt", b"x").parent,
         "holds no media files",
@@ -78,6 +79,53 @@ def test_bad_sources_are_refused_before_any_request(
         add(mode, opened, [good, bad])
     assert message in str(caught.value)
     assert emulator.requests[before:] == []
+
+
+BAD_URLS = {
+    "unclosed IPv6 literal": "http://[::1",
+    "not an IPv6 literal": "https://[zz]/a.mp4",
+    "port over 65535": "http://example.com:99999/a.mp4",
+    "port 0": "http://example.com:0/a.mp4",
+    "port not a number": "http://example.com:abc/a.mp4",
+    "negative port": "http://example.com:-1/a.mp4",
+    "NUL in the host": "http://exa\0mple.com/a.mp4",
+    "NUL in the path": "http://example.com/a\0.mp4",
+    "a forged header line": "http://example.com/a.mp4\r\nX-Api-Key: k",
+    "300-character label": "http://" + "a" * 300 + ".com/a.mp4",
+    "host over 253 characters": "http://" + "a." * 130 + "com/a.mp4",
+    "empty label": "http://a..com/a.mp4",
+    "bad punycode": "http://xn--/a.mp4",
+    "space in the host": "http://exa mple.com/a.mp4",
+    "empty host": "http:///a.mp4",
+    "userinfo only": "http://user:pw@/a.mp4",
+    "port only": "http://:80/a.mp4",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_URLS))
+def test_a_malformed_url_is_refused_naming_it_before_any_request(
+    mode, emulator, opened, tmp_path, case
+):
+    good = sample_video(tmp_path / "good.mp4", seconds=30)
+    with pytest.raises(JockeyInputError, match="not a URL the API can fetch") as caught:
+        add(mode, opened, [good, BAD_URLS[case]])
+    assert repr(BAD_URLS[case]) in str(caught.value)
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1]:8600/a.mp4",
+        "https://example.com./a.mp4",
+        "https://user:pw@example.com:8443/a.mp4?x=1#t",
+        "http://例え.jp/a.mp4",
+        "HTTPS://Example.COM/a b.mp4",
+    ],
+)
+def test_well_formed_urls_are_taken(url):
+    (source,) = sources_of(url)
+    assert source.url == url
 
 
 BAD_METADATA = {
