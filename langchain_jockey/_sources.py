@@ -234,19 +234,27 @@ def _metadata(name: str, metadata: Metadata) -> dict[str, Any]:
         flat = isinstance(item, (str, int, float, bool)) or (
             isinstance(item, list) and all(isinstance(x, str) for x in item)
         )
+        shown = repr(key[:40] + "…" if isinstance(key, str) and len(key) > 40 else key)
         if not isinstance(key, str) or not 0 < len(key) <= 128 or not flat:
             msg = (
-                f"{name}: metadata[{key!r}]: keys are 1-128 characters; values "
+                f"{name}: metadata[{shown}]: keys are 1-128 characters; values "
                 "are strings, numbers, booleans or lists of strings."
             )
             raise JockeyInputError(msg)
-        if isinstance(item, str) and len(item) > _MAX_VALUE:
-            msg = f"{name}: metadata[{key!r}] is over {_MAX_VALUE} characters."
+        try:  # as it is sent: NaN, a lone surrogate, a huge int fail here
+            sent = json.dumps(
+                item, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+            )
+            (key + sent).encode()
+        except ValueError as exc:
+            msg = f"{name}: metadata[{shown}] cannot be sent ({exc})."
+            raise JockeyInputError(msg) from None
+        # A string's characters; anything else (a list too) as JSON text.
+        size = len(item) if isinstance(item, str) else len(sent)
+        if size > _MAX_VALUE:
+            what = "characters" if isinstance(item, str) else "characters as JSON"
+            msg = f"{name}: metadata[{shown}] is over {_MAX_VALUE:,} {what}."
             raise JockeyInputError(msg)
-    try:
-        json.dumps(dict(value), allow_nan=False)
-    except ValueError as exc:
-        raise JockeyInputError(f"{name}: metadata cannot be sent ({exc}).") from None
     return dict(value)
 
 

@@ -133,6 +133,12 @@ BAD_METADATA = {
     "nested": {"a": {"b": 1}},
     "null": {"a": None},
     "long value": {"a": "x" * 8193},
+    "long list": {"a": ["x" * 100] * 100},
+    "long string in a list": {"a": ["x" * 9000]},
+    "huge number": {"a": 10**5000},
+    "lone surrogate": {"a": "\ud800"},
+    "lone surrogate in a list": {"a": ["ok", "\udfff"]},
+    "lone surrogate in a key": {"\ud800": "v"},
     "long key": {"k" * 129: "v"},
     "too many pairs": {f"k{i}": i for i in range(50)},
     "NaN": {"a": float("nan")},
@@ -203,3 +209,12 @@ def test_an_item_id_that_would_change_the_path_is_refused(
     with pytest.raises(JockeyInputError, match="Not an id"):
         opened.remove(item_id)
     assert emulator.requests == []
+
+
+def test_a_list_value_is_measured_as_the_json_sent(tmp_path):
+    video = sample_video(tmp_path / "a.mp4")
+    fits = ["x" * 8188]  # ["x…x"]: 8,192 characters as JSON
+    (source,) = sources_of(video, {"tags": fits})
+    assert source.metadata == {"tags": fits}
+    with pytest.raises(JockeyInputError, match=r"over 8,192 characters as JSON"):
+        sources_of(video, {"tags": ["x" * 8188, ""]})  # ,"": 8,195
