@@ -1,12 +1,12 @@
 """What `KnowledgeStore.add` takes: sources checked before any upload, and file bytes.
 
-A source is a local file, a directory (its media files, recursively, in name
-order) or an `http(s)` URL. Every source is checked before anything is sent,
-so a typo in the tenth path does not leave nine half-done uploads: the path
-exists, the file is not empty, its first bytes are a media container (its
-signature, not its name), it is within the API's size limits, and, when the
-container says (MP4 family), within the duration limits. Limits are the
-documented ones (docs/protocol.md, "Limits"):
+A source is a local file, a directory (its media files, `MAX_DEPTH` levels
+down at most, in name order) or an `http(s)` URL. Every source is checked
+before anything is sent, so a typo in the tenth path does not leave nine
+half-done uploads: the path exists, the file is not empty, its first bytes
+are a media container (its signature, not its name), it is within the API's
+size limits, and, when the container says (MP4 family), within the duration
+limits. Limits are the documented ones (docs/protocol.md, "Limits"):
 
 - direct upload ≤ 200 MB and multipart upload ≤ 10 GB (SDK 1.3.6,
   `assets/client.py`, `multipart_upload/client.py`);
@@ -15,6 +15,8 @@ documented ones (docs/protocol.md, "Limits"):
 
 `FileStream` sends a file, or a part of one, as request content, read in
 blocks (from a worker thread on the async path), and reports how far it got.
+A file is opened again after the checks only by `open_file`, which refuses
+what is no longer a regular file (a FIFO would block the open forever).
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ import json
 import os
 import re
 import secrets
+import stat
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -43,6 +46,7 @@ __all__ = [
     "FileStream",
     "Source",
     "form_stream",
+    "open_file",
     "sha256_file",
     "sources_of",
     "url_problem",
@@ -51,6 +55,7 @@ __all__ = [
 MAX_FILE_SIZE = 10_000_000_000  # multipart upload, video/audio (SDK 1.3.6)
 MIN_DURATION = 4.0  # seconds (docs: upload-videos/single, Marengo)
 MAX_DURATION = 7200.0
+MAX_DEPTH = 1000  # folders within a folder source, the most levels walked
 BLOCK = 1 << 20  # bytes read at a time: the memory an upload holds
 _MAX_PAIRS = 50  # item metadata (SDK 1.3.6 knowledge_store_items/client.py)
 _MAX_VALUE = 8192
@@ -120,11 +125,7 @@ def sources_of(
             continue
         path = Path(text).expanduser()
         if path.is_dir():
-            files = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-            )
+            files = _media_files(path, text)
             if not files:
                 exts = ", ".join(sorted(VIDEO_EXTENSIONS))
                 msg = f"{text}: the directory holds no media files ({exts})."
@@ -135,6 +136,45 @@ def sources_of(
         else:
             raise JockeyInputError(f"{text}: no such file or directory.")
     return found
+
+
+def _media_files(root: Path, name: str) -> list[Path]:
+    """The media files under `root`, in name order, walked without recursion.
+
+    As `Path.rglob` did: folders linked to are not entered (a link may loop),
+    files linked to are taken, a folder we may not read is passed over (a
+    drive's `lost+found`).
+
+    Raises:
+        JockeyInputError: a folder nested over `MAX_DEPTH` levels deep, or one
+            that cannot be read for another reason.
+    """
+    files: list[Path] = []
+    folders = [(root, 0)]
+    while folders:
+        folder, depth = folders.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        if depth == MAX_DEPTH:
+                            msg = (
+                                f"{name}: folders nested over {MAX_DEPTH:,} levels "
+                                "deep; add the deep ones as sources of their own."
+                            )
+                            raise JockeyInputError(msg)
+                        folders.append((Path(entry.path), depth + 1))
+                    elif (
+                        entry.is_file()
+                        and Path(entry.name).suffix.lower() in VIDEO_EXTENSIONS
+                    ):
+                        files.append(Path(entry.path))
+        except PermissionError:
+            continue
+        except OSError as exc:
+            msg = f"{folder}: the folder cannot be read ({exc.strerror})."
+            raise JockeyInputError(msg) from None
+    return sorted(files)
 
 
 def _found(path: Path, metadata: Metadata) -> Source:
@@ -197,7 +237,7 @@ def _file(path: Path, name: str, metadata: Metadata) -> Source:
         msg = f"{name}: {size:,} bytes is over the API's {MAX_FILE_SIZE:,}-byte limit."
         raise JockeyInputError(msg)
     try:
-        with path.open("rb") as file:
+        with open_file(path) as file:
             container = sniff(file.read(SNIFF_BYTES))
             file.seek(0)
             seconds = duration(file) if container else None
@@ -258,10 +298,35 @@ def _metadata(name: str, metadata: Metadata) -> dict[str, Any]:
     return dict(value)
 
 
+def open_file(path: Path) -> BinaryIO:
+    """`path` opened for reading, if it is still a regular file.
+
+    Sources are checked before anything is sent, and opened again later: by
+    then a FIFO may stand in the file's place, on which a plain `open` waits
+    for a writer forever. So the file is opened without blocking, and the
+    opened descriptor, not the name, is checked.
+
+    Raises:
+        JockeyInputError: it is no longer a regular file.
+        OSError: it cannot be opened.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    msg = f"{path}: not a regular file any more (it was replaced after the checks)."
+    raise JockeyInputError(msg)
+
+
 def sha256_file(path: Path) -> str:
     """The file's SHA-256, hex, read in blocks."""
     digest = hashlib.sha256()
-    with path.open("rb") as file:
+    with open_file(path) as file:
         while block := file.read(BLOCK):
             digest.update(block)
     return digest.hexdigest()
@@ -297,7 +362,7 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         if self.path is None:
             yield self.prefix + self.suffix
             return
-        with self.path.open("rb") as file:
+        with open_file(self.path) as file:
             file.seek(self.offset)
             yield self.prefix
             done = 0
@@ -317,7 +382,7 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         if self.path is None:
             yield self.prefix + self.suffix
             return
-        file = await asyncio.to_thread(self.path.open, "rb")
+        file = await asyncio.to_thread(open_file, self.path)
         try:
             await asyncio.to_thread(file.seek, self.offset)
             yield self.prefix

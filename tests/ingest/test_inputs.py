@@ -218,3 +218,39 @@ def test_a_list_value_is_measured_as_the_json_sent(tmp_path):
     assert source.metadata == {"tags": fits}
     with pytest.raises(JockeyInputError, match=r"over 8,192 characters as JSON"):
         sources_of(video, {"tags": ["x" * 8188, ""]})  # ,"": 8,195
+
+
+def _nested(root: Path, levels: int) -> Path:
+    """`root` with a video `levels` folders down."""
+    deepest = root
+    for _ in range(levels):  # mkdir(parents=True) recurses, as rglob did
+        deepest /= "d"
+        deepest.mkdir(parents=True)
+    sample_video(deepest / "deep.mp4", seconds=30)
+    return root
+
+
+def test_a_folder_nested_over_1000_levels_is_refused_before_any_request(
+    mode, emulator, opened, tmp_path
+):
+    folder = _nested(tmp_path / "deep", 1001)  # Path.rglob: a RecursionError
+    with pytest.raises(JockeyInputError, match="nested over 1,000 levels"):
+        add(mode, opened, folder)
+    assert emulator.requests == []
+
+
+def test_a_file_1000_levels_down_is_found(tmp_path):
+    folder = _nested(tmp_path, 1000)
+    (source,) = sources_of(folder)
+    assert source.name.endswith("/d/deep.mp4")
+    assert len(Path(source.name).relative_to(folder).parts) == 1001
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges")
+def test_a_folder_linking_to_itself_is_walked_once(tmp_path):
+    folder = tmp_path / "v"
+    sample_video(_nested(folder, 2) / "d" / "top.mp4", seconds=30)
+    (folder / "d" / "loop").symlink_to(folder, target_is_directory=True)
+    (folder / "d" / "linked.mp4").symlink_to(folder / "d" / "top.mp4")
+    names = [Path(s.name).relative_to(folder).as_posix() for s in sources_of(folder)]
+    assert names == ["d/d/deep.mp4", "d/linked.mp4", "d/top.mp4"]
