@@ -296,9 +296,17 @@ class Claims:
             return claim, True
 
 
+def _as_is(text: str) -> str:
+    return text
+
+
 @dataclass
 class Context:
-    """What every source's flow shares."""
+    """What every source's flow shares.
+
+    `clean` makes a server's text fit to keep in a result and show: the
+    driver's (`KnowledgeStore` redacts its key and caps the text).
+    """
 
     store_path: str
     progress: Progress
@@ -310,6 +318,7 @@ class Context:
     poll_interval: float = 1.0
     poll_max: float = 15.0
     wait_timeout: float = 3600.0
+    clean: Callable[[str], str] = field(default=_as_is, repr=False)
 
 
 # -- reading the API's answers ---------------------------------------------------
@@ -407,6 +416,9 @@ def add_flow(source: Source, ctx: Context) -> Flow:
             result = yield from _add(source, ctx)
     except FAILURES as err:
         result = replace(result, error=f"{type(err).__name__}: {err}")
+    # The status and the error may be a server's text: made fit to keep and show.
+    error = None if result.error is None else ctx.clean(result.error)
+    result = replace(result, status=ctx.clean(result.status), error=error)
     if result.status == "failed":
         ctx.progress.emit("failed", source, status="failed", error=result.error)
     else:

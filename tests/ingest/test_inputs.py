@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -220,36 +221,58 @@ def test_a_list_value_is_measured_as_the_json_sent(tmp_path):
         sources_of(video, {"tags": ["x" * 8188, ""]})  # ,"": 8,195
 
 
-def _nested(root: Path, levels: int) -> Path:
-    """`root` with a video `levels` folders down."""
-    deepest = root
-    for _ in range(levels):  # mkdir(parents=True) recurses, as rglob did
-        deepest /= "d"
-        deepest.mkdir(parents=True)
-    sample_video(deepest / "deep.mp4", seconds=30)
-    return root
+@pytest.fixture
+def nested(tmp_path) -> Iterator[Callable[[int], Path]]:
+    """Makes a folder with a video `levels` folders down; removes it after.
+
+    Removed here, from the bottom up: pytest's `shutil.rmtree` recurses, and
+    fails on a tree this deep.
+    """
+    made: list[tuple[Path, int]] = []
+
+    def make(levels: int) -> Path:
+        root = tmp_path / f"nested{len(made)}"
+        deepest = root
+        root.mkdir()
+        made.append((root, levels))
+        for _ in range(levels):  # mkdir(parents=True) recurses too
+            deepest /= "d"
+            deepest.mkdir()
+        sample_video(deepest / "deep.mp4", seconds=30)
+        return root
+
+    yield make
+    for root, levels in made:
+        for depth in range(levels, -1, -1):
+            folder = root.joinpath(*["d"] * depth)
+            if not folder.is_dir():  # made only part of the way down
+                continue
+            for entry in folder.iterdir():  # its own folder "d" is gone already
+                entry.unlink()
+            if depth:
+                folder.rmdir()
 
 
 def test_a_folder_nested_over_1000_levels_is_refused_before_any_request(
-    mode, emulator, opened, tmp_path
+    mode, emulator, opened, nested
 ):
-    folder = _nested(tmp_path / "deep", 1001)  # Path.rglob: a RecursionError
+    folder = nested(1001)  # Path.rglob: a RecursionError
     with pytest.raises(JockeyInputError, match="nested over 1,000 levels"):
         add(mode, opened, folder)
     assert emulator.requests == []
 
 
-def test_a_file_1000_levels_down_is_found(tmp_path):
-    folder = _nested(tmp_path, 1000)
+def test_a_file_1000_levels_down_is_found(nested):
+    folder = nested(1000)
     (source,) = sources_of(folder)
     assert source.name.endswith("/d/deep.mp4")
     assert len(Path(source.name).relative_to(folder).parts) == 1001
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges")
-def test_a_folder_linking_to_itself_is_walked_once(tmp_path):
-    folder = tmp_path / "v"
-    sample_video(_nested(folder, 2) / "d" / "top.mp4", seconds=30)
+def test_a_folder_linking_to_itself_is_walked_once(nested):
+    folder = nested(2)
+    sample_video(folder / "d" / "top.mp4", seconds=30)
     (folder / "d" / "loop").symlink_to(folder, target_is_directory=True)
     (folder / "d" / "linked.mp4").symlink_to(folder / "d" / "top.mp4")
     names = [Path(s.name).relative_to(folder).as_posix() for s in sources_of(folder)]
