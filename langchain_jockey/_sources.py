@@ -61,6 +61,7 @@ _MAX_PAIRS = 50  # item metadata (SDK 1.3.6 knowledge_store_items/client.py)
 _MAX_VALUE = 8192
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")  # RFC 3986 §3.1
 _LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}")  # a DNS label (RFC 1035 §2.3.4)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX: an open that never waits
 
 Metadata = Mapping[str, Any] | Callable[[str], Mapping[str, Any] | None] | None
 
@@ -310,10 +311,11 @@ def open_file(path: Path) -> BinaryIO:
         JockeyInputError: it is no longer a regular file.
         OSError: it cannot be opened.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    fd = os.open(path, os.O_RDONLY | _NONBLOCK | getattr(os, "O_BINARY", 0))
     try:
         if stat.S_ISREG(os.fstat(fd).st_mode):
-            os.set_blocking(fd, True)
+            if _NONBLOCK:
+                os.set_blocking(fd, True)
             return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
