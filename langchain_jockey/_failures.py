@@ -6,7 +6,8 @@
 - `error_from_transport`: the error of an httpx transport failure, naming the
   limit that fired, or the host and port that could not be reached and why.
 - The copies of a request and a response that an error keeps (`redacted`,
-  `detached`) carry no key.
+  `detached`) carry no key; `server_text` is any text a server sent, as it
+  may be kept or shown (the key redacted, capped).
 - `RetryPolicy`: which failures are retried, and after how long.
 
 `_http` sends the requests and calls these where the failures happen.
@@ -43,6 +44,7 @@ __all__ = [
     "parse_retry_after",
     "redacted",
     "refused",
+    "server_text",
     "unwanted",
 ]
 
@@ -189,9 +191,14 @@ def refused(response: httpx.Response, head: bytes, wanted: str) -> errors.Jockey
     )
 
 
-def _redact(text: str, secret: str | None) -> str:
-    text = text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
-    return text.replace(secret, "[redacted]") if secret else text
+def server_text(text: str, secret: str | None) -> str:
+    """A server's text as it may be kept or shown: `secret` redacted, then capped.
+
+    Redacted first, so the cap never leaves a piece of the key behind; capped
+    at `_MAX_MESSAGE` characters, with `…` where it was cut.
+    """
+    text = text.replace(secret, "[redacted]") if secret else text
+    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
 
 
 def error_from_response(
@@ -208,7 +215,9 @@ def error_from_response(
     if encoding(response) != "identity":
         body = b""  # compressed (against our asking): its bytes are not read
     secret = response.request.headers.get("x-api-key")
-    text = _redact(body.decode("utf-8", "replace"), secret)
+    if secret:  # the bytes the error keeps, too
+        body = body.replace(secret.encode(), b"[redacted]")
+    text = server_text(body.decode("utf-8", "replace"), secret)
     try:
         parsed: Any = json.loads(text)
     except (ValueError, RecursionError):
@@ -221,7 +230,7 @@ def error_from_response(
         code not in errors.NOT_RETRYABLE_CODES
     )
     return errors.error_class(status, code)(
-        _redact(message, secret),
+        server_text(message, secret),
         status_code=status,
         code=code,
         docs_url=docs_url,

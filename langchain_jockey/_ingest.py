@@ -67,9 +67,10 @@ FAILURES = (JockeyError, OSError)
 and is handed back to its flow by the drivers; anything else is a bug."""
 HASH_KEY = "source_sha256"
 """The item metadata key holding the source's SHA-256 (a URL's, for imports)."""
-_PAGE = 50  # the API's largest page
+_PAGE = 50  # the API's largest page, asked for and held to
 _JOIN = 0.05  # seconds between looks at another source's claim
-_MAX_PAGES = 2000  # 100,000 rows: a store's items, an upload's parts (10 GB / 8 MiB)
+_MAX_ROWS = 100_000  # the most rows of one list read (ours: docs/protocol.md)
+_MAX_PAGES = _MAX_ROWS // _PAGE
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,10 @@ class Claims:
         self._claims: dict[str, Claim] = {}
         self._lock = threading.Lock()
 
+    def __reduce__(self) -> tuple[type[Claims], tuple[()]]:
+        """A copy or a pickle starts with no claims: they belong to running adds."""
+        return (Claims, ())
+
     def take(self, key: str, owner: object) -> tuple[Claim, bool]:
         """The claim on `key`, and whether `owner`'s caller is to add it.
 
@@ -291,9 +296,17 @@ class Claims:
             return claim, True
 
 
+def _as_is(text: str) -> str:
+    return text
+
+
 @dataclass
 class Context:
-    """What every source's flow shares."""
+    """What every source's flow shares.
+
+    `clean` makes a server's text fit to keep in a result and show: the
+    driver's (`KnowledgeStore` redacts its key and caps the text).
+    """
 
     store_path: str
     progress: Progress
@@ -305,6 +318,7 @@ class Context:
     poll_interval: float = 1.0
     poll_max: float = 15.0
     wait_timeout: float = 3600.0
+    clean: Callable[[str], str] = field(default=_as_is, repr=False)
 
 
 # -- reading the API's answers ---------------------------------------------------
@@ -357,7 +371,10 @@ def pages(path: str, key: str = "data") -> Generator[Call, Any, list[dict[str, A
     """Every row of a paged list (`key` of each page), 50 a page.
 
     Stops at `page_info.total_page` (0 for an empty list), at an empty page, or
-    with a typed error past `_MAX_PAGES` (a server that never stops).
+    with a typed error: a page of more rows than asked for (truncating it would
+    hide items, and `add` would upload what the store holds), or a list of over
+    `_MAX_ROWS` (a server that never stops). So a list holds at most
+    `_MAX_ROWS` rows, whatever the server sends.
     """
     rows: list[dict[str, Any]] = []
     page = 1
@@ -367,13 +384,17 @@ def pages(path: str, key: str = "data") -> Generator[Call, Any, list[dict[str, A
         found = listed.get(key)
         if not isinstance(found, list):
             raise _unexpected(f"a page of {path} has no {key!r} list")
+        if len(found) > _PAGE:
+            raise _unexpected(
+                f"a page of {path} has {len(found):,} rows, over the {_PAGE} asked for"
+            )
         rows += [r for r in found if isinstance(r, dict)]
         info = listed.get("page_info")
         last = _count(info, "total_page", f"{path} page_info", 0) if info else 1
         if page >= last or not found:
             return rows
         page += 1
-    raise _unexpected(f"{path} has over {_MAX_PAGES * _PAGE:,} rows")
+    raise _unexpected(f"{path} has over {_MAX_ROWS:,} rows")
 
 
 def existing_flow(store_path: str) -> Generator[Call, Any, dict[str, dict[str, Any]]]:
@@ -395,6 +416,9 @@ def add_flow(source: Source, ctx: Context) -> Flow:
             result = yield from _add(source, ctx)
     except FAILURES as err:
         result = replace(result, error=f"{type(err).__name__}: {err}")
+    # The status and the error may be a server's text: made fit to keep and show.
+    error = None if result.error is None else ctx.clean(result.error)
+    result = replace(result, status=ctx.clean(result.status), error=error)
     if result.status == "failed":
         ctx.progress.emit("failed", source, status="failed", error=result.error)
     else:

@@ -1,12 +1,12 @@
 """What `KnowledgeStore.add` takes: sources checked before any upload, and file bytes.
 
-A source is a local file, a directory (its media files, recursively, in name
-order) or an `http(s)` URL. Every source is checked before anything is sent,
-so a typo in the tenth path does not leave nine half-done uploads: the path
-exists, the file is not empty, its first bytes are a media container (its
-signature, not its name), it is within the API's size limits, and, when the
-container says (MP4 family), within the duration limits. Limits are the
-documented ones (docs/protocol.md, "Limits"):
+A source is a local file, a directory (its media files, `MAX_DEPTH` levels
+down at most, in name order) or an `http(s)` URL. Every source is checked
+before anything is sent, so a typo in the tenth path does not leave nine
+half-done uploads: the path exists, the file is not empty, its first bytes
+are a media container (its signature, not its name), it is within the API's
+size limits, and, when the container says (MP4 family), within the duration
+limits. Limits are the documented ones (docs/protocol.md, "Limits"):
 
 - direct upload ≤ 200 MB and multipart upload ≤ 10 GB (SDK 1.3.6,
   `assets/client.py`, `multipart_upload/client.py`);
@@ -15,6 +15,8 @@ documented ones (docs/protocol.md, "Limits"):
 
 `FileStream` sends a file, or a part of one, as request content, read in
 blocks (from a worker thread on the async path), and reports how far it got.
+A file is opened again after the checks only by `open_file`, which refuses
+what is no longer a regular file (a FIFO would block the open forever).
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import secrets
+import stat
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -42,16 +46,22 @@ __all__ = [
     "FileStream",
     "Source",
     "form_stream",
+    "open_file",
     "sha256_file",
     "sources_of",
+    "url_problem",
 ]
 
 MAX_FILE_SIZE = 10_000_000_000  # multipart upload, video/audio (SDK 1.3.6)
 MIN_DURATION = 4.0  # seconds (docs: upload-videos/single, Marengo)
 MAX_DURATION = 7200.0
+MAX_DEPTH = 1000  # folders within a folder source, the most levels walked
 BLOCK = 1 << 20  # bytes read at a time: the memory an upload holds
 _MAX_PAIRS = 50  # item metadata (SDK 1.3.6 knowledge_store_items/client.py)
 _MAX_VALUE = 8192
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")  # RFC 3986 §3.1
+_LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}")  # a DNS label (RFC 1035 §2.3.4)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX: an open that never waits
 
 Metadata = Mapping[str, Any] | Callable[[str], Mapping[str, Any] | None] | None
 
@@ -98,8 +108,9 @@ def sources_of(
 
     Raises:
         JockeyInputError: a missing path, an empty or unsupported file, one over
-            a limit, a directory with no media files, a non-`http(s)` URL, or
-            metadata the API would refuse; the message names the source.
+            a limit, a directory with no media files, a non-`http(s)` or malformed
+            URL (see `url_problem`), or metadata the API would refuse; the
+            message names the source.
     """
     given = [items] if isinstance(items, (str, os.PathLike)) else list(items)
     if not given:
@@ -110,17 +121,12 @@ def sources_of(
             msg = f"A source is a path or an http(s) URL, not {type(item).__name__}."
             raise JockeyInputError(msg)
         text = os.fspath(item)
-        scheme = urllib.parse.urlsplit(text).scheme.lower() if "://" in text else ""
-        if scheme:
-            found.append(_url(text, scheme, metadata))
+        if scheme := _SCHEME.match(text):
+            found.append(_url(text, scheme.group(1).lower(), metadata))
             continue
         path = Path(text).expanduser()
         if path.is_dir():
-            files = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-            )
+            files = _media_files(path, text)
             if not files:
                 exts = ", ".join(sorted(VIDEO_EXTENSIONS))
                 msg = f"{text}: the directory holds no media files ({exts})."
@@ -133,6 +139,45 @@ def sources_of(
     return found
 
 
+def _media_files(root: Path, name: str) -> list[Path]:
+    """The media files under `root`, in name order, walked without recursion.
+
+    As `Path.rglob` did: folders linked to are not entered (a link may loop),
+    files linked to are taken, a folder we may not read is passed over (a
+    drive's `lost+found`).
+
+    Raises:
+        JockeyInputError: a folder nested over `MAX_DEPTH` levels deep, or one
+            that cannot be read for another reason.
+    """
+    files: list[Path] = []
+    folders = [(root, 0)]
+    while folders:
+        folder, depth = folders.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        if depth == MAX_DEPTH:
+                            msg = (
+                                f"{name}: folders nested over {MAX_DEPTH:,} levels "
+                                "deep; add the deep ones as sources of their own."
+                            )
+                            raise JockeyInputError(msg)
+                        folders.append((Path(entry.path), depth + 1))
+                    elif (
+                        entry.is_file()
+                        and Path(entry.name).suffix.lower() in VIDEO_EXTENSIONS
+                    ):
+                        files.append(Path(entry.path))
+        except PermissionError:
+            continue
+        except OSError as exc:
+            msg = f"{folder}: the folder cannot be read ({exc.strerror})."
+            raise JockeyInputError(msg) from None
+    return sorted(files)
+
+
 def _found(path: Path, metadata: Metadata) -> Source:
     """A file of a directory: one that fails the checks fails alone, later."""
     try:
@@ -142,14 +187,45 @@ def _found(path: Path, metadata: Metadata) -> Source:
 
 
 def _url(text: str, scheme: str, metadata: Metadata) -> Source:
-    parts = urllib.parse.urlsplit(text)
-    if scheme not in ("http", "https") or not parts.hostname:
+    if scheme not in ("http", "https"):
         msg = (
             f"{text}: only http(s) URLs can be imported (the API fetches them); "
             "download the file and pass its path instead."
         )
         raise JockeyInputError(msg)
+    if why := url_problem(text):
+        raise JockeyInputError(f"{text!r}: not a URL the API can fetch: {why}.")
     return Source(text, None, text, 0, "video/mp4", _metadata(text, metadata))
+
+
+def url_problem(text: str) -> str | None:
+    """Why `text` is not an http(s) URL a request can go to; `None` when it is one.
+
+    Read without I/O, as every parser on the way (urllib, httpx, IDNA, DNS)
+    would read it: a control character, a malformed host or port, no host, a
+    host name with an empty label, a label over 63 characters or a name over
+    253, port 0 or past 65535.
+    """
+    if not text.isprintable():
+        return "it holds a control or invisible character"
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port  # a ValueError when it is not 0-65535
+        url = httpx.URL(text)  # IPv6 literals
+        host, raw = url.host, url.raw_host  # IDNA: a UnicodeError (a ValueError)
+    except (ValueError, httpx.InvalidURL) as exc:
+        return str(exc) or type(exc).__name__
+    if parts.scheme.lower() not in ("http", "https"):
+        return "it is not http(s)"
+    if not host:
+        return "it names no host"
+    if port == 0:
+        return "port 0"
+    if ":" not in host:  # a name or an IPv4 address, not an IPv6 literal
+        name = raw.decode("ascii", "replace").removesuffix(".")
+        if len(name) > 253 or not all(map(_LABEL.fullmatch, name.split("."))):
+            return "the host is not a DNS name (labels of 1-63 letters, digits, -)"
+    return None
 
 
 def _file(path: Path, name: str, metadata: Metadata) -> Source:
@@ -162,7 +238,7 @@ def _file(path: Path, name: str, metadata: Metadata) -> Source:
         msg = f"{name}: {size:,} bytes is over the API's {MAX_FILE_SIZE:,}-byte limit."
         raise JockeyInputError(msg)
     try:
-        with path.open("rb") as file:
+        with open_file(path) as file:
             container = sniff(file.read(SNIFF_BYTES))
             file.seek(0)
             seconds = duration(file) if container else None
@@ -199,26 +275,60 @@ def _metadata(name: str, metadata: Metadata) -> dict[str, Any]:
         flat = isinstance(item, (str, int, float, bool)) or (
             isinstance(item, list) and all(isinstance(x, str) for x in item)
         )
+        shown = repr(key[:40] + "…" if isinstance(key, str) and len(key) > 40 else key)
         if not isinstance(key, str) or not 0 < len(key) <= 128 or not flat:
             msg = (
-                f"{name}: metadata[{key!r}]: keys are 1-128 characters; values "
+                f"{name}: metadata[{shown}]: keys are 1-128 characters; values "
                 "are strings, numbers, booleans or lists of strings."
             )
             raise JockeyInputError(msg)
-        if isinstance(item, str) and len(item) > _MAX_VALUE:
-            msg = f"{name}: metadata[{key!r}] is over {_MAX_VALUE} characters."
+        try:  # as it is sent: NaN, a lone surrogate, a huge int fail here
+            sent = json.dumps(
+                item, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+            )
+            (key + sent).encode()
+        except ValueError as exc:
+            msg = f"{name}: metadata[{shown}] cannot be sent ({exc})."
+            raise JockeyInputError(msg) from None
+        # A string's characters; anything else (a list too) as JSON text.
+        size = len(item) if isinstance(item, str) else len(sent)
+        if size > _MAX_VALUE:
+            what = "characters" if isinstance(item, str) else "characters as JSON"
+            msg = f"{name}: metadata[{shown}] is over {_MAX_VALUE:,} {what}."
             raise JockeyInputError(msg)
-    try:
-        json.dumps(dict(value), allow_nan=False)
-    except ValueError as exc:
-        raise JockeyInputError(f"{name}: metadata cannot be sent ({exc}).") from None
     return dict(value)
+
+
+def open_file(path: Path) -> BinaryIO:
+    """`path` opened for reading, if it is still a regular file.
+
+    Sources are checked before anything is sent, and opened again later: by
+    then a FIFO may stand in the file's place, on which a plain `open` waits
+    for a writer forever. So the file is opened without blocking, and the
+    opened descriptor, not the name, is checked.
+
+    Raises:
+        JockeyInputError: it is no longer a regular file.
+        OSError: it cannot be opened.
+    """
+    fd = os.open(path, os.O_RDONLY | _NONBLOCK | getattr(os, "O_BINARY", 0))
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            if _NONBLOCK:
+                os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    msg = f"{path}: not a regular file any more (it was replaced after the checks)."
+    raise JockeyInputError(msg)
 
 
 def sha256_file(path: Path) -> str:
     """The file's SHA-256, hex, read in blocks."""
     digest = hashlib.sha256()
-    with path.open("rb") as file:
+    with open_file(path) as file:
         while block := file.read(BLOCK):
             digest.update(block)
     return digest.hexdigest()
@@ -254,7 +364,7 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         if self.path is None:
             yield self.prefix + self.suffix
             return
-        with self.path.open("rb") as file:
+        with open_file(self.path) as file:
             file.seek(self.offset)
             yield self.prefix
             done = 0
@@ -274,7 +384,7 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         if self.path is None:
             yield self.prefix + self.suffix
             return
-        file = await asyncio.to_thread(self.path.open, "rb")
+        file = await asyncio.to_thread(open_file, self.path)
         try:
             await asyncio.to_thread(file.seek, self.offset)
             yield self.prefix

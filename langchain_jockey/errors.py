@@ -181,14 +181,23 @@ class JockeyIngestError(JockeyError):
     """
 
     results: list[Any]
+    SHOWN = 20
+    """Failed sources the message names."""
 
     @classmethod
     def of(cls, results: list[Any]) -> JockeyIngestError:
-        """The error for `results`, naming each failed source and why."""
+        """The error for `results`, naming the first failed sources and why.
+
+        The message names `SHOWN` of them, then says how many more: it stays
+        short however many failed (`failures` has them all).
+        """
         failed = [r for r in results if not r.ok]
-        lines = "\n".join(f"- {r.source}: {r.error}" for r in failed)
+        lines = [f"- {r.source}: {r.error}" for r in failed[: cls.SHOWN]]
+        if len(failed) > cls.SHOWN:
+            lines.append(f"…and {len(failed) - cls.SHOWN:,} more")
         err = cls(
-            f"{len(failed)} of {len(results)} source(s) failed:\n{lines}",
+            f"{len(failed):,} of {len(results):,} source(s) failed:\n"
+            + "\n".join(lines),
             retryable=False,
         )
         err.results = results

@@ -32,7 +32,7 @@ from typing_extensions import Self
 
 from langchain_jockey import _http
 from langchain_jockey._client import JockeyConnection
-from langchain_jockey._failures import RetryPolicy
+from langchain_jockey._failures import RetryPolicy, server_text
 from langchain_jockey._ingest import (
     FAILURES,
     AddResult,
@@ -213,7 +213,7 @@ class KnowledgeStore(JockeyConnection):
         return await self._adrive(_info(self._path))
 
     def items(self) -> list[StoreItem]:
-        """Every item, with its status."""
+        """Every item, with its status (up to 100,000; more is an error)."""
         return self._drive(_items(self._path))
 
     async def aitems(self) -> list[StoreItem]:
@@ -319,8 +319,14 @@ class KnowledgeStore(JockeyConnection):
             poll_interval=self.poll_interval,
             poll_max=self.poll_max,
             wait_timeout=self.wait_timeout,
+            clean=self._server_text,
         )
         return ctx, found
+
+    def _server_text(self, text: str) -> str:
+        """A server's `text` fit to keep and show: the key redacted, capped."""
+        key = self.api_key.get_secret_value() if self.api_key else None
+        return server_text(text, key)
 
     # -- bound LangChain objects ----------------------------------------------------
 

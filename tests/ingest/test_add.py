@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from langchain_jockey import JockeyIngestError, KnowledgeStore
+from langchain_jockey import JockeyIngestError, JockeyInputError, KnowledgeStore
+from langchain_jockey._sources import FileStream
 from langchain_jockey.emulator import Emulator, sample_video
 from tests.ingest.conftest import add, connect, uploads, videos
 
@@ -232,6 +236,74 @@ def test_a_file_gone_after_the_checks_fails_alone(mode, emulator, store, tmp_pat
     assert by_name["b.mp4"].status == "failed"
     assert "FileNotFoundError" in by_name["b.mp4"].error
     assert by_name["a.mp4"].status == by_name["c.mp4"].status == "ready"
+
+
+class _Unblocker:
+    """Opens `fifo` for writing until stopped: a reader stuck on it gets EOF.
+
+    Without it, a client that opens a FIFO for reading waits forever, and so
+    would the test; `used` says whether a reader had to be freed.
+    """
+
+    def __init__(self, fifo: Path, after: float) -> None:
+        self.fifo, self.used = fifo, False
+        self.stop = threading.Event()
+        threading.Thread(target=self._run, args=(after,), daemon=True).start()
+
+    def _run(self, after: float) -> None:
+        if self.stop.wait(after):
+            return
+        while not self.stop.is_set():
+            try:
+                if not stat.S_ISFIFO(os.stat(self.fifo).st_mode):
+                    raise FileNotFoundError  # not swapped in yet
+                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # no FIFO, or no reader yet (ENXIO)
+                time.sleep(0.05)
+                continue
+            self.used = True
+            os.close(fd)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_swapped_in_after_the_checks_fails_alone(mode, store, tmp_path):
+    folder = videos(tmp_path / "v", "a.mp4", "b.mp4")
+    swapped = folder / "b.mp4"
+    unblocker = _Unblocker(swapped, after=10.0)
+
+    def swap_b(event) -> None:
+        if event.kind == "hashing" and event.source == str(swapped):
+            swapped.unlink()  # after the checks, before it is read
+            os.mkfifo(swapped)
+
+    try:
+        with pytest.raises(JockeyIngestError) as caught:
+            add(mode, store, folder, on_progress=swap_b)
+    finally:
+        unblocker.stop.set()
+    assert not unblocker.used  # nothing waited on the FIFO
+    by_name = {Path(r.source).name: r for r in caught.value.results}
+    assert "not a regular file any more" in by_name["b.mp4"].error
+    assert "JockeyInputError" in by_name["b.mp4"].error
+    assert by_name["a.mp4"].status == "ready"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_an_upload_stream_refuses_a_fifo_instead_of_waiting(mode, tmp_path):
+    fifo = tmp_path / "a.mp4"
+    os.mkfifo(fifo)
+    unblocker = _Unblocker(fifo, after=5.0)
+    stream = FileStream(fifo, 0, 100, lambda n: None)
+
+    async def read_async() -> list[bytes]:
+        return [block async for block in stream]
+
+    try:
+        with pytest.raises(JockeyInputError, match="not a regular file any more"):
+            list(stream) if mode == "sync" else asyncio.run(read_async())
+    finally:
+        unblocker.stop.set()
+    assert not unblocker.used
 
 
 def test_a_file_whose_item_failed_is_added_again(mode, emulator, store, tmp_path):

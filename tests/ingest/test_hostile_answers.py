@@ -17,10 +17,12 @@ import httpx
 import pytest
 
 from langchain_jockey import JockeyIngestError, JockeyServerError, KnowledgeStore
+from langchain_jockey.knowledge_stores import AddResult
 from langchain_jockey.emulator import sample_video
 
 Routes = dict[tuple[str, str], Any]
 EMPTY_PAGE = {"data": [], "page_info": {"total_page": 1}}
+TEST_KEY = "tlk_test_key"  # redacted from what results keep: not a common letter
 
 
 def store_on(
@@ -39,7 +41,7 @@ def store_on(
     transport = httpx.MockTransport(answer)
     return KnowledgeStore(
         knowledge_store_id="ks_1",
-        api_key="k",
+        api_key=TEST_KEY,
         base_url="https://jockey.test/v1.3",
         state_dir=tmp_path / "state",
         poll_interval=0.01,
@@ -49,9 +51,9 @@ def store_on(
     )
 
 
-def call(mode: str, store: KnowledgeStore, name: str, *args: Any) -> Any:
+def call(mode: str, store: KnowledgeStore, name: str, *args: Any, **kw: Any) -> Any:
     method: Callable[..., Any] = getattr(store, name if mode == "sync" else f"a{name}")
-    return method(*args) if mode == "sync" else asyncio.run(method(*args))
+    return method(*args, **kw) if mode == "sync" else asyncio.run(method(*args, **kw))
 
 
 @pytest.mark.parametrize(
@@ -78,7 +80,7 @@ def test_a_new_store_id_that_would_change_the_path_is_refused(mode, tmp_path, ne
 
 def _same_connection(store: KnowledgeStore) -> dict[str, Any]:
     return {
-        "api_key": "k",
+        "api_key": TEST_KEY,
         "base_url": store.base_url,
         "http_client": store.http_client,
         "http_async_client": store.http_async_client,
@@ -168,6 +170,54 @@ def test_a_list_that_never_ends_is_a_typed_error(mode, tmp_path):
         call(mode, store_on(routes, tmp_path), "items")
 
 
+def _endless(rows_a_page: int, served: list[int], tmp_path: Path) -> KnowledgeStore:
+    """A store whose item list has pages of `rows_a_page` rows, forever.
+
+    `served` counts the rows sent. Past 100,000 of them the list ends, so a
+    client without the cap finishes (holding them all) instead of running on.
+    """
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/v1.3/")
+        if path == "knowledge-stores/ks_1":
+            return httpx.Response(200, json={"_id": "ks_1", "name": "s"})
+        if sum(served) > 100_000:
+            return httpx.Response(200, json=EMPTY_PAGE)
+        page = int(request.url.params["page"])
+        rows = [
+            {"_id": f"ksi_{page}_{n}", "status": "ready"} for n in range(rows_a_page)
+        ]
+        served.append(len(rows))
+        listed = {"data": rows, "page_info": {"total_page": 10**12}}
+        return httpx.Response(200, json=listed)
+
+    return _store(answer, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["items", "info", "add"])
+def test_a_page_of_more_rows_than_asked_for_is_a_typed_error(mode, tmp_path, name):
+    served: list[int] = []
+    store = _endless(
+        1800, served, tmp_path
+    )  # 3.6 million rows in 2,000 pages, unchecked
+    args = [sample_video(tmp_path / "a.mp4")] if name == "add" else []
+    with pytest.raises(JockeyServerError, match="1,800 rows, over the 50 asked for"):
+        call(mode, store, name, *args)
+    assert served == [1800]  # one page read, then refused
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["items", "add"])
+def test_a_list_of_full_pages_that_never_ends_stops_at_100000_rows(
+    mode, tmp_path, name
+):
+    served: list[int] = []
+    args = [sample_video(tmp_path / "a.mp4")] if name == "add" else []
+    with pytest.raises(JockeyServerError, match="over 100,000 rows"):
+        call(mode, _endless(50, served, tmp_path), name, *args)
+    assert sum(served) == 100_000
+
+
 def test_odd_shapes_inside_items_are_read_as_missing(mode, tmp_path):
     page = {
         "data": [
@@ -254,11 +304,11 @@ def _flaky_items(status: int, headers: dict[str, str] | None = None):
     return answer, posts
 
 
-def _store(answer, tmp_path: Path) -> KnowledgeStore:
+def _store(answer, tmp_path: Path, api_key: str = TEST_KEY) -> KnowledgeStore:
     transport = httpx.MockTransport(answer)
     return KnowledgeStore(
         knowledge_store_id="ks_1",
-        api_key="k",
+        api_key=api_key,
         base_url="https://jockey.test/v1.3",
         state_dir=tmp_path / "state",
         poll_interval=0.01,
@@ -320,3 +370,80 @@ def test_a_part_stored_with_an_etag_in_any_content_type_is_taken(mode, tmp_path,
     (result,) = call(mode, store, "add", video)
     assert result.item_id == "ksi_1"
     assert b'"proof":"e1"' in reported[0]
+
+
+KEY = "tlk_echoed_0123456789abcdefghij"
+MEGABYTE = "x" * 1_000_000
+
+
+def _answering(status: int, asset: Any, item: Any = None):
+    """A server: `POST /assets` answers `status` and `asset`; the item is `item`."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/v1.3/")
+        if (request.method, path) == ("POST", "assets"):
+            return httpx.Response(status, json=asset)
+        if path == "knowledge-stores/ks_1/items" and request.method == "GET":
+            return httpx.Response(200, json=EMPTY_PAGE)
+        if path == "knowledge-stores/ks_1/items":
+            return httpx.Response(200, json=item)
+        return httpx.Response(200, json={"_id": "asset_1", "status": "ready"})
+
+    return answer
+
+
+READY = {"_id": "asset_1", "status": "ready"}
+SERVER_TEXT = {
+    "a failed asset's message": (
+        _answering(
+            200,
+            {
+                "_id": "asset_1",
+                "status": "failed",
+                "error": {"message": f"cannot read it with {KEY} {MEGABYTE}"},
+            },
+        ),
+        "error",
+    ),
+    "an item's status": (
+        _answering(200, READY, {"_id": "ksi_1", "status": f"{KEY} {MEGABYTE}"}),
+        "status",
+    ),
+    "an HTTP error's message": (
+        _answering(400, {"code": "bad", "message": f"{KEY} {MEGABYTE}"}),
+        "error",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SERVER_TEXT))
+def test_server_text_in_results_and_errors_is_redacted_and_capped(mode, tmp_path, case):
+    answer, field = SERVER_TEXT[case]
+    events: list[Any] = []
+    store = _store(answer, tmp_path, api_key=KEY)
+    video = sample_video(tmp_path / "a.mp4")
+    try:
+        (result,) = call(
+            mode, store, "add", video, wait=False, on_progress=events.append
+        )
+    except JockeyIngestError as err:
+        (result,) = err.results
+        shown = str(err)
+        assert len(shown) < 2200
+        assert KEY[:8] not in shown
+    kept = getattr(result, field)
+    assert len(kept) <= 2001  # 2,000 characters and "…"
+    assert KEY[:8] not in kept  # not the key, not a piece of it
+    for event in events:
+        assert KEY[:8] not in f"{event.error} {event.status}"
+        assert len(f"{event.error} {event.status}") < 4100
+
+
+def test_an_ingest_error_of_100000_failures_names_20_and_counts_the_rest():
+    why = "JockeyServerError: " + "x" * 170  # 19 MB of message, one line each
+    results = [AddResult(f"v/{n}.mp4", None, None, "failed", why) for n in range(10**5)]
+    message = str(JockeyIngestError.of(results))
+    assert message.startswith("100,000 of 100,000 source(s) failed:\n- v/0.mp4: ")
+    assert message.count(why) == 20
+    assert message.endswith("- v/19.mp4: " + why + "\n…and 99,980 more")
+    assert len(JockeyIngestError.of(results).failures) == 10**5

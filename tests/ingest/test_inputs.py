@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from langchain_jockey import JockeyInputError, KnowledgeStore
+from langchain_jockey._sources import sources_of
 from langchain_jockey.emulator import sample_video
 from tests.ingest.conftest import add, connect
 
@@ -52,7 +54,7 @@ CASES = {
     ),
     "ftp URL": (lambda d: "ftp://example.com/a.mp4", "only http(s) URLs"),
     "s3 URL": (lambda d: "s3://bucket/a.mp4", "only http(s) URLs"),
-    "URL without host": (lambda d: "https:///a.mp4", "only http(s) URLs"),
+    "URL without host": (lambda d: "https:///a.mp4", "names no host"),
     "folder without media": (
         lambda d: _write(d / "docs" / "readme.txt", b"x").parent,
         "holds no media files",
@@ -80,11 +82,64 @@ def test_bad_sources_are_refused_before_any_request(
     assert emulator.requests[before:] == []
 
 
+BAD_URLS = {
+    "unclosed IPv6 literal": "http://[::1",
+    "not an IPv6 literal": "https://[zz]/a.mp4",
+    "port over 65535": "http://example.com:99999/a.mp4",
+    "port 0": "http://example.com:0/a.mp4",
+    "port not a number": "http://example.com:abc/a.mp4",
+    "negative port": "http://example.com:-1/a.mp4",
+    "NUL in the host": "http://exa\0mple.com/a.mp4",
+    "NUL in the path": "http://example.com/a\0.mp4",
+    "a forged header line": "http://example.com/a.mp4\r\nX-Api-Key: k",
+    "300-character label": "http://" + "a" * 300 + ".com/a.mp4",
+    "host over 253 characters": "http://" + "a." * 130 + "com/a.mp4",
+    "empty label": "http://a..com/a.mp4",
+    "bad punycode": "http://xn--/a.mp4",
+    "space in the host": "http://exa mple.com/a.mp4",
+    "empty host": "http:///a.mp4",
+    "userinfo only": "http://user:pw@/a.mp4",
+    "port only": "http://:80/a.mp4",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_URLS))
+def test_a_malformed_url_is_refused_naming_it_before_any_request(
+    mode, emulator, opened, tmp_path, case
+):
+    good = sample_video(tmp_path / "good.mp4", seconds=30)
+    with pytest.raises(JockeyInputError, match="not a URL the API can fetch") as caught:
+        add(mode, opened, [good, BAD_URLS[case]])
+    assert repr(BAD_URLS[case]) in str(caught.value)
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1]:8600/a.mp4",
+        "https://example.com./a.mp4",
+        "https://user:pw@example.com:8443/a.mp4?x=1#t",
+        "http://例え.jp/a.mp4",
+        "HTTPS://Example.COM/a b.mp4",
+    ],
+)
+def test_well_formed_urls_are_taken(url):
+    (source,) = sources_of(url)
+    assert source.url == url
+
+
 BAD_METADATA = {
     "not a mapping": ["a", "b"],
     "nested": {"a": {"b": 1}},
     "null": {"a": None},
     "long value": {"a": "x" * 8193},
+    "long list": {"a": ["x" * 100] * 100},
+    "long string in a list": {"a": ["x" * 9000]},
+    "huge number": {"a": 10**5000},
+    "lone surrogate": {"a": "\ud800"},
+    "lone surrogate in a list": {"a": ["ok", "\udfff"]},
+    "lone surrogate in a key": {"\ud800": "v"},
     "long key": {"k" * 129: "v"},
     "too many pairs": {f"k{i}": i for i in range(50)},
     "NaN": {"a": float("nan")},
@@ -155,3 +210,70 @@ def test_an_item_id_that_would_change_the_path_is_refused(
     with pytest.raises(JockeyInputError, match="Not an id"):
         opened.remove(item_id)
     assert emulator.requests == []
+
+
+def test_a_list_value_is_measured_as_the_json_sent(tmp_path):
+    video = sample_video(tmp_path / "a.mp4")
+    fits = ["x" * 8188]  # ["x…x"]: 8,192 characters as JSON
+    (source,) = sources_of(video, {"tags": fits})
+    assert source.metadata == {"tags": fits}
+    with pytest.raises(JockeyInputError, match=r"over 8,192 characters as JSON"):
+        sources_of(video, {"tags": ["x" * 8188, ""]})  # ,"": 8,195
+
+
+@pytest.fixture
+def nested(tmp_path) -> Iterator[Callable[[int], Path]]:
+    """Makes a folder with a video `levels` folders down; removes it after.
+
+    Removed here, from the bottom up: pytest's `shutil.rmtree` recurses, and
+    fails on a tree this deep.
+    """
+    made: list[tuple[Path, int]] = []
+
+    def make(levels: int) -> Path:
+        root = tmp_path / f"nested{len(made)}"
+        deepest = root
+        root.mkdir()
+        made.append((root, levels))
+        for _ in range(levels):  # mkdir(parents=True) recurses too
+            deepest /= "d"
+            deepest.mkdir()
+        sample_video(deepest / "deep.mp4", seconds=30)
+        return root
+
+    yield make
+    for root, levels in made:
+        for depth in range(levels, -1, -1):
+            folder = root.joinpath(*["d"] * depth)
+            if not folder.is_dir():  # made only part of the way down
+                continue
+            for entry in folder.iterdir():  # its own folder "d" is gone already
+                entry.unlink()
+            if depth:
+                folder.rmdir()
+
+
+def test_a_folder_nested_over_1000_levels_is_refused_before_any_request(
+    mode, emulator, opened, nested
+):
+    folder = nested(1001)  # Path.rglob: a RecursionError
+    with pytest.raises(JockeyInputError, match="nested over 1,000 levels"):
+        add(mode, opened, folder)
+    assert emulator.requests == []
+
+
+def test_a_file_1000_levels_down_is_found(nested):
+    folder = nested(1000)
+    (source,) = sources_of(folder)
+    assert source.name.endswith("/d/deep.mp4")
+    assert len(Path(source.name).relative_to(folder).parts) == 1001
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges")
+def test_a_folder_linking_to_itself_is_walked_once(nested):
+    folder = nested(2)
+    sample_video(folder / "d" / "top.mp4", seconds=30)
+    (folder / "d" / "loop").symlink_to(folder, target_is_directory=True)
+    (folder / "d" / "linked.mp4").symlink_to(folder / "d" / "top.mp4")
+    names = [Path(s.name).relative_to(folder).as_posix() for s in sources_of(folder)]
+    assert names == ["d/d/deep.mp4", "d/linked.mp4", "d/top.mp4"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import logging
 import pickle
 from typing import Any
@@ -13,6 +15,7 @@ from langchain_jockey import (
     ChatJockey,
     JockeyAuthenticationError,
     JockeyConnectionError,
+    KnowledgeStore,
 )
 from langchain_jockey.emulator import FAULT_HEADER, Emulator
 
@@ -125,3 +128,35 @@ def test_a_transport_failure_chains_a_cause_whose_request_has_no_key() -> None:
     assert cause is not None
     assert cause.request.headers["x-api-key"] == "[redacted]"
     assert str(cause.request.url).endswith("/v1.3/responses")
+
+
+def test_a_knowledge_store_pickles_without_its_key(emulator, monkeypatch) -> None:
+    monkeypatch.delenv("TWELVE_LABS_API_KEY", raising=False)
+    monkeypatch.delenv("TWELVELABS_API_KEY", raising=False)
+    store = KnowledgeStore(
+        base_url=emulator.base_url,
+        knowledge_store_id=emulator.knowledge_store_id,
+        api_key=SECRET,
+    )
+    store.items()  # its claims and clients are in use
+    data = pickle.dumps(store)
+    assert SECRET.encode() not in data
+    clone = pickle.loads(data)
+    assert clone.api_key is None
+    assert clone.knowledge_store_id == store.knowledge_store_id
+    monkeypatch.setenv("TWELVE_LABS_API_KEY", SECRET)
+    assert pickle.loads(data).api_key.get_secret_value() == SECRET  # from the env
+
+
+def test_a_knowledge_store_deep_copies_with_its_key_and_works(emulator, mode) -> None:
+    store = KnowledgeStore(
+        base_url=emulator.base_url,
+        knowledge_store_id=emulator.knowledge_store_id,
+        api_key=SECRET,
+    )
+    store.items()
+    clone = copy.deepcopy(store)
+    assert clone.api_key.get_secret_value() == SECRET
+    items = clone.items() if mode == "sync" else asyncio.run(clone.aitems())
+    assert emulator.requests[-1].key_accepted
+    assert items == store.items()

@@ -86,6 +86,18 @@ def test_non_json_error_body_keeps_its_text() -> None:
     assert err.message == "<html>Bad gateway</html>"
 
 
+def test_a_key_echoed_where_the_error_text_is_cut_leaves_no_piece_of_it() -> None:
+    key = "tlk_cut_0123456789abcdefghij"
+    request = httpx.Request(
+        "POST", "https://api.example/v1.3/responses", headers={"x-api-key": key}
+    )
+    body = "x" * 1990 + key + "x" * 100  # the 2,000-character cap falls in the key
+    err = _failures.error_from_response(httpx.Response(500, text=body, request=request))
+    kept = [str(err), repr(err.body), err.response.text, repr(vars(err))]
+    assert [view for view in kept if key[:8] in view] == []
+    assert "[redacted]" in err.response.text
+
+
 def test_plan_limit_exceeded_is_a_rate_limit_that_is_not_retryable() -> None:
     err = _failures.error_from_response(
         response(
