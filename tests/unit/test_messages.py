@@ -17,7 +17,8 @@ from langchain_core.messages import (
 )
 
 from langchain_jockey import ChatJockey
-from langchain_jockey._messages import RequestOptions, build_body
+from langchain_jockey._messages import RequestOptions, build_body, session_lost
+from langchain_jockey.errors import error_class
 
 STORE = "ks_1"
 
@@ -380,8 +381,6 @@ def test_every_request_option_reaches_the_body(name, where) -> None:
 
 
 def lost(status: int, message: str, code: str = "parameter_invalid"):
-    from langchain_jockey.errors import error_class
-
     return error_class(status, code)(message, status_code=status, code=code)
 
 
@@ -404,8 +403,6 @@ def lost(status: int, message: str, code: str = "parameter_invalid"):
     ],
 )
 def test_an_invalid_or_expired_session_is_a_lost_session(status, code, message) -> None:
-    from langchain_jockey._messages import session_lost
-
     assert session_lost(lost(status, message, code))
 
 
@@ -415,8 +412,10 @@ def test_an_invalid_or_expired_session_is_a_lost_session(status, code, message) 
         (
             400,
             "parameter_invalid",
-            "Session sess_A was created with knowledge store ks_1; "
-            "knowledge_store_id must match it, not ks_2.",
+            (
+                "Session sess_A was created with knowledge store ks_1; "
+                "knowledge_store_id must match it, not ks_2."
+            ),
         ),
         (404, "resource_not_exist", "Knowledge store ks_1 does not exist."),
         (400, "parameter_invalid", "Knowledge store required."),
@@ -433,6 +432,4 @@ def test_an_invalid_or_expired_session_is_a_lost_session(status, code, message) 
     ],
 )
 def test_anything_else_is_not_a_lost_session(status, code, message) -> None:
-    from langchain_jockey._messages import session_lost
-
     assert not session_lost(lost(status, message, code))
