@@ -21,7 +21,13 @@ from langchain_jockey import (
     JockeyError,
     JockeyInputError,
 )
-from langchain_jockey.emulator import KITCHEN_STORE_ID, Emulator
+from langchain_jockey.emulator import (
+    DEMO_API_KEY,
+    DEMO_STORE_ID as DEMO,
+    KITCHEN_STORE_ID,
+    Emulator,
+    spawn,
+)
 from tests.support import SESSION, STORE, json_reply, merged, run, serve, sse
 
 FIRST = "When does the first goal come after the corner kick?"
@@ -411,3 +417,18 @@ def test_the_emulator_expires_sessions_over_http(emulator, llm) -> None:
     refused, asked = sent(emulator, 2)
     assert refused["session_id"] == session(first)
     assert "session_id" not in asked
+
+
+@pytest.mark.slow  # a process of its own: about 3 s
+def test_the_emulator_command_line_takes_session_ttl() -> None:
+    proc, url = spawn("--session-ttl", "0.3")
+    try:
+        llm = ChatJockey(base_url=url, api_key=DEMO_API_KEY, knowledge_store_id=DEMO)
+        first = llm.invoke(FIRST)
+        time.sleep(0.5)
+        with pytest.warns(UserWarning, match=LOST):
+            again = llm.invoke([HumanMessage(FIRST), first, HumanMessage(SECOND)])
+        assert again.response_metadata["session_restarted"] is True
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
