@@ -13,7 +13,10 @@ another, continues the same conversation and the same Jockey session. Needs the
 
 `--database-url` wins over DATABASE_URL; `--async` uses AsyncPostgresSaver
 (`ainvoke`) instead of PostgresSaver. The last line printed is
-`session: <session_id>`.
+`session: <session_id>`. A thread outlives its Jockey session: if Jockey no
+longer has it (expired, or the server restarted), ChatJockey asks again in a
+new session with the thread's history folded in, and this prints so before
+the session line; the next run continues the new session.
 
 With TWELVE_LABS_API_KEY set, it asks the Jockey API. Without a key, the
 session must outlive each process, so the emulator runs on its own, shared by
@@ -106,6 +109,8 @@ def report(args: argparse.Namespace, earlier: list[Any], answer: AIMessage) -> N
         f"({saver}): {len(earlier)} earlier messages."
     )
     print(f"You: {args.question}\nJockey: {answer.text}")
+    if answer.response_metadata.get("session_restarted"):
+        print("(Jockey no longer had the thread's session: it goes on in a new one.)")
     print(f"session: {answer.response_metadata['session_id']}")
 
 

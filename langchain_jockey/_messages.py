@@ -10,9 +10,14 @@ request") sets out the mapping implemented here:
 2. The last `AIMessage` that carries `response_metadata["session_id"]` (every
    message ChatJockey returns does) anchors the conversation: its session is
    continued, and only the turns after it are sent. An explicit `session_id`
-   wins over the anchor's.
+   wins over the anchor's. When Jockey answers that the session is invalid or
+   expired, `Turn.restart` asks again once, in a new session, with every earlier
+   turn folded (3.) and the conversation's `selections` re-sent; `new_session=True`
+   does that on purpose.
 3. Turns the server has not seen that include AI messages (history from
    elsewhere) are folded into one labelled transcript before the new message.
+   What does not fit in 10,000 characters is left out, oldest first, with a
+   marker in the transcript and a warning that say so.
 4. Consecutive human messages are joined into one input item.
 5. Anything Jockey cannot take (images, files, tool calls, `ToolMessage`, a
    blank question) is a `JockeyInputError` (a `ValueError`) that names it,
@@ -23,8 +28,9 @@ request") sets out the mapping implemented here:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.messages import (
@@ -38,22 +44,33 @@ from langchain_core.messages import (
 
 from langchain_jockey._output import valid_id
 from langchain_jockey._structured import text_format
-from langchain_jockey.errors import JockeyInputError, warn
+from langchain_jockey.errors import JockeyError, JockeyInputError, warn
 
 __all__ = [
     "IGNORED_OPTIONS",
     "MAX_CONTENT_CHARS",
     "OPTION_NAMES",
     "RequestOptions",
+    "Turn",
     "build_body",
     "call_options",
     "check_selections",
+    "conversation_selections",
+    "session_lost",
 ]
 
 MAX_CONTENT_CHARS = 10_000
 _SELECTION_PREFIXES = {"item": "ksi_", "collection": "ksic_"}
 _TRANSCRIPT_HEAD = "Conversation so far:"
 _TRANSCRIPT_NEW = "New message:"
+# What Jockey says of a session it no longer has (docs/protocol.md: "Invalid
+# session", status undocumented). Store mismatches and missing stores never match.
+_LOST_SESSION = re.compile(
+    r"\binvalid[ _]session\b"
+    r"|\bsession\b[^.]*\b(?:expired|does not exist|not found)\b"
+    r"|\bsession_(?:expired|not_found|invalid)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,8 @@ class RequestOptions:
     selections: Sequence[Mapping[str, Any]] | None = None
     text: Mapping[str, Any] | None = None
     extra_body: Mapping[str, Any] | None = None
+    new_session: bool = False
+    """Start a new session whatever the history holds (earlier turns folded)."""
 
 
 OPTION_NAMES = (
@@ -94,8 +113,8 @@ OPTION_NAMES = (
 IGNORED_OPTIONS = ("stop", "temperature", "max_tokens")
 # Core passes `stream`; LangChain's agents pass `response_format` (the OpenAI
 # form), which becomes Jockey's `text`; `stream_usage` is ChatJockey's own (usage
-# on the last streamed chunk).
-_ALSO_TAKEN = ("stream", "response_format", "stream_usage")
+# on the last streamed chunk), and so is `new_session` (see `RequestOptions`).
+_ALSO_TAKEN = ("stream", "response_format", "stream_usage", "new_session")
 # Options LangChain users reach for that Jockey does not document, with why.
 _UNDOCUMENTED = {
     "max_output_tokens": (
@@ -119,7 +138,8 @@ def call_options(
         why = " ".join(_UNDOCUMENTED[n] for n in unknown if n in _UNDOCUMENTED)
         msg = (
             f"ChatJockey got unknown call option(s) {unknown}; it takes "
-            f"{list(OPTION_NAMES)} (and ignores {list(IGNORED_OPTIONS)}). {why}"
+            f"{[*OPTION_NAMES, 'new_session', 'stream_usage']} (and ignores "
+            f"{list(IGNORED_OPTIONS)}). {why}"
         )
         raise JockeyInputError(msg.strip())
     ignored = {"stop": model.stop if stop is None else stop}
@@ -136,10 +156,23 @@ def call_options(
     # the default, below system messages (see `RequestOptions`).
     fields = dict(model.request_fields)
     default_instructions = fields.pop("instructions")
-    return RequestOptions(
+    options = RequestOptions(
         **{**fields, **{n: kwargs[n] for n in OPTION_NAMES if n in kwargs}},
         default_instructions=default_instructions,
     )
+    new_session = kwargs.get("new_session", False)
+    if new_session is not False:
+        if new_session is not True:
+            msg = f"new_session must be True or False, not {new_session!r}."
+            raise JockeyInputError(msg)
+        if options.session_id is not None:
+            msg = (
+                "new_session=True starts a new session, so it cannot go with "
+                f"session_id={str(options.session_id)[:40]!r}: pass one or the other."
+            )
+            raise JockeyInputError(msg)
+        options = replace(options, new_session=True)
+    return options
 
 
 _CALL_BLOCKS = ("reasoning", "thinking", "tool_use", "tool_call", "function_call")
@@ -234,12 +267,114 @@ def _session_anchor(
     return -1, None
 
 
+def conversation_selections(
+    messages: Sequence[BaseMessage], options: RequestOptions
+) -> list[dict[str, Any]]:
+    """The selections a session of this conversation holds, each once.
+
+    The request's own come first (its `{{sel:N}}` tokens index them), then
+    those that earlier Jockey answers for this store recorded
+    (`response_metadata["selections"]`; Jockey keeps a session's selections
+    and later turns add to them). A recorded entry that is not a valid
+    selection is skipped: the history may come from anywhere.
+    """
+    found = check_selections(options.selections or ())
+    for message in messages:
+        meta = message.response_metadata
+        recorded = meta.get("selections") if isinstance(message, AIMessage) else None
+        if not isinstance(recorded, list) or meta.get("knowledge_store_id") not in (
+            None,
+            options.knowledge_store_id,
+        ):
+            continue
+        for entry in recorded:
+            try:
+                (selection,) = check_selections([entry])
+            except JockeyInputError:
+                continue
+            if selection not in found:
+                found.append(selection)
+    return found
+
+
+def session_lost(err: JockeyError) -> bool:
+    """Whether `err` is Jockey saying the session sent is invalid or expired.
+
+    Only a 400 or 404 (the status is undocumented) whose message or code says
+    so, and names no knowledge store: a session/store mismatch, a missing store
+    and every other error are not a lost session.
+    """
+    if err.status_code not in (400, 404):
+        return False
+    said = f"{err.code or ''} {err.message}"
+    lowered = said.lower()
+    if "knowledge store" in lowered or "knowledge_store" in lowered:
+        return False
+    return _LOST_SESSION.search(said) is not None
+
+
+class Turn:
+    """One call's request body, and the one restart it may make.
+
+    `restart` is the only decision: the sync and async streams both ask it
+    when a request fails, and send `body` again when it says so.
+    """
+
+    def __init__(
+        self, messages: Sequence[BaseMessage], options: RequestOptions
+    ) -> None:
+        """Validate and build the body; raises `JockeyInputError` on bad input."""
+        self._messages = messages
+        self._options = options
+        self.body = build_body(messages, options)
+        self.restarted = False
+        self._started = False
+        turns = [m for m in messages if _role(m) != "system"]
+        selections = conversation_selections(turns, options)
+        self._meta: dict[str, Any] = {"selections": selections} if selections else {}
+
+    def mark(self, message: BaseMessage) -> None:
+        """Note a chunk on its way out; the answer's last one gets the turn's metadata.
+
+        That is `selections` (what the session holds, for a later restart) and
+        `session_restarted`, on one chunk, so merged chunks keep them once.
+        """
+        self._started = True
+        if self._meta and getattr(message, "chunk_position", None) == "last":
+            message.response_metadata = {**message.response_metadata, **self._meta}
+
+    def restart(self, err: JockeyError) -> bool:
+        """Whether to ask again in a new session; if so, `body` is its request.
+
+        Only when Jockey said the session sent is invalid or expired, before
+        any chunk went out, and once per call. It warns.
+        """
+        if (
+            self._started
+            or self.restarted
+            or "session_id" not in self.body
+            or not session_lost(err)
+        ):
+            return False
+        options = replace(self._options, session_id=None, new_session=True)
+        self.body = build_body(self._messages, options)
+        self.restarted = True
+        self._meta["session_restarted"] = True
+        warn(
+            "Jockey no longer has this conversation's session (it is invalid or "
+            "has expired): the question was asked again in a new session, with "
+            "the earlier turns of the conversation folded into it. The answer "
+            "has response_metadata['session_restarted'] == True."
+        )
+        return True
+
+
 def _fold(turns: Sequence[BaseMessage]) -> str:
     """Turns the server has not seen -> the content of one user message.
 
-    History beyond what fits in Jockey's 10,000 characters is cut from the
-    oldest end, whole turns at a time, with a warning saying how much: never
-    in silence, and never the question itself.
+    History beyond what fits in Jockey's 10,000 characters is left out from the
+    oldest end, whole turns at a time, with a marker in the transcript and a
+    warning saying how much: never in silence, and never the question itself.
     """
     last = max((i for i, m in enumerate(turns) if _role(m) != "human"), default=-1)
     new = [_content_text(m) for m in turns[last + 1 :]]
@@ -258,8 +393,13 @@ def _fold(turns: Sequence[BaseMessage]) -> str:
     lines = [line for line in map(_turn, turns[: last + 1]) if line]
     tail = f"\n\n{_TRANSCRIPT_NEW}\n{new_text}"
     budget = MAX_CONTENT_CHARS - len(_TRANSCRIPT_HEAD) - len(tail)
+
+    def kept_lines(kept: int) -> list[str]:
+        left_out = len(lines) - kept
+        return [_left_out(left_out)] * (left_out > 0) + lines[left_out:]
+
     kept = len(lines)
-    while kept and sum(len(line) + 1 for line in lines[-kept:]) > budget:
+    while kept and sum(len(line) + 1 for line in kept_lines(kept)) > budget:
         kept -= 1
     if kept < len(lines):
         dropped = lines[: len(lines) - kept]
@@ -269,9 +409,18 @@ def _fold(turns: Sequence[BaseMessage]) -> str:
             f"({sum(map(len, dropped)):,} characters) were left out of the "
             "transcript sent with this question."
         )
-    if not kept:
-        return new_text
-    return "\n".join([_TRANSCRIPT_HEAD, *lines[-kept:]]) + tail
+    shown = kept_lines(kept)
+    if sum(len(line) + 1 for line in shown) > budget:
+        return new_text  # not even the marker fits beside the question
+    return "\n".join([_TRANSCRIPT_HEAD, *shown]) + tail
+
+
+def _left_out(count: int) -> str:
+    """The transcript's marker for the `count` oldest turns that did not fit."""
+    return (
+        f"[{count} earlier turn(s) left out: the conversation is longer than "
+        f"Jockey's {MAX_CONTENT_CHARS:,}-character input]"
+    )
 
 
 def check_selections(selections: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -313,6 +462,27 @@ def _text(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
+def _conversation(
+    turns: Sequence[BaseMessage], options: RequestOptions
+) -> tuple[str | None, str, list[dict[str, Any]]]:
+    """The session to continue, the message's content and the selections to send."""
+    anchor, anchor_session = _session_anchor(turns, options.knowledge_store_id)
+    session_id = options.session_id or anchor_session
+    selections = check_selections(options.selections or ())
+    if options.new_session:  # every earlier turn and selection goes with it
+        anchor, session_id = -1, None
+        selections = conversation_selections(turns, options)
+    content = _fold(turns[anchor + 1 :])
+    if len(content) > MAX_CONTENT_CHARS:
+        msg = (
+            f"Jockey takes at most {MAX_CONTENT_CHARS:,} characters per message; "
+            f"this one has {len(content):,}. Shorten it, or continue a session "
+            "instead of resending history."
+        )
+        raise JockeyInputError(msg)
+    return session_id, content, selections
+
+
 def build_body(
     messages: Sequence[BaseMessage], options: RequestOptions
 ) -> dict[str, Any]:
@@ -348,16 +518,7 @@ def build_body(
             f"characters), not {str(options.session_id)[:40]!r}."
         )
         raise JockeyInputError(msg)
-    anchor, anchor_session = _session_anchor(turns, options.knowledge_store_id)
-    session_id = options.session_id or anchor_session
-    content = _fold(turns[anchor + 1 :])
-    if len(content) > MAX_CONTENT_CHARS:
-        msg = (
-            f"Jockey takes at most {MAX_CONTENT_CHARS:,} characters per message; "
-            f"this one has {len(content):,}. Shorten it, or continue a session "
-            "instead of resending history."
-        )
-        raise JockeyInputError(msg)
+    session_id, content, selections = _conversation(turns, options)
 
     body: dict[str, Any] = {}
     if options.model:
@@ -375,8 +536,8 @@ def build_body(
             msg = "include must be a list such as ['intermediate_outputs']."
             raise JockeyInputError(msg)
         body["include"] = list(options.include)
-    if options.selections:
-        body["selections"] = check_selections(options.selections)
+    if selections:
+        body["selections"] = selections
     if options.text:
         body["text"] = _text(options.text)
     if options.extra_body:

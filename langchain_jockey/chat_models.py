@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import aclosing, closing
 from typing import Any, Literal
 
-import httpx
 from langchain_core.caches import BaseCache
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -39,13 +38,14 @@ from langchain_jockey._events import ResponseReducer
 from langchain_jockey._hooks import LangChainHooks
 from langchain_jockey._http import aiter_events, iter_events
 from langchain_jockey._messages import (
-    build_body,
+    Turn,
     call_options,
     check_selections,
 )
 from langchain_jockey._output import PROVIDER
 from langchain_jockey._sse import Limits
 from langchain_jockey._structured import structured
+from langchain_jockey.errors import JockeyError
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "ChatJockey"]
 
@@ -104,6 +104,12 @@ class ChatJockey(JockeyConnection, LangChainHooks):
         history.append(HumanMessage("And what happens next?"))
         llm.invoke(history)  # -> same session, one new turn sent
         ```
+    When Jockey answers that the session is invalid or has expired (a
+    conversation kept in a database outlives it), ChatJockey asks the same
+    question once more in a new session, with the earlier turns folded into
+    the message and the conversation's `selections` re-sent; it warns, and the
+    answer has `response_metadata["session_restarted"] == True`. The call
+    option `new_session=True` starts a new session on purpose.
 
     Structured output:
         ```python
@@ -295,16 +301,14 @@ class ChatJockey(JockeyConnection, LangChainHooks):
 
     # -- requests --------------------------------------------------------------
 
-    def _request(
+    def _turn(
         self,
         messages: Sequence[BaseMessage],
         stop: list[str] | None,
         kwargs: Mapping[str, Any],
-        client: httpx.Client | httpx.AsyncClient,
-    ) -> httpx.Request:
-        """Validate and build the request. Raises before any I/O on bad input."""
-        body = build_body(messages, call_options(self, stop, kwargs))
-        return self._build(client, "responses", body)
+    ) -> Turn:
+        """Validate and build the request body. Raises before any I/O on bad input."""
+        return Turn(messages, call_options(self, stop, kwargs))
 
     @property
     def _limits(self) -> Limits:
@@ -355,16 +359,25 @@ class ChatJockey(JockeyConnection, LangChainHooks):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         client = self._clients.sync(self.http_client)
-        request = self._request(messages, stop, kwargs, client)
-        reducer = self._reducer(kwargs)
-        chunks = reducer.chunks(
-            iter_events(client, request, self._policy, self._limits)
-        )
-        with reducer.guard(), closing(chunks):
-            for chunk in chunks:
-                if run_manager is not None:
-                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
+        turn = self._turn(messages, stop, kwargs)
+        while True:  # twice at most: `turn.restart` says yes once
+            request = self._build(client, "responses", turn.body)
+            reducer = self._reducer(kwargs)
+            chunks = reducer.chunks(
+                iter_events(client, request, self._policy, self._limits)
+            )
+            try:
+                with reducer.guard(), closing(chunks):
+                    for chunk in chunks:
+                        turn.mark(chunk.message)
+                        if run_manager is not None:
+                            run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                        yield chunk
+            except JockeyError as err:
+                if not turn.restart(err):
+                    raise
+            else:
+                return
 
     async def _astream(
         self,
@@ -374,14 +387,25 @@ class ChatJockey(JockeyConnection, LangChainHooks):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         client = await self._clients.async_(self.http_async_client)
-        request = self._request(messages, stop, kwargs, client)
-        reducer = self._reducer(kwargs)
-        chunks = reducer.achunks(
-            aiter_events(client, request, self._policy, self._limits)
-        )
-        with reducer.guard():
-            async with aclosing(chunks):
-                async for chunk in chunks:
-                    if run_manager is not None:
-                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
+        turn = self._turn(messages, stop, kwargs)
+        while True:  # twice at most: `turn.restart` says yes once
+            request = self._build(client, "responses", turn.body)
+            reducer = self._reducer(kwargs)
+            chunks = reducer.achunks(
+                aiter_events(client, request, self._policy, self._limits)
+            )
+            try:
+                with reducer.guard():
+                    async with aclosing(chunks):
+                        async for chunk in chunks:
+                            turn.mark(chunk.message)
+                            if run_manager is not None:
+                                await run_manager.on_llm_new_token(
+                                    chunk.text, chunk=chunk
+                                )
+                            yield chunk
+            except JockeyError as err:
+                if not turn.restart(err):
+                    raise
+            else:
+                return

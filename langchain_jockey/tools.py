@@ -13,7 +13,10 @@ timeouts and errors) and keeps what makes Jockey useful there:
   artifact;
 - its server-side session continues across calls in one conversation, derived
   from the conversation (the artifact of the last Jockey tool result), never
-  from state held in the tool.
+  from state held in the tool. When Jockey no longer has that session, the
+  question is asked again in a new one with the conversation's earlier Jockey
+  questions and answers folded in (ChatJockey's recovery), and the artifact
+  says `session_restarted`.
 """
 
 from __future__ import annotations
@@ -29,7 +32,13 @@ from langchain_core.callbacks.manager import (
     adispatch_custom_event,
     dispatch_custom_event,
 )
-from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    ToolMessage,
+)
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, InjectedToolArg, ToolException
 from pydantic import BaseModel, ConfigDict, Field
@@ -111,8 +120,14 @@ class JockeyTool(BaseTool):
     "response_id", "citations", "usage"}`.
 
     Config (`config={"configurable": {...}}`): `jockey_session_id` continues
-    that session (it wins over the one found in the conversation);
-    `jockey_selections` narrows the question to items or collections.
+    that session (it wins over the one found in the conversation) unless
+    `trust_config_session=False`; `jockey_selections` narrows the question to
+    items or collections.
+
+    When Jockey answers that the session is invalid or has expired, the
+    question is asked again in a new session with the earlier Jockey questions
+    and answers of the conversation folded in; it warns, and the artifact has
+    `"session_restarted": True`. The next call continues the new session.
 
     Errors the calling model can act on (bad request, not found, rate limit
     after retries, a stream cut short, a timeout) come back as a tool result
@@ -136,6 +151,12 @@ class JockeyTool(BaseTool):
 
     progress: bool = True
     """Ask for Jockey's intermediate steps and report them while it works."""
+
+    trust_config_session: bool = True
+    """Whether `configurable.jockey_session_id` in a run's config continues
+    that session. A session id is a bearer token for the conversation: where
+    callers of a shared server set the config (LangGraph Server), set `False`,
+    so sessions come only from the conversation's own Jockey results."""
 
     args_schema: type[BaseModel] = JockeyInput
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
@@ -170,21 +191,27 @@ class JockeyTool(BaseTool):
 
     # -- the call ---------------------------------------------------------------
 
-    def _options(
-        self, messages: list[Any] | None, config: RunnableConfig
-    ) -> dict[str, Any]:
+    def _ask(
+        self, question: str, messages: list[Any] | None, config: RunnableConfig
+    ) -> tuple[list[BaseMessage], dict[str, Any]]:
+        """The messages and call options of one question to Jockey.
+
+        The messages are the conversation's earlier Jockey questions and
+        answers, then `question`: ChatJockey continues the session of the last
+        answer, sending only the question, and folds them all into a new
+        session if Jockey no longer has that one.
+        """
         configurable = config.get("configurable") or {}
         options: dict[str, Any] = {}
-        session = configurable.get("jockey_session_id") or _last_session(
-            messages, self.llm.knowledge_store_id
-        )
-        if session:
+        session = configurable.get("jockey_session_id")
+        if session and self.trust_config_session:
             options["session_id"] = session
         if configurable.get("jockey_selections"):
             options["selections"] = configurable["jockey_selections"]
         if self.progress:
             options["include"] = ["intermediate_outputs"]
-        return options
+        earlier = _earlier_answers(messages, self.llm.knowledge_store_id)
+        return [*earlier, HumanMessage(question)], options
 
     def _run(
         self,
@@ -195,19 +222,19 @@ class JockeyTool(BaseTool):
         config: RunnableConfig,
     ) -> tuple[str, dict[str, Any]]:
         child = _child_config(run_manager)
-        options = self._options(messages, config)
+        asked, options = self._ask(question, messages, config)
         collect = _Answer()
         try:
             if _wants_protocol_events(child):
                 answer = self.llm.stream_events(
-                    question, config=child, version="v3", **options
+                    asked, config=child, version="v3", **options
                 )
                 for event in answer:
                     for step in collect.add_event(event):
                         self._report(step, child)
                 collect.message = answer.output_message
             else:
-                for chunk in self.llm.stream(question, config=child, **options):
+                for chunk in self.llm.stream(asked, config=child, **options):
                     for step in collect.add(chunk):
                         self._report(step, child)
         except _RAISED:
@@ -225,19 +252,19 @@ class JockeyTool(BaseTool):
         config: RunnableConfig,
     ) -> tuple[str, dict[str, Any]]:
         child = _child_config(run_manager)
-        options = self._options(messages, config)
+        asked, options = self._ask(question, messages, config)
         collect = _Answer()
         try:
             if _wants_protocol_events(child):
                 answer = await self.llm.astream_events(
-                    question, config=child, version="v3", **options
+                    asked, config=child, version="v3", **options
                 )
                 async for event in answer:
                     for step in collect.add_event(event):
                         await self._areport(step, child)
                 collect.message = answer.output_message
             else:
-                chunks = self.llm.astream(question, config=child, **options)
+                chunks = self.llm.astream(asked, config=child, **options)
                 async for chunk in chunks:
                     for step in collect.add(chunk):
                         await self._areport(step, child)
@@ -328,6 +355,8 @@ class _Answer:
             "citations": citations,
             "usage": message.usage_metadata,
         }
+        if meta.get("session_restarted"):
+            artifact["session_restarted"] = True
         return content, artifact
 
 
@@ -367,19 +396,43 @@ def _write(step: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _last_session(messages: list[Any] | None, store: str | None) -> str | None:
-    """The session of the last Jockey tool result in the conversation, if any."""
-    for message in reversed(messages or ()):
+def _earlier_answers(
+    messages: list[Any] | None, store: str | None
+) -> list[BaseMessage]:
+    """The conversation's Jockey questions and answers, as ChatJockey history.
+
+    Each Jockey tool result for this store (its artifact names the session)
+    becomes the question its tool call asked (when the call is in the
+    conversation) and the answer, carrying the session as ChatJockey's own
+    answers do.
+    """
+    calls: dict[str | None, Mapping[str, Any]] = {
+        call.get("id"): call
+        for message in messages or ()
+        if isinstance(message, AIMessage)
+        for call in message.tool_calls
+    }
+    history: list[BaseMessage] = []
+    for message in messages or ():
         artifact = getattr(message, "artifact", None)
-        if (
+        if not (
             isinstance(message, ToolMessage)
             and isinstance(artifact, dict)
             and artifact.get("provider") == "twelvelabs"
             and artifact.get("knowledge_store_id") in (None, store)
             and isinstance(artifact.get("session_id"), str)
         ):
-            return str(artifact["session_id"])
-    return None
+            continue
+        args = calls.get(message.tool_call_id, {}).get("args")
+        asked = args.get("question") if isinstance(args, Mapping) else None
+        if isinstance(asked, str) and asked.strip():
+            history.append(HumanMessage(asked))
+        meta = {
+            "session_id": artifact["session_id"],
+            "knowledge_store_id": artifact.get("knowledge_store_id"),
+        }
+        history.append(AIMessage(message.text, response_metadata=meta))
+    return history
 
 
 def _explain(err: JockeyError) -> str:

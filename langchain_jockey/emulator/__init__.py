@@ -12,7 +12,10 @@ add). Use it in-process::
     with Emulator() as emu:
         llm = ChatJockey(**emu.chat_kwargs())
 
-or as a server: `python -m langchain_jockey.emulator --port 8600`. For agents
+or as a server: `python -m langchain_jockey.emulator --port 8600`. Sessions can
+be ended under a conversation, as a restart of the real server would:
+`session_ttl` (`--session-ttl`), `Emulator.expire_sessions()`, or
+`POST /emulator/sessions/expire` with an accepted key. For agents
 run offline, `ScriptedPlanner` is a tool-calling model that follows a script.
 Importing `langchain_jockey` does not import this package.
 """

@@ -116,6 +116,13 @@ def _parser() -> argparse.ArgumentParser:
         help="items made from files whose name matches end failed (repeatable)",
     )
     p.add_argument(
+        "--session-ttl",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds a session lives after its last use (default: no expiry)",
+    )
+    p.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -153,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         index_time=args.index_time,
         chunk_size=args.chunk_size,
         fail_processing=tuple(args.fail_processing),
+        session_ttl=args.session_ttl,
         request_log=0,  # nobody reads it here: keep none
     )
 

@@ -117,6 +117,28 @@ class Emulator:
         """The requests received so far, oldest first."""
         return list(self.server.requests)
 
+    def expire_sessions(self, session_id: str | None = None) -> int:
+        """Forget one Jockey session, or every one, as a server restart would.
+
+        A later request with a forgotten session gets the API's "invalid
+        session" 400, so tests can end a session under a conversation without
+        restarting the emulator (`session_ttl` expires them on a timer; a
+        spawned one takes `POST /emulator/sessions/expire`).
+
+        Args:
+            session_id: The `sess_…` to forget; `None`: all of them.
+
+        Returns:
+            How many sessions were forgotten.
+        """
+        if self._loop is None:  # not serving: no other thread touches them
+            return self.server.expire_sessions(session_id)
+
+        async def expire() -> int:
+            return self.server.expire_sessions(session_id)
+
+        return asyncio.run_coroutine_threadsafe(expire(), self._loop).result(10)
+
     def chat_kwargs(self) -> dict[str, str]:
         """`base_url`, `api_key` and `knowledge_store_id` for `ChatJockey(**…)`."""
         return {

@@ -50,6 +50,8 @@ DEMO_API_KEY = "tlk_emulator_demo_key"
 LENGTH_HEADER = "x-emulator-length"
 """Request header: answer with exactly this many deltas (a load knob)."""
 PATH = "/v1.3/responses"
+EXPIRE_PATH = "/emulator/sessions/expire"
+"""`POST` (an accepted key; body `{}` or `{"session_id": …}`): expire sessions."""
 STORES_PATH = "/v1.3/knowledge-stores"
 ASSETS_PATH = "/v1.3/assets"
 _MAX_SESSIONS = 10_000
@@ -90,6 +92,9 @@ class EmulatorConfig:
             own is not documented).
         fail_processing: File-name patterns (`fnmatch`, e.g. `"corrupt*"`):
             an item made from a matching file ends `failed` (fault injection).
+        session_ttl: Seconds a session lives after its last use; a later
+            request with it gets the API's "invalid session" 400. `None`: no
+            expiry (sessions still go, least recently used first, past 10,000).
     """
 
     api_keys: tuple[str, ...] = (DEMO_API_KEY,)
@@ -109,6 +114,7 @@ class EmulatorConfig:
     index_time: float = 3.0
     chunk_size: int = 8 << 20
     fail_processing: tuple[str, ...] = ()
+    session_ttl: float | None = None
 
 
 @dataclass(frozen=True)
@@ -143,11 +149,13 @@ class EmulatorServer(Connections):
         config: Its settings.
         requests: The latest `config.request_log` requests, oldest first.
         sessions: The sessions kept, least recently used first.
+        session_used: When each kept session was last used (`time.monotonic`).
     """
 
     config: EmulatorConfig = field(default_factory=EmulatorConfig)
     requests: deque[ReceivedRequest] = field(init=False)
     sessions: OrderedDict[str, Session] = field(default_factory=OrderedDict)
+    session_used: dict[str, float] = field(default_factory=dict)
     library: Library = field(init=False)
     _hits: dict[str, deque[float]] = field(default_factory=dict)
     _fault_counts: dict[tuple[str, Fault], int] = field(default_factory=dict)
@@ -217,6 +225,9 @@ class EmulatorServer(Connections):
                     origin=origin,
                 )
                 await ex.send_json(status, found)
+                return True
+            if path == EXPIRE_PATH:
+                await ex.send_json(200, self._expire_request(request.method, key, raw))
                 return True
             fault, req, session, plan = self._admit(
                 request.method, path, key, headers, raw
@@ -329,6 +340,10 @@ class EmulatorServer(Connections):
     def _session(self, session_id: str | None, store_id: str) -> Session:
         if session_id is None:
             return Session(new_id("sess"), store_id)
+        ttl = self.config.session_ttl
+        used = self.session_used.get(session_id)
+        if ttl is not None and used is not None and time.monotonic() - used > ttl:
+            self.expire_sessions(session_id)
         session = self.sessions.get(session_id)
         if session is None:
             # The guides list "invalid session" among 400 causes (docs/protocol.md).
@@ -351,8 +366,41 @@ class EmulatorServer(Connections):
     def _keep_session(self, session: Session) -> None:
         self.sessions[session.session_id] = session
         self.sessions.move_to_end(session.session_id)
+        self.session_used[session.session_id] = time.monotonic()
         while len(self.sessions) > _MAX_SESSIONS:
-            self.sessions.popitem(last=False)
+            gone, _ = self.sessions.popitem(last=False)
+            self.session_used.pop(gone, None)
+
+    def expire_sessions(self, session_id: str | None = None) -> int:
+        """Forget one session (or all): later requests with it get "invalid session".
+
+        Call it on the server's event loop (`Emulator.expire_sessions` does),
+        or over HTTP: `POST /emulator/sessions/expire` with an accepted key.
+
+        Returns:
+            How many sessions were forgotten.
+        """
+        gone = list(self.sessions) if session_id is None else [session_id]
+        count = 0
+        for ident in gone:
+            count += self.sessions.pop(ident, None) is not None
+            self.session_used.pop(ident, None)
+        return count
+
+    def _expire_request(
+        self, method: bytes, key: str | None, raw: bytes
+    ) -> dict[str, int]:
+        """`POST /emulator/sessions/expire`: `{"expired": n}`, or an ApiError."""
+        if method != b"POST":
+            raise ApiError(405, "method_not_allowed", f"{EXPIRE_PATH} accepts POST.")
+        if key not in self.config.api_keys:
+            self._authenticate(key, {})  # 401, as everywhere
+        body = _json_or_text(raw) if raw else {}
+        session_id = body.get("session_id") if isinstance(body, dict) else 0
+        if session_id is not None and not isinstance(session_id, str):
+            msg = 'The body must be {} (every session) or {"session_id": "sess_…"}.'
+            raise ApiError(400, "parameter_invalid", msg)
+        return {"expired": self.expire_sessions(session_id)}
 
     @staticmethod
     def _record(session: Session, plan: Plan, question: str) -> None:

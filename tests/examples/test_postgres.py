@@ -21,10 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
-from langchain_jockey.emulator import spawn
+from langchain_jockey.emulator import DEMO_API_KEY, spawn
 from tests.examples.test_examples import ENV, run_to_end
 from tests.support import free_port
 
@@ -169,3 +170,37 @@ def test_a_second_process_continues_the_thread_and_its_jockey_session(
     assert "0 earlier messages." in other
     assert session_of(other) != session_of(first)  # another thread, another session
     assert moments(other) == moments(first)  # a new conversation starts over
+
+
+def expire_sessions(emulator_url: str) -> None:
+    """End every session of the emulator, as a restart of the server would."""
+    url = emulator_url.removesuffix("/v1.3") + "/emulator/sessions/expire"
+    done = httpx.post(url, json={}, headers={"x-api-key": DEMO_API_KEY}, timeout=10)
+    assert done.status_code == 200
+    assert done.json()["expired"] >= 1
+
+
+@pytest.mark.parametrize("saver", ["sync", "async"])
+def test_a_thread_in_postgres_outlives_its_jockey_session(
+    saver: str, database_url: str, emulator_url: str
+) -> None:
+    flags = ["--async"] if saver == "async" else []
+    env = {**ENV, "TWELVE_LABS_BASE_URL": emulator_url, "DATABASE_URL": database_url}
+    thread = f"user-{uuid.uuid4().hex[:8]}"
+    restarted = "(Jockey no longer had the thread's session: it goes on in a new one.)"
+
+    first = run(env, *flags, "--thread", thread, FIRST)
+    expire_sessions(emulator_url)  # between two processes, as a restart would
+    second = run(env, *flags, "--thread", thread, NEXT)
+    third = run(env, *flags, "--thread", thread, "And after that?")
+
+    assert restarted not in first
+    assert restarted in second  # no failure: a new session holds the thread
+    assert "2 earlier messages." in second
+    assert session_of(second) != session_of(first)
+    # the new session was given the history: "what happens next?" goes on from it
+    (before,) = moments(first)
+    assert moments(second)[0][0] >= before[1], (first, second)
+    assert restarted not in third
+    assert "4 earlier messages." in third
+    assert session_of(third) == session_of(second)  # the next turn continues it

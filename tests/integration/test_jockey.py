@@ -10,7 +10,6 @@ from pydantic import BaseModel
 from langchain_jockey import (
     ChatJockey,
     JockeyAuthenticationError,
-    JockeyBadRequestError,
     JockeyNotFoundError,
 )
 from tests.integration.conftest import target
@@ -110,6 +109,9 @@ def test_unknown_store_is_not_found() -> None:
         )
 
 
-def test_unknown_session_is_a_bad_request() -> None:
-    with pytest.raises(JockeyBadRequestError):
-        llm().invoke(QUESTION, session_id="sess_00000000-0000-7000-8000-00000000dead")
+def test_an_unknown_session_is_asked_again_in_a_new_session() -> None:
+    dead = "sess_00000000-0000-7000-8000-00000000dead"
+    with pytest.warns(UserWarning, match="no longer has this conversation's session"):
+        answer = llm().invoke(QUESTION, session_id=dead)
+    assert answer.response_metadata["session_restarted"] is True
+    assert answer.response_metadata["session_id"] not in (None, dead)

@@ -82,6 +82,13 @@ MATRIX = {
         None,
         JockeyBadRequestError,
         1,
+        settings={"extra_body": {"no_such_parameter": True}},
+    ),
+    # Jockey no longer has the session: asked again once, in a new session
+    "400_unknown_session": Row(
+        None,
+        None,
+        2,
         settings={"session_id": "sess_0195d0e0-0000-7000-8000-00000000dead"},
     ),
     "401": Row(None, JockeyAuthenticationError, 1, settings={"api_key": "tlk_wrong"}),

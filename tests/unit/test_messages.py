@@ -17,7 +17,8 @@ from langchain_core.messages import (
 )
 
 from langchain_jockey import ChatJockey
-from langchain_jockey._messages import RequestOptions, build_body
+from langchain_jockey._messages import RequestOptions, build_body, session_lost
+from langchain_jockey.errors import error_class
 
 STORE = "ks_1"
 
@@ -186,7 +187,7 @@ def test_exactly_ten_thousand_characters_is_accepted() -> None:
     assert len(content(body([HumanMessage("x" * 10_000)]))) == 10_000
 
 
-def test_folded_history_over_the_limit_keeps_the_newest_turns_and_warns() -> None:
+def test_folded_history_over_the_limit_keeps_the_newest_turns_marks_and_warns() -> None:
     msgs = [
         HumanMessage("a" * 6000),
         AIMessage("b" * 5000),
@@ -203,6 +204,23 @@ def test_folded_history_over_the_limit_keeps_the_newest_turns_and_warns() -> Non
     assert "Assistant: " + "d" * 2000 in text
     assert text.endswith("the question")
     assert "11,017 characters" in str(caught[0].message)  # how much was left out
+    assert text.startswith(  # and the transcript says so too: nothing cut silently
+        "Conversation so far:\n[2 earlier turn(s) left out: the conversation is "
+        "longer than Jockey's 10,000-character input]\nUser: ccc"
+    )
+
+
+def test_when_only_the_marker_fits_the_transcript_is_the_marker() -> None:
+    msgs = [HumanMessage("a" * 3000), AIMessage("b" * 3000), HumanMessage("q" * 9900)]
+    with pytest.warns(UserWarning, match=r"the 2 oldest turn\(s\)"):
+        text = content(body(msgs))
+    assert text == "q" * 9900  # the question alone: not even the marker fits
+    msgs[-1] = HumanMessage("q" * 9700)
+    with pytest.warns(UserWarning, match=r"the 2 oldest turn\(s\)"):
+        text = content(body(msgs))
+    assert text.startswith("Conversation so far:\n[2 earlier turn(s) left out")
+    assert text.endswith("New message:\n" + "q" * 9700)
+    assert len(text) <= 10_000
 
 
 def test_a_question_over_the_limit_is_never_cut() -> None:
@@ -360,3 +378,58 @@ def test_every_request_option_reaches_the_body(name, where) -> None:
     assert built[key] == sent
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert f"`{name}`" in readme  # documented
+
+
+def lost(status: int, message: str, code: str = "parameter_invalid"):
+    return error_class(status, code)(message, status_code=status, code=code)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message"),
+    [
+        (
+            400,
+            "parameter_invalid",
+            "Invalid session: sess_A does not exist or has expired.",
+        ),
+        (
+            404,
+            "parameter_invalid",
+            "Invalid session: sess_A does not exist or has expired.",
+        ),
+        (400, "session_expired", "Expired."),
+        (404, "not_found", "Session sess_A not found."),
+        (400, "parameter_invalid", "The session has expired; start a new one."),
+    ],
+)
+def test_an_invalid_or_expired_session_is_a_lost_session(status, code, message) -> None:
+    assert session_lost(lost(status, message, code))
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message"),
+    [
+        (
+            400,
+            "parameter_invalid",
+            (
+                "Session sess_A was created with knowledge store ks_1; "
+                "knowledge_store_id must match it, not ks_2."
+            ),
+        ),
+        (404, "resource_not_exist", "Knowledge store ks_1 does not exist."),
+        (400, "parameter_invalid", "Knowledge store required."),
+        (400, "parameter_invalid", "input is required."),
+        (404, "not_found", "No route for /v1.3/responses."),
+        (422, "parameter_invalid", "Invalid session: sess_A does not exist."),
+        (401, "api_key_invalid", "API Key is either invalid or expired."),
+        (400, "parameter_invalid", "The upload token has expired."),
+        (
+            404,
+            "parameter_invalid",
+            "Invalid session: sess_A is not in knowledge store ks_1.",
+        ),
+    ],
+)
+def test_anything_else_is_not_a_lost_session(status, code, message) -> None:
+    assert not session_lost(lost(status, message, code))
