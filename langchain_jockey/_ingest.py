@@ -256,10 +256,13 @@ class Journal:
 
 @dataclass
 class Claim:
-    """A content key being added by the `add` of `owner`; `result` once it is."""
+    """A content key being added; once it is, `ended` (the `Claims` clock) and `result`.
 
-    owner: object
+    A claim that ended without a result was released: its `add` was cancelled.
+    """
+
     result: AddResult | None = None
+    ended: int = 0
 
 
 class Claims:
@@ -267,28 +270,48 @@ class Claims:
 
     A source whose content another source is adding waits for that result
     instead of uploading the same bytes again (a copy of a file, the same file
-    given twice, two threads adding the same folder).
+    given twice, two threads adding the same folder). Each `add` lists the
+    store's items once, after reading `clock`: a claim that ended after that
+    is newer than the listing, so its result stands (the listing may predate
+    the item); one that ended before is in the listing, or was removed since,
+    so the listing decides.
     """
 
     def __init__(self) -> None:
         self._claims: dict[str, Claim] = {}
         self._lock = threading.Lock()
+        self._clock = 0
 
-    def take(self, key: str, owner: object) -> tuple[Claim, bool]:
-        """The claim on `key`, and whether `owner`'s caller is to add it.
+    def clock(self) -> int:
+        """The time on the claims' clock: read it before listing the store."""
+        with self._lock:
+            return self._clock
 
-        A claim under way is waited for; a finished one is reused by the same
-        `add` only (a later `add` looks at the store again: the item may have
-        been removed since).
+    def take(self, key: str, since: int) -> tuple[Claim, bool]:
+        """The claim on `key`, and whether the caller is to add it.
+
+        A claim under way is waited for; one that ended well after `since`
+        (when the caller's `add` listed the store) is its result.
         """
         with self._lock:
             claim = self._claims.get(key)
             if claim is not None and (
-                claim.result is None or (claim.owner is owner and claim.result.ok)
+                not claim.ended
+                or (
+                    claim.ended > since and claim.result is not None and claim.result.ok
+                )
             ):
                 return claim, False
-            self._claims[key] = claim = Claim(owner)
+            self._claims[key] = claim = Claim()
             return claim, True
+
+    def end(self, key: str, claim: Claim, result: AddResult | None) -> None:
+        """End `claim` with `result`; with `None`, release it for another to take."""
+        with self._lock:
+            self._clock += 1
+            claim.result, claim.ended = result, self._clock
+            if result is None and self._claims.get(key) is claim:
+                del self._claims[key]
 
 
 @dataclass
@@ -299,6 +322,7 @@ class Context:
     progress: Progress
     journal: Journal
     claims: Claims = field(default_factory=Claims)
+    since: int = 0  # the claims' clock when `existing` was listed
     existing: dict[str, dict[str, Any]] = field(default_factory=dict)
     multipart_threshold: int = 100_000_000
     wait: bool = True
@@ -409,19 +433,26 @@ def _add(source: Source, ctx: Context) -> Flow:
         key = yield Local(sha256_file, (source.path,))
     else:
         key = hashlib.sha256(f"url:{source.url}".encode()).hexdigest()
-    claim, first = ctx.claims.take(key, ctx)
-    if not first:  # another source is adding the same content: its result
-        while claim.result is None:
+    claim, first = ctx.claims.take(key, ctx.since)
+    while not first:  # another source is adding the same content: its result
+        while not claim.ended:
             yield Wait(_JOIN)
-        progress.emit("skipped", source, status=claim.result.status)
-        return replace(claim.result, source=source.name, uploaded=False)
+        if claim.result is not None:
+            progress.emit("skipped", source, status=claim.result.status)
+            return replace(claim.result, source=source.name, uploaded=False)
+        claim, first = ctx.claims.take(key, ctx.since)  # released: take it again
+    result = None
     try:
-        claim.result = yield from _add_new(source, key, ctx)
+        result = yield from _add_new(source, key, ctx)
+    except FAILURES:  # handed up to add_flow; a source waiting on it fails too
+        why = f"{source.name} with the same content failed"
+        result = AddResult(source.name, None, None, "failed", why)
+        raise
     finally:
-        if claim.result is None:  # a failure, handed up to add_flow
-            why = f"{source.name} with the same content failed"
-            claim.result = AddResult(source.name, None, None, "failed", why)
-    return claim.result
+        # No result: the flow was closed (its add cancelled, interrupted) or
+        # a bug raised; the claim is released, never left under way.
+        ctx.claims.end(key, claim, result)
+    return result
 
 
 def _add_new(source: Source, key: str, ctx: Context) -> Flow:
