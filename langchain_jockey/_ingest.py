@@ -34,7 +34,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from langchain_jockey._sources import FileStream, Source, form_stream, sha256_file
+from langchain_jockey._sources import (
+    FileChangedError,
+    FileStream,
+    Hashed,
+    Source,
+    form_stream,
+)
 from langchain_jockey.errors import (
     JockeyError,
     JockeyNotFoundError,
@@ -429,8 +435,10 @@ def add_flow(source: Source, ctx: Context) -> Flow:
 def _add(source: Source, ctx: Context) -> Flow:
     progress = ctx.progress
     progress.emit("hashing", source)
+    file: Hashed | None = None
     if source.path is not None:
-        key = yield Local(sha256_file, (source.path,))
+        file = yield Local(Hashed.of, (source.path, source.size))
+        key = file.sha256
     else:
         key = hashlib.sha256(f"url:{source.url}".encode()).hexdigest()
     claim, first = ctx.claims.take(key, ctx.since)
@@ -443,7 +451,7 @@ def _add(source: Source, ctx: Context) -> Flow:
         claim, first = ctx.claims.take(key, ctx.since)  # released: take it again
     result = None
     try:
-        result = yield from _add_new(source, key, ctx)
+        result = yield from _add_new(source, key, file, ctx)
     except FAILURES:  # handed up to add_flow; a source waiting on it fails too
         why = f"{source.name} with the same content failed"
         result = AddResult(source.name, None, None, "failed", why)
@@ -455,8 +463,8 @@ def _add(source: Source, ctx: Context) -> Flow:
     return result
 
 
-def _add_new(source: Source, key: str, ctx: Context) -> Flow:
-    """Add content no other source of this store object is adding."""
+def _add_new(source: Source, key: str, file: Hashed | None, ctx: Context) -> Flow:
+    """Add content no other source of this store object is adding (`file`: hashed)."""
     progress, journal = ctx.progress, ctx.journal
     item = ctx.existing.get(key)
     if item is not None:
@@ -475,7 +483,13 @@ def _add_new(source: Source, key: str, ctx: Context) -> Flow:
             state = {}
     uploaded = asset is None
     if asset is None:
-        asset = yield from _upload(source, key, state, ctx)
+        try:
+            asset = yield from _upload(source, key, file, state, ctx)
+        except (
+            FileChangedError
+        ):  # parts sent may not be the bytes hashed: never resumed
+            yield Local(journal.drop, (key,))
+            raise
     asset_id = text(asset, "_id", "the asset")
     asset = yield from _poll(
         f"assets/{asset_id}", asset, source, ctx, ("ready", "failed")
@@ -542,16 +556,20 @@ def _poll(
 
 
 def _upload(
-    source: Source, key: str, state: dict[str, Any], ctx: Context
+    source: Source,
+    key: str,
+    file: Hashed | None,
+    state: dict[str, Any],
+    ctx: Context,
 ) -> Generator[Call, Any, dict[str, Any]]:
     """Send the source; the asset as the API answered."""
-    if source.path is not None and source.size > ctx.multipart_threshold:
-        return (yield from _multipart(source, key, state, ctx))
+    if file is not None and source.size > ctx.multipart_threshold:
+        return (yield from _multipart(source, file, state, ctx))
     fields = {"method": "direct", "filename": source.filename}
     if source.url is not None:
         fields = {"method": "url", "filename": source.filename, "url": source.url}
     fields["user_metadata"] = json.dumps({HASH_KEY: key})
-    stream, kind = form_stream(fields, source, ctx.progress.sent(source, 0))
+    stream, kind = form_stream(fields, source, ctx.progress.sent(source, 0), file)
     asset = obj((yield Send("assets", stream, kind, api=True)), "the new asset")
     saved = {"asset_id": text(asset, "_id", "the new asset"), "complete": True}
     yield Local(ctx.journal.save, (key, saved))
@@ -560,10 +578,22 @@ def _upload(
 
 
 def _multipart(
-    source: Source, key: str, state: dict[str, Any], ctx: Context
+    source: Source, file: Hashed, state: dict[str, Any], ctx: Context
 ) -> Generator[Call, Any, dict[str, Any]]:
-    """A multipart upload, resumed from the journal when it holds one."""
-    assert source.path is not None  # noqa: S101 - only files come here
+    """A multipart upload, resumed from the journal when it holds one.
+
+    The hash recorded is that of the parts sent, over every run: the journal
+    is found by the file's hash (`key`), read before this run sent anything,
+    so each run sends parts of the same content. Each part goes only while
+    the file is in the state it was hashed in, checked as the part's last
+    bytes are read (`Hashed.check`), so a part the API confirmed was sent
+    from that content. When one run sends every part, their bytes' hash is
+    checked against `key` too (before the last bytes go); a resumed run does
+    not read the parts of earlier runs again, and relies on the state. A
+    file found changed fails, and its journal is dropped (`_add_new`): no
+    later run resumes parts that may hold other bytes.
+    """
+    key = file.sha256
     done: set[int] = set()
     urls: dict[int, str] = {}
     if safe_id(state.get("upload_id")):
@@ -600,7 +630,11 @@ def _multipart(
             raise _unexpected(f"no upload URL was given for part {index}")
         length = min(size, source.size - (index - 1) * size)
         stream = FileStream(
-            source.path, (index - 1) * size, length, ctx.progress.sent(source, base)
+            file.path,
+            (index - 1) * size,
+            length,
+            ctx.progress.sent(source, base),
+            hashed=file,
         )
         etag = yield Send(urls[index], stream, "application/octet-stream", api=False)
         chunk = {
