@@ -9,11 +9,13 @@ steps, after every source was checked (`_sources.py`):
 
 1. Hash the file (SHA-256). If the store already has an item with that hash in
    its metadata (`source_sha256`), nothing is uploaded: that item is the result.
+   The upload checks the bytes it sends against that hash (`_sources.Hashed`).
 2. Upload: `POST /assets` for a file up to `multipart_threshold` bytes (or a URL
    import), else a multipart upload, each part PUT to its URL (no API key goes
    there) and reported at once, so an interrupted upload resumes from the parts
-   the API confirmed. The `upload_id` and `asset_id` are kept in a small journal
-   file (`state_dir`) until the item exists: the API cannot find them again.
+   the API confirmed. The `upload_id` and `asset_id` of a checked plan are kept
+   in a small journal file (`state_dir`, checked before any upload) until the
+   item exists: the API cannot find them again.
 3. Poll the asset until `ready`; add it as an item with the user's metadata and
    the hash; with `wait`, poll the item until `ready` or `failed`.
 
@@ -27,12 +29,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from langchain_jockey._sources import (
     FileChangedError,
@@ -43,6 +48,7 @@ from langchain_jockey._sources import (
 )
 from langchain_jockey.errors import (
     JockeyError,
+    JockeyInputError,
     JockeyNotFoundError,
     JockeyServerError,
 )
@@ -76,6 +82,7 @@ HASH_KEY = "source_sha256"
 _PAGE = 50  # the API's largest page
 _JOIN = 0.05  # seconds between looks at another source's claim
 _MAX_PAGES = 2000  # 100,000 rows: a store's items, an upload's parts (10 GB / 8 MiB)
+_MAX_PARTS = 10_000  # an upload's parts at most, as its storage (S3) takes
 
 
 @dataclass(frozen=True)
@@ -238,6 +245,25 @@ class Journal:
 
     def _file(self, key: str) -> Path:
         return self.directory / f"{self.scope}-{key}.json"
+
+    def check(self) -> None:
+        """Make the directory and write in it, before any upload (blocking).
+
+        Raises:
+            JockeyInputError: it cannot be: uploads would be left that no run
+                could find again (an asset, an upload session).
+        """
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.directory):
+                pass
+        except OSError as exc:
+            msg = (
+                f"state_dir {self.directory}: uploads under way cannot be recorded "
+                f"there ({exc.strerror or type(exc).__name__}); pass a directory "
+                "this process can write in as state_dir."
+            )
+            raise JockeyInputError(msg) from None
 
     def load(self, key: str) -> dict[str, Any]:
         """What was recorded for `key` (empty when nothing, or unreadable)."""
@@ -610,12 +636,16 @@ def _multipart(
             "total_size": source.size,
             "user_metadata": {HASH_KEY: key},
         }
-        state = yield Api("POST", "assets/multipart-uploads", body, creates=True)
-        urls = _urls(state)
+        made = obj(
+            (yield Api("POST", "assets/multipart-uploads", body, creates=True)),
+            "the new upload",
+        )
         state = {
-            k: obj(state, "the new upload").get(k)
+            k: made.get(k)
             for k in ("upload_id", "asset_id", "chunk_size", "total_chunks")
         }
+        # Checked before it is journaled: a bad plan would fail every run for 24 h.
+        urls = _urls(made, _plan(state, source.size)[2])
         yield Local(ctx.journal.save, (key, state))
     upload_id, size, total = _plan(state, source.size)
     base = sum(min(size, source.size - (i - 1) * size) for i in done)
@@ -625,7 +655,8 @@ def _multipart(
             continue
         if index not in urls:
             path = f"assets/multipart-uploads/{upload_id}/presigned-urls"
-            urls |= _urls((yield Api("POST", path, {"start": index, "count": _PAGE})))
+            more = yield Api("POST", path, {"start": index, "count": _PAGE})
+            urls |= _urls(more, total)
         if index not in urls:
             raise _unexpected(f"no upload URL was given for part {index}")
         length = min(size, source.size - (index - 1) * size)
@@ -662,19 +693,45 @@ def _plan(state: dict[str, Any], size: int) -> tuple[str, int, int]:
     total = _count(state, "total_chunks", what)
     if total != -(-size // chunk):
         raise _unexpected(f"{what} cuts {size:,} bytes into {total} parts of {chunk:,}")
+    if total > _MAX_PARTS:
+        raise _unexpected(
+            f"{what} has {total:,} parts; storage takes at most {_MAX_PARTS:,}"
+        )
     return upload_id, chunk, total
 
 
-def _urls(answer: object) -> dict[int, str]:
-    """Part number → URL, from an answer's `upload_urls` (http(s) URLs only)."""
-    found = obj(answer, "the upload URLs").get("upload_urls") or ()
+def _urls(answer: object, total: int) -> dict[int, str]:
+    """Part number → URL, from an answer's `upload_urls`, for parts 1 to `total`.
+
+    Each entry must be one of those parts with a URL that can be requested
+    (`_requestable`): a URL httpx cannot parse or a resolver cannot encode is
+    a typed error for the source, not an exception of the request layer.
+    """
+    found = obj(answer, "the upload URLs").get("upload_urls") or []
+    if not isinstance(found, list) or len(found) > total:
+        raise _unexpected(f"'upload_urls' is not a list of at most {total} parts")
     urls: dict[int, str] = {}
-    for entry in found if isinstance(found, list) else ():
+    for entry in found:
         index = entry.get("chunk_index") if isinstance(entry, dict) else None
         url = entry.get("url") if isinstance(entry, dict) else None
-        if type(index) is int and str(url).startswith(("http://", "https://")):
-            urls[index] = str(url)
+        if type(index) is not int or not 1 <= index <= total:
+            raise _unexpected(f"an upload URL is for no part of 1 to {total}")
+        if not _requestable(url):
+            raise _unexpected(f"the upload URL of part {index} is not a usable URL")
+        urls[index] = str(url)
     return urls
+
+
+def _requestable(url: object) -> bool:
+    """Whether `url` is an http(s) URL with a host that a resolver can encode."""
+    try:
+        parsed = httpx.URL(url) if isinstance(url, str) else None
+        if parsed is None or parsed.scheme not in ("http", "https"):
+            return False
+        parsed.host.encode("idna")  # as the resolver will: no label over 63
+    except (httpx.InvalidURL, UnicodeError):
+        return False
+    return bool(parsed.host)
 
 
 class _Expired(Exception):  # noqa: N818 - a signal inside this module, not an error

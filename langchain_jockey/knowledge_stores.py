@@ -310,6 +310,7 @@ class KnowledgeStore(JockeyConnection):
         path = self._path  # no store: an error before anything else
         found = sources_of(sources, metadata)
         journal = Journal(self.state_dir, f"{self.base_url} {self.knowledge_store_id}")
+        journal.check()  # before any upload: else orphan assets and upload sessions
         ctx = Context(
             path,
             Progress(found, on_progress),
