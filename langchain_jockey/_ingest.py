@@ -322,7 +322,7 @@ class Claims:
     def take(self, key: str, since: int) -> tuple[Claim, bool]:
         """The claim on `key`, and whether the caller is to add it.
 
-        A claim under way is waited for; one that ended well after `since`
+        A claim under way is waited for; one that ended after `since`
         (when the caller's `add` listed the store) is its result.
         """
         with self._lock:
@@ -511,9 +511,8 @@ def _add_new(source: Source, key: str, file: Hashed | None, ctx: Context) -> Flo
     if asset is None:
         try:
             asset = yield from _upload(source, key, file, state, ctx)
-        except (
-            FileChangedError
-        ):  # parts sent may not be the bytes hashed: never resumed
+        except FileChangedError:
+            # Parts it sent may hold other bytes than those hashed: never resumed.
             yield Local(journal.drop, (key,))
             raise
     asset_id = text(asset, "_id", "the asset")
