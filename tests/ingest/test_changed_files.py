@@ -21,7 +21,7 @@ from langchain_jockey import JockeyIngestError, KnowledgeStore
 from langchain_jockey._sources import sha256_file
 from langchain_jockey.emulator import sample_video
 from tests.ingest.conftest import add, connect
-from tests.ingest.tamper import Tamper
+from tests.ingest.tamper import Tamper, tampered
 
 
 def _append(path: Path) -> None:
@@ -105,22 +105,19 @@ def test_a_file_that_changes_while_a_resumed_upload_sends_fails(
     async def athird_part_lost(request: httpx.Request) -> None:
         third_part_lost(request)
 
-    settings = connect(emulator, tmp_path, multipart_threshold=1, max_retries=0)
-    store_id = KnowledgeStore.create("resumed", **settings).knowledge_store_id
+    settings = {"multipart_threshold": 1, "max_retries": 0}
+    store = KnowledgeStore.create("resumed", **connect(emulator, tmp_path, **settings))
     tamper = Tamper(hold=third_part_lost, ahold=athird_part_lost)
-    cut = KnowledgeStore(
-        knowledge_store_id=store_id,
-        http_client=httpx.Client(transport=tamper),
-        http_async_client=httpx.AsyncClient(transport=tamper),
-        **settings,
-    )
+    store_id = store.knowledge_store_id
+    cut = tampered(emulator, store_id, tmp_path, tamper, **settings)
     with pytest.raises(JockeyIngestError):
         add(mode, cut, video)  # parts 1 and 2 are in; the journal keeps the upload
-    store = KnowledgeStore(knowledge_store_id=store_id, **settings)
+    assert list(store.state_dir.glob("*.json"))
     with pytest.raises(JockeyIngestError) as caught:
         add(mode, store, video, on_progress=_once(_append, video))
     assert "changed while it was uploaded" in caught.value.results[0].error
     assert store.items() == []
+    assert not list(store.state_dir.glob("*.json"))  # never resumed again
     (result,) = add(mode, store, video)
     assert result.status == "ready"
     (item,) = store.items()

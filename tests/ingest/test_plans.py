@@ -19,7 +19,7 @@ import pytest
 from langchain_jockey import JockeyIngestError, JockeyInputError, KnowledgeStore
 from langchain_jockey.emulator import Emulator, sample_video
 from tests.ingest.conftest import add, connect
-from tests.ingest.tamper import Tamper, route
+from tests.ingest.tamper import Tamper, route, tampered
 
 CREATE = ("POST", "assets/multipart-uploads")
 LONG_LABEL = "a" * 300
@@ -27,15 +27,9 @@ LONG_LABEL = "a" * 300
 
 def _store(emu: Emulator, tmp: Path, rewrite: Any, **kwargs: Any) -> KnowledgeStore:
     """A new store on `emu`, through a `Tamper` with `rewrite`; by parts over 100 kB."""
-    settings = connect(emu, tmp, multipart_threshold=100_000, **kwargs)
-    store_id = KnowledgeStore.create("plans", **settings).knowledge_store_id
-    tamper = Tamper(rewrite)
-    return KnowledgeStore(
-        knowledge_store_id=store_id,
-        http_client=httpx.Client(transport=tamper),
-        http_async_client=httpx.AsyncClient(transport=tamper),
-        **settings,
-    )
+    kwargs["multipart_threshold"] = 100_000
+    made = KnowledgeStore.create("plans", **connect(emu, tmp, **kwargs))
+    return tampered(emu, made.knowledge_store_id, tmp, Tamper(rewrite), **kwargs)
 
 
 def _plan(change: Any) -> Any:
