@@ -9,11 +9,13 @@ steps, after every source was checked (`_sources.py`):
 
 1. Hash the file (SHA-256). If the store already has an item with that hash in
    its metadata (`source_sha256`), nothing is uploaded: that item is the result.
+   The upload checks the bytes it sends against that hash (`_sources.Hashed`).
 2. Upload: `POST /assets` for a file up to `multipart_threshold` bytes (or a URL
    import), else a multipart upload, each part PUT to its URL (no API key goes
    there) and reported at once, so an interrupted upload resumes from the parts
-   the API confirmed. The `upload_id` and `asset_id` are kept in a small journal
-   file (`state_dir`) until the item exists: the API cannot find them again.
+   the API confirmed. The `upload_id` and `asset_id` of a checked plan are kept
+   in a small journal file (`state_dir`, checked before any upload) until the
+   item exists: the API cannot find them again.
 3. Poll the asset until `ready`; add it as an item with the user's metadata and
    the hash; with `wait`, poll the item until `ready` or `failed`.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -34,9 +37,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from langchain_jockey._sources import FileStream, Source, form_stream, sha256_file
+import httpx
+
+from langchain_jockey._sources import (
+    FileChangedError,
+    FileStream,
+    Hashed,
+    Source,
+    form_stream,
+)
 from langchain_jockey.errors import (
     JockeyError,
+    JockeyInputError,
     JockeyNotFoundError,
     JockeyServerError,
 )
@@ -71,6 +83,7 @@ _PAGE = 50  # the API's largest page, asked for and held to
 _JOIN = 0.05  # seconds between looks at another source's claim
 _MAX_ROWS = 100_000  # the most rows of one list read (ours: docs/protocol.md)
 _MAX_PAGES = _MAX_ROWS // _PAGE
+_MAX_PARTS = 10_000  # an upload's parts at most, as its storage (S3) takes
 
 
 @dataclass(frozen=True)
@@ -234,6 +247,25 @@ class Journal:
     def _file(self, key: str) -> Path:
         return self.directory / f"{self.scope}-{key}.json"
 
+    def check(self) -> None:
+        """Make the directory and write in it, before any upload (blocking).
+
+        Raises:
+            JockeyInputError: it cannot be: uploads would be left that no run
+                could find again (an asset, an upload session).
+        """
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.directory):
+                pass
+        except OSError as exc:
+            msg = (
+                f"state_dir {self.directory}: uploads under way cannot be recorded "
+                f"there ({exc.strerror or type(exc).__name__}); pass a directory "
+                "this process can write in as state_dir."
+            )
+            raise JockeyInputError(msg) from None
+
     def load(self, key: str) -> dict[str, Any]:
         """What was recorded for `key` (empty when nothing, or unreadable)."""
         try:
@@ -257,10 +289,13 @@ class Journal:
 
 @dataclass
 class Claim:
-    """A content key being added by the `add` of `owner`; `result` once it is."""
+    """A content key being added; once it is, `ended` (the `Claims` clock) and `result`.
 
-    owner: object
+    A claim that ended without a result was released: its `add` was cancelled.
+    """
+
     result: AddResult | None = None
+    ended: int = 0
 
 
 class Claims:
@@ -268,32 +303,52 @@ class Claims:
 
     A source whose content another source is adding waits for that result
     instead of uploading the same bytes again (a copy of a file, the same file
-    given twice, two threads adding the same folder).
+    given twice, two threads adding the same folder). Each `add` lists the
+    store's items once, after reading `clock`: a claim that ended after that
+    is newer than the listing, so its result stands (the listing may predate
+    the item); one that ended before is in the listing, or was removed since,
+    so the listing decides.
     """
 
     def __init__(self) -> None:
         self._claims: dict[str, Claim] = {}
         self._lock = threading.Lock()
+        self._clock = 0
 
     def __reduce__(self) -> tuple[type[Claims], tuple[()]]:
         """A copy or a pickle starts with no claims: they belong to running adds."""
         return (Claims, ())
 
-    def take(self, key: str, owner: object) -> tuple[Claim, bool]:
-        """The claim on `key`, and whether `owner`'s caller is to add it.
+    def clock(self) -> int:
+        """The time on the claims' clock: read it before listing the store."""
+        with self._lock:
+            return self._clock
 
-        A claim under way is waited for; a finished one is reused by the same
-        `add` only (a later `add` looks at the store again: the item may have
-        been removed since).
+    def take(self, key: str, since: int) -> tuple[Claim, bool]:
+        """The claim on `key`, and whether the caller is to add it.
+
+        A claim under way is waited for; one that ended after `since`
+        (when the caller's `add` listed the store) is its result.
         """
         with self._lock:
             claim = self._claims.get(key)
             if claim is not None and (
-                claim.result is None or (claim.owner is owner and claim.result.ok)
+                not claim.ended
+                or (
+                    claim.ended > since and claim.result is not None and claim.result.ok
+                )
             ):
                 return claim, False
-            self._claims[key] = claim = Claim(owner)
+            self._claims[key] = claim = Claim()
             return claim, True
+
+    def end(self, key: str, claim: Claim, result: AddResult | None) -> None:
+        """End `claim` with `result`; with `None`, release it for another to take."""
+        with self._lock:
+            self._clock += 1
+            claim.result, claim.ended = result, self._clock
+            if result is None and self._claims.get(key) is claim:
+                del self._claims[key]
 
 
 def _as_is(text: str) -> str:
@@ -312,6 +367,7 @@ class Context:
     progress: Progress
     journal: Journal
     claims: Claims = field(default_factory=Claims)
+    since: int = 0  # the claims' clock when `existing` was listed
     existing: dict[str, dict[str, Any]] = field(default_factory=dict)
     multipart_threshold: int = 100_000_000
     wait: bool = True
@@ -429,27 +485,36 @@ def add_flow(source: Source, ctx: Context) -> Flow:
 def _add(source: Source, ctx: Context) -> Flow:
     progress = ctx.progress
     progress.emit("hashing", source)
+    file: Hashed | None = None
     if source.path is not None:
-        key = yield Local(sha256_file, (source.path,))
+        file = yield Local(Hashed.of, (source.path, source.size))
+        key = file.sha256
     else:
         key = hashlib.sha256(f"url:{source.url}".encode()).hexdigest()
-    claim, first = ctx.claims.take(key, ctx)
-    if not first:  # another source is adding the same content: its result
-        while claim.result is None:
+    claim, first = ctx.claims.take(key, ctx.since)
+    while not first:  # another source is adding the same content: its result
+        while not claim.ended:
             yield Wait(_JOIN)
-        progress.emit("skipped", source, status=claim.result.status)
-        return replace(claim.result, source=source.name, uploaded=False)
+        if claim.result is not None:
+            progress.emit("skipped", source, status=claim.result.status)
+            return replace(claim.result, source=source.name, uploaded=False)
+        claim, first = ctx.claims.take(key, ctx.since)  # released: take it again
+    result = None
     try:
-        claim.result = yield from _add_new(source, key, ctx)
+        result = yield from _add_new(source, key, file, ctx)
+    except FAILURES:  # handed up to add_flow; a source waiting on it fails too
+        why = f"{source.name} with the same content failed"
+        result = AddResult(source.name, None, None, "failed", why)
+        raise
     finally:
-        if claim.result is None:  # a failure, handed up to add_flow
-            why = f"{source.name} with the same content failed"
-            claim.result = AddResult(source.name, None, None, "failed", why)
-    return claim.result
+        # No result: the flow was closed (its add cancelled, interrupted) or
+        # a bug raised; the claim is released, never left under way.
+        ctx.claims.end(key, claim, result)
+    return result
 
 
-def _add_new(source: Source, key: str, ctx: Context) -> Flow:
-    """Add content no other source of this store object is adding."""
+def _add_new(source: Source, key: str, file: Hashed | None, ctx: Context) -> Flow:
+    """Add content no other source of this store object is adding (`file`: hashed)."""
     progress, journal = ctx.progress, ctx.journal
     item = ctx.existing.get(key)
     if item is not None:
@@ -468,7 +533,12 @@ def _add_new(source: Source, key: str, ctx: Context) -> Flow:
             state = {}
     uploaded = asset is None
     if asset is None:
-        asset = yield from _upload(source, key, state, ctx)
+        try:
+            asset = yield from _upload(source, key, file, state, ctx)
+        except FileChangedError:
+            # Parts it sent may hold other bytes than those hashed: never resumed.
+            yield Local(journal.drop, (key,))
+            raise
     asset_id = text(asset, "_id", "the asset")
     asset = yield from _poll(
         f"assets/{asset_id}", asset, source, ctx, ("ready", "failed")
@@ -535,16 +605,20 @@ def _poll(
 
 
 def _upload(
-    source: Source, key: str, state: dict[str, Any], ctx: Context
+    source: Source,
+    key: str,
+    file: Hashed | None,
+    state: dict[str, Any],
+    ctx: Context,
 ) -> Generator[Call, Any, dict[str, Any]]:
     """Send the source; the asset as the API answered."""
-    if source.path is not None and source.size > ctx.multipart_threshold:
-        return (yield from _multipart(source, key, state, ctx))
+    if file is not None and source.size > ctx.multipart_threshold:
+        return (yield from _multipart(source, file, state, ctx))
     fields = {"method": "direct", "filename": source.filename}
     if source.url is not None:
         fields = {"method": "url", "filename": source.filename, "url": source.url}
     fields["user_metadata"] = json.dumps({HASH_KEY: key})
-    stream, kind = form_stream(fields, source, ctx.progress.sent(source, 0))
+    stream, kind = form_stream(fields, source, ctx.progress.sent(source, 0), file)
     asset = obj((yield Send("assets", stream, kind, api=True)), "the new asset")
     saved = {"asset_id": text(asset, "_id", "the new asset"), "complete": True}
     yield Local(ctx.journal.save, (key, saved))
@@ -553,10 +627,22 @@ def _upload(
 
 
 def _multipart(
-    source: Source, key: str, state: dict[str, Any], ctx: Context
+    source: Source, file: Hashed, state: dict[str, Any], ctx: Context
 ) -> Generator[Call, Any, dict[str, Any]]:
-    """A multipart upload, resumed from the journal when it holds one."""
-    assert source.path is not None  # noqa: S101 - only files come here
+    """A multipart upload, resumed from the journal when it holds one.
+
+    The hash recorded is that of the parts sent, over every run: the journal
+    is found by the file's hash (`key`), read before this run sent anything,
+    so each run sends parts of the same content. Each part goes only while
+    the file is in the state it was hashed in, checked as the part's last
+    bytes are read (`Hashed.check`), so a part the API confirmed was sent
+    from that content. When one run sends every part, their bytes' hash is
+    checked against `key` too (before the last bytes go); a resumed run does
+    not read the parts of earlier runs again, and relies on the state. A
+    file found changed fails, and its journal is dropped (`_add_new`): no
+    later run resumes parts that may hold other bytes.
+    """
+    key = file.sha256
     done: set[int] = set()
     urls: dict[int, str] = {}
     if safe_id(state.get("upload_id")):
@@ -573,12 +659,16 @@ def _multipart(
             "total_size": source.size,
             "user_metadata": {HASH_KEY: key},
         }
-        state = yield Api("POST", "assets/multipart-uploads", body, creates=True)
-        urls = _urls(state)
+        made = obj(
+            (yield Api("POST", "assets/multipart-uploads", body, creates=True)),
+            "the new upload",
+        )
         state = {
-            k: obj(state, "the new upload").get(k)
+            k: made.get(k)
             for k in ("upload_id", "asset_id", "chunk_size", "total_chunks")
         }
+        # Checked before it is journaled: a bad plan would fail every run for 24 h.
+        urls = _urls(made, _plan(state, source.size)[2])
         yield Local(ctx.journal.save, (key, state))
     upload_id, size, total = _plan(state, source.size)
     base = sum(min(size, source.size - (i - 1) * size) for i in done)
@@ -588,12 +678,17 @@ def _multipart(
             continue
         if index not in urls:
             path = f"assets/multipart-uploads/{upload_id}/presigned-urls"
-            urls |= _urls((yield Api("POST", path, {"start": index, "count": _PAGE})))
+            more = yield Api("POST", path, {"start": index, "count": _PAGE})
+            urls |= _urls(more, total)
         if index not in urls:
             raise _unexpected(f"no upload URL was given for part {index}")
         length = min(size, source.size - (index - 1) * size)
         stream = FileStream(
-            source.path, (index - 1) * size, length, ctx.progress.sent(source, base)
+            file.path,
+            (index - 1) * size,
+            length,
+            ctx.progress.sent(source, base),
+            hashed=file,
         )
         etag = yield Send(urls[index], stream, "application/octet-stream", api=False)
         chunk = {
@@ -621,19 +716,45 @@ def _plan(state: dict[str, Any], size: int) -> tuple[str, int, int]:
     total = _count(state, "total_chunks", what)
     if total != -(-size // chunk):
         raise _unexpected(f"{what} cuts {size:,} bytes into {total} parts of {chunk:,}")
+    if total > _MAX_PARTS:
+        raise _unexpected(
+            f"{what} has {total:,} parts; storage takes at most {_MAX_PARTS:,}"
+        )
     return upload_id, chunk, total
 
 
-def _urls(answer: object) -> dict[int, str]:
-    """Part number → URL, from an answer's `upload_urls` (http(s) URLs only)."""
-    found = obj(answer, "the upload URLs").get("upload_urls") or ()
+def _urls(answer: object, total: int) -> dict[int, str]:
+    """Part number → URL, from an answer's `upload_urls`, for parts 1 to `total`.
+
+    Each entry must be one of those parts with a URL that can be requested
+    (`_requestable`): a URL httpx cannot parse or a resolver cannot encode is
+    a typed error for the source, not an exception of the request layer.
+    """
+    found = obj(answer, "the upload URLs").get("upload_urls") or []
+    if not isinstance(found, list) or len(found) > total:
+        raise _unexpected(f"'upload_urls' is not a list of at most {total} parts")
     urls: dict[int, str] = {}
-    for entry in found if isinstance(found, list) else ():
+    for entry in found:
         index = entry.get("chunk_index") if isinstance(entry, dict) else None
         url = entry.get("url") if isinstance(entry, dict) else None
-        if type(index) is int and str(url).startswith(("http://", "https://")):
-            urls[index] = str(url)
+        if type(index) is not int or not 1 <= index <= total:
+            raise _unexpected(f"an upload URL is for no part of 1 to {total}")
+        if not _requestable(url):
+            raise _unexpected(f"the upload URL of part {index} is not a usable URL")
+        urls[index] = str(url)
     return urls
+
+
+def _requestable(url: object) -> bool:
+    """Whether `url` is an http(s) URL with a host that a resolver can encode."""
+    try:
+        parsed = httpx.URL(url) if isinstance(url, str) else None
+        if parsed is None or parsed.scheme not in ("http", "https"):
+            return False
+        parsed.host.encode("idna")  # as the resolver will: no label over 63
+    except (httpx.InvalidURL, UnicodeError):
+        return False
+    return bool(parsed.host)
 
 
 class _Expired(Exception):  # noqa: N818 - a signal inside this module, not an error

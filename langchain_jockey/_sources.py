@@ -32,18 +32,24 @@ import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import httpx
 
 from langchain_jockey._media import SNIFF_BYTES, VIDEO_EXTENSIONS, duration, sniff
 from langchain_jockey.errors import JockeyInputError
 
+if TYPE_CHECKING:
+    from _hashlib import HASH
+
 __all__ = [
     "MAX_DURATION",
     "MAX_FILE_SIZE",
     "MIN_DURATION",
+    "FileChangedError",
+    "FileState",
     "FileStream",
+    "Hashed",
     "Source",
     "form_stream",
     "open_file",
@@ -334,12 +340,102 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+class FileChangedError(JockeyInputError):
+    """A file changed while it was hashed or uploaded: it fails, nothing is recorded."""
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What `stat` says of a file's version: size, modification time, inode."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileState:
+        """The state of `path` now."""
+        st = path.stat()
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+class Hashed:
+    """A file's SHA-256, and its state when hashed; `check` holds what is sent to them.
+
+    The streams that send the file's regions hash the bytes they read, going
+    on from where the last region sent in this run ended (`seed`). At the end
+    of each region, before its last bytes go (`check`): the file's state is
+    the one it was hashed in, and when every byte of the file went through
+    that hash, in order, it is the hash recorded. Otherwise the region fails
+    unsent with `FileChangedError`.
+
+    Attributes:
+        path: The file.
+        sha256: Its SHA-256 (hex), read before any byte was sent.
+        state: Its state before it was hashed.
+    """
+
+    def __init__(self, path: Path, sha256: str, state: FileState) -> None:
+        self.path, self.sha256, self.state = path, sha256, state
+        self._digest, self._end = hashlib.sha256(), 0  # of bytes [0, _end) sent
+
+    @classmethod
+    def of(cls, path: Path, size: int) -> Hashed:
+        """Hash `path`, of `size` bytes when it was checked (blocking).
+
+        Raises:
+            FileChangedError: its size is not `size`, or it changed meanwhile.
+        """
+        state = FileState.of(path)
+        sha256 = sha256_file(path)
+        if state.size != size or FileState.of(path) != state:
+            raise FileChangedError(f"{path}: the file changed while it was hashed.")
+        return cls(path, sha256, state)
+
+    def seed(self, offset: int) -> HASH | None:
+        """The hash to go on with for a region at `offset` (`None`: a gap before it)."""
+        return self._digest.copy() if offset == self._end else None
+
+    def check(self, offset: int, length: int, digest: HASH | None) -> None:
+        """At the end of a region, before its last bytes go: is the file as hashed?
+
+        Raises:
+            FileChangedError: it is not; the region is not sent.
+        """
+        end = offset + length
+        if FileState.of(self.path) != self.state or (
+            digest is not None
+            and end == self.state.size
+            and digest.hexdigest() != self.sha256
+        ):
+            msg = (
+                f"{self.path}: the file changed while it was uploaded (it is not "
+                "the file that was hashed); nothing was recorded for it. Add it "
+                "again once it is complete."
+            )
+            raise FileChangedError(msg)
+        if digest is not None:
+            self._digest, self._end = digest, end
+
+
+def _read(file: BinaryIO, size: int, digest: HASH | None, path: Path) -> bytes:
+    """The next `size` bytes of `file`, added to `digest`."""
+    block = file.read(size)
+    if not block:
+        raise FileChangedError(f"{path}: the file shrank while it was uploaded.")
+    if digest is not None:
+        digest.update(block)
+    return block
+
+
 class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
     """Request content: `prefix`, `length` bytes of a file from `offset`, `suffix`.
 
     Reads `BLOCK` bytes at a time, so memory does not grow with the file. Each
     iteration starts over (a retry re-sends it whole), and `sent(n)` is told
-    how many of the file's bytes have gone so far.
+    how many of the file's bytes have gone so far. With `hashed`, the bytes
+    read are checked against the file's hash (`Hashed`).
     """
 
     def __init__(  # noqa: PLR0917 - the region and its framing
@@ -350,14 +446,20 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         sent: Callable[[int], None],
         prefix: bytes = b"",
         suffix: bytes = b"",
+        hashed: Hashed | None = None,
     ) -> None:
         self.path, self.offset, self.length = path, offset, length
         self.sent, self.prefix, self.suffix = sent, prefix, suffix
+        self.hashed = hashed
+        self._seed = None if hashed is None else hashed.seed(offset)
 
     @property
     def size(self) -> int:
         """The content length in bytes."""
         return len(self.prefix) + self.length + len(self.suffix)
+
+    def _digest(self) -> HASH | None:
+        return None if self._seed is None else self._seed.copy()
 
     def __iter__(self) -> Iterator[bytes]:
         """The content, read from disk."""
@@ -367,15 +469,13 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         with open_file(self.path) as file:
             file.seek(self.offset)
             yield self.prefix
-            done = 0
+            done, digest = 0, self._digest()
             while done < self.length:
-                block = file.read(min(BLOCK, self.length - done))
-                if not block:
-                    raise JockeyInputError(
-                        f"{self.path}: the file shrank during upload."
-                    )
+                block = _read(file, min(BLOCK, self.length - done), digest, self.path)
                 done += len(block)
                 self.sent(done)
+                if done == self.length and self.hashed is not None:
+                    self.hashed.check(self.offset, self.length, digest)
                 yield block
             yield self.suffix
 
@@ -388,17 +488,17 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         try:
             await asyncio.to_thread(file.seek, self.offset)
             yield self.prefix
-            done = 0
+            done, digest = 0, self._digest()
             while done < self.length:
                 block = await asyncio.to_thread(
-                    file.read, min(BLOCK, self.length - done)
+                    _read, file, min(BLOCK, self.length - done), digest, self.path
                 )
-                if not block:
-                    raise JockeyInputError(
-                        f"{self.path}: the file shrank during upload."
-                    )
                 done += len(block)
                 self.sent(done)
+                if done == self.length and self.hashed is not None:
+                    await asyncio.to_thread(
+                        self.hashed.check, self.offset, self.length, digest
+                    )
                 yield block
             yield self.suffix
         finally:
@@ -406,9 +506,14 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
 
 
 def form_stream(
-    fields: Mapping[str, str], source: Source | None, sent: Callable[[int], None]
+    fields: Mapping[str, str],
+    source: Source | None,
+    sent: Callable[[int], None],
+    hashed: Hashed | None = None,
 ) -> tuple[FileStream, str]:
     """A multipart/form-data body: `fields`, then the file of `source` if any.
+
+    With `hashed`, the file's bytes are checked as they are sent (`Hashed`).
 
     Returns:
         The stream and its content type (with the boundary).
@@ -429,4 +534,4 @@ def form_stream(
         f'filename="{quoted}"\r\nContent-Type: {source.mime}\r\n\r\n'
     ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
-    return FileStream(source.path, 0, source.size, sent, head, tail), kind
+    return FileStream(source.path, 0, source.size, sent, head, tail, hashed), kind

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
@@ -309,11 +310,13 @@ class KnowledgeStore(JockeyConnection):
         path = self._path  # no store: an error before anything else
         found = sources_of(sources, metadata)
         journal = Journal(self.state_dir, f"{self.base_url} {self.knowledge_store_id}")
+        journal.check()  # before any upload: else orphan assets and upload sessions
         ctx = Context(
             path,
             Progress(found, on_progress),
             journal,
             self._claims,
+            self._claims.clock(),  # before the store is listed
             multipart_threshold=self.multipart_threshold,
             wait=wait,
             poll_interval=self.poll_interval,
@@ -411,55 +414,57 @@ class KnowledgeStore(JockeyConnection):
         client = self._clients.sync(self.http_client)
         step: Callable[[Any], Call] = flow.send
         value: Any = None
-        while True:
-            try:
-                call = step(value)
-            except StopIteration as stop:
-                return cast("T", stop.value)
-            try:
-                if isinstance(call, Local):
-                    value = call.fn(*call.args)
-                elif isinstance(call, Wait):
-                    time.sleep(call.seconds)
-                    value = None
-                elif isinstance(call, Send) and not call.api:
-                    value = _http.put_part(
-                        client, self._request(client, call), self._policy_for(call)
-                    )
-                else:
-                    value = _http.call_json(
-                        client, self._request(client, call), self._policy_for(call)
-                    )
-                step = flow.send
-            except FAILURES as exc:
-                value, step = exc, flow.throw
+        with closing(flow):  # cancelled or interrupted: its claims are released
+            while True:
+                try:
+                    call = step(value)
+                except StopIteration as stop:
+                    return cast("T", stop.value)
+                try:
+                    if isinstance(call, Local):
+                        value = call.fn(*call.args)
+                    elif isinstance(call, Wait):
+                        time.sleep(call.seconds)
+                        value = None
+                    elif isinstance(call, Send) and not call.api:
+                        value = _http.put_part(
+                            client, self._request(client, call), self._policy_for(call)
+                        )
+                    else:
+                        value = _http.call_json(
+                            client, self._request(client, call), self._policy_for(call)
+                        )
+                    step = flow.send
+                except FAILURES as exc:
+                    value, step = exc, flow.throw
 
     async def _adrive(self, flow: Generator[Call, Any, T]) -> T:
         client = await self._clients.async_(self.http_async_client)
         step: Callable[[Any], Call] = flow.send
         value: Any = None
-        while True:
-            try:
-                call = step(value)
-            except StopIteration as stop:
-                return cast("T", stop.value)
-            try:
-                if isinstance(call, Local):
-                    value = await asyncio.to_thread(call.fn, *call.args)
-                elif isinstance(call, Wait):
-                    await asyncio.sleep(call.seconds)
-                    value = None
-                elif isinstance(call, Send) and not call.api:
-                    value = await _http.aput_part(
-                        client, self._request(client, call), self._policy_for(call)
-                    )
-                else:
-                    value = await _http.acall_json(
-                        client, self._request(client, call), self._policy_for(call)
-                    )
-                step = flow.send
-            except FAILURES as exc:
-                value, step = exc, flow.throw
+        with closing(flow):  # cancelled or interrupted: its claims are released
+            while True:
+                try:
+                    call = step(value)
+                except StopIteration as stop:
+                    return cast("T", stop.value)
+                try:
+                    if isinstance(call, Local):
+                        value = await asyncio.to_thread(call.fn, *call.args)
+                    elif isinstance(call, Wait):
+                        await asyncio.sleep(call.seconds)
+                        value = None
+                    elif isinstance(call, Send) and not call.api:
+                        value = await _http.aput_part(
+                            client, self._request(client, call), self._policy_for(call)
+                        )
+                    else:
+                        value = await _http.acall_json(
+                            client, self._request(client, call), self._policy_for(call)
+                        )
+                    step = flow.send
+                except FAILURES as exc:
+                    value, step = exc, flow.throw
 
 
 def _id(value: str) -> str:

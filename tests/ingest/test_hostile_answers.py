@@ -147,7 +147,7 @@ def test_a_part_url_that_is_not_http_is_never_used(mode, tmp_path):
     store = store_on(routes, tmp_path, multipart_threshold=1)
     with pytest.raises(JockeyIngestError) as caught:
         call(mode, store, "add", video)
-    assert "no upload URL was given for part 1" in caught.value.results[0].error
+    assert "upload URL of part 1 is not a usable URL" in caught.value.results[0].error
 
 
 def test_an_empty_list_may_say_it_has_zero_pages(mode, tmp_path):
