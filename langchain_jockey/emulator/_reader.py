@@ -285,33 +285,8 @@ class Ask:
     @classmethod
     def of(cls, name: str, description: Any, question: str = "") -> Ask:
         """The ask of a field called `name`, with its schema's `description`."""
-        own = _split(name)
-        told = _split(description) if isinstance(description, str) else []
-        kind = _kind(own) or _kind(told) or ("" if not own else "generic")
-        if kind == "generic" and (set(own) | set(told)) & _TITLE_HINTS:
-            kind = "title"
-        if kind == "generic" and (set(own) & _PEOPLE or _is_role(own)):
-            kind = "who"
-        lexicon = next((_LEXICON_OF[w] for w in own + told if w in _LEXICON_OF), None)
-        content = [w for w in own + told if w not in _GENERIC]
-        kinds = {w for _, names in _KINDS for w in names}
-        heads = [w for w in content if w not in _LEXICON_OF and w not in kinds]
-        bounds = {b for b in ("start", "end", "duration") if b in own}
-        bounds |= {"start" for w in own if w in ("begin", "from", "starts")}
-        bounds |= {"end" for w in own if w in ("stop", "finish", "ends", "until")}
-        bounds |= {"duration" for w in own if w == "length"}
-        return cls(
-            name,
-            kind,
-            _groups(content),
-            lexicon,
-            frozenset(s for h in heads for s in terms(h)),
-            _groups(re.findall(r"[a-z0-9]+", question.lower())),
-            frozenset(bounds),
-            _verbs(description)
-            | {s for w in own if w.endswith(("ed", "ing")) for s in terms(w)},
-            _verbs(question),
-        )
+        told = description if isinstance(description, str) else ""
+        return _ask(name, told, question)
 
     @property
     def words(self) -> frozenset[str]:
@@ -329,13 +304,51 @@ class Ask:
         return " ".join(_split(self.name)) or "the answer"
 
 
-def _verbs(text: Any) -> frozenset[str]:
+@lru_cache(maxsize=256)
+def _ask(name: str, description: str, question: str) -> Ask:
+    """`Ask.of`, once per field of a schema and question (schemas repeat fields)."""
+    own = _split(name)
+    told = _split(description)
+    kind = _kind(own) or _kind(told) or ("" if not own else "generic")
+    if kind == "generic" and (set(own) | set(told)) & _TITLE_HINTS:
+        kind = "title"
+    if kind == "generic" and (set(own) & _PEOPLE or _is_role(own)):
+        kind = "who"
+    lexicon = next((_LEXICON_OF[w] for w in own + told if w in _LEXICON_OF), None)
+    content = [w for w in own + told if w not in _GENERIC]
+    kinds = {w for _, names in _KINDS for w in names}
+    heads = [w for w in content if w not in _LEXICON_OF and w not in kinds]
+    bounds = {b for b in ("start", "end", "duration") if b in own}
+    bounds |= {"start" for w in own if w in ("begin", "from", "starts")}
+    bounds |= {"end" for w in own if w in ("stop", "finish", "ends", "until")}
+    bounds |= {"duration" for w in own if w == "length"}
+    return Ask(
+        name,
+        kind,
+        _groups(content),
+        lexicon,
+        frozenset(s for h in heads for s in terms(h)),
+        _question(question)[0],
+        frozenset(bounds),
+        _verbs(description)
+        | {s for w in own if w.endswith(("ed", "ing")) for s in terms(w)},
+        _question(question)[1],
+    )
+
+
+@lru_cache(maxsize=16)
+def _question(question: str) -> tuple[tuple[frozenset[str], ...], frozenset[str]]:
+    """The question's word groups and verbs, read once per question."""
+    return _groups(re.findall(r"[a-z0-9]+", question.lower())), _verbs(question)
+
+
+def _verbs(text: str) -> frozenset[str]:
     """Stems of the words that act in a description or question.
 
     A word after "the", "a", "which"… names a thing, not an action; names
     (capitalised), people, kind words and stop words are no verbs.
     """
-    raw = re.findall(r"[A-Za-z']+", text) if isinstance(text, str) else []
+    raw = re.findall(r"[A-Za-z']+", text)
     words = [w.lower() for w in raw]
     found: set[str] = set()
     for i, word in enumerate(words):

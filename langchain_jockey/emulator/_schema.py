@@ -24,8 +24,8 @@ type:
 - what the moments do not say is not found: `null` where the schema allows
   it (`Optional`), else the type's empty value (`""`, `0`, `false`, `[]`, an
   enum's `unknown` / `other` / `none` option or its first), and the answer says
-  so: a `summary` / `answer` / `explanation` field ends "Not found: …", and
-  the commentary (`include: ["intermediate_outputs"]`) names them;
+  which: a `summary` / `answer` / `explanation` field ends "Not found: …", and
+  so does the commentary (`include: ["intermediate_outputs"]`);
 - a video added with only a file name has its title to read, and little else.
 """
 
@@ -263,13 +263,13 @@ class _Builder:
                     return None
                 found = self.value(usable[0], ask, pool, position, depth + 1)
                 if isinstance(found, _Missing) and len(usable) < len(resolved):
-                    return None  # nullable: not found is null
+                    return _Missing(None)  # nullable: not found is null
                 return found
         kind = _kind(schema)
         nullable = isinstance(schema.get("type"), list) and "null" in schema["type"]
         found = self.typed(kind, schema, ask, pool, position, depth)
         if isinstance(found, _Missing) and nullable:
-            return None
+            return _Missing(None)
         return found
 
     def typed(  # noqa: PLR0917 - the value of one typed schema
@@ -419,7 +419,7 @@ class _Builder:
         if chosen is not None:
             return chosen
         if None in options:
-            return None
+            return _Missing(None)
         fallback = next(
             (
                 o

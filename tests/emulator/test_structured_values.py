@@ -283,6 +283,20 @@ class TitleOnly(BaseModel):
     when: Optional[str]  # noqa: UP045
 
 
+class Defaults(BaseModel):
+    colour: str = "blue"  # the platform ignores `default` (PROTOCOL section 4)
+    minute: int = 5
+
+
+class CardNote(BaseModel):
+    minute: Optional[int]  # noqa: UP045
+    summary: str
+
+
+class Count(BaseModel):
+    count: int  # no word of its own: the question's ("cupcakes")
+
+
 class Score(BaseModel):
     home: int
     away: int
@@ -515,6 +529,23 @@ CASES: list[tuple[str, str, type[BaseModel], dict[str, Any]]] = [
         {"cupcakes": 40, "tables": 3, "place": ""},
     ),
     ("bake_sale", "Where is the bake sale?", Venue, {"place": "the town hall"}),
+    ("bake_sale", "How many cupcakes are set out?", Count, {"count": 40}),
+    (
+        "harbour",
+        "When is the yellow card shown?",
+        CardNote,
+        {
+            "minute": None,
+            "summary": "In Under-12 football final, the referee shows a yellow card "
+            "for a late tackle (02:20\u201303:05). Not found: minute.",
+        },
+    ),
+    (
+        "harbour",
+        "When is the yellow card shown?",
+        Defaults,
+        {"colour": "yellow", "minute": 0},
+    ),
     # A video added with a file name only: its title, and nothing else.
     (
         "file_name_only",
