@@ -89,7 +89,7 @@ _BREAK = _PREP | _CONJ | _PUNCT
 _PARTICLES = _set("out up down off on in over back away")
 _PLACE_PREP = _set(
     "in at on into onto from near over under through across past along above "
-    "below beside behind inside outside around down alongside"
+    "below beside behind inside outside around down up alongside"
 )
 _NOT_PLACES = _set(
     "line lines size order row rows way hurry turn pairs silence half minute "
@@ -187,7 +187,8 @@ _KINDS = (
     ("keywords", _set("tags tag keywords keyword labels label topics")),
     ("what", _set(
         "description describe happens happening happened event events action "
-        "activity caption moment moments scene scenes"
+        "activity caption moment moments scene scenes step steps highlight "
+        "highlights do doing"
     )),
     ("title", frozenset({"title", "titles", "headline"})),
     ("name", frozenset({"name", "names", "called", "nickname"})),
@@ -312,8 +313,8 @@ def _ask(name: str, description: str, question: str) -> Ask:
     kind = _kind(own) or _kind(told) or ("" if not own else "generic")
     if kind == "generic" and (set(own) | set(told)) & _TITLE_HINTS:
         kind = "title"
-    if kind == "generic" and (set(own) & _PEOPLE or _is_role(own)):
-        kind = "who"
+    if kind == "generic" and (set(own) & _PEOPLE or _is_role(own) or own[-1] == "by"):
+        kind = "who"  # `keeper`, `scorer`, `lifted_by`
     lexicon = next((_LEXICON_OF[w] for w in own + told if w in _LEXICON_OF), None)
     content = [w for w in own + told if w not in _GENERIC]
     kinds = {w for _, names in _KINDS for w in names}
@@ -698,9 +699,13 @@ def _object(wanted: frozenset[str], words: _Words) -> list[tuple[int, int]]:
         someone = words.raw[start][0].isupper() or words.low[start] in _OBJECTS
         if someone and start + 1 < len(words.low) and words.low[start + 1] in _DET:
             start += 1  # "hands Mia a bicycle", "gives her a cake"
+        if start + 1 < len(words.low) and words.low[start] in _PLACE_PREP | {"for"}:
+            start += 1  # "bid for boxes of cod", "crashes on a wet root"
         if start >= len(words.low) or words.low[start] in _BREAK:
             continue
         end = _phrase_end(words, start)
+        if _is_time(words, start, end):
+            continue
         if words.low[start] in _PRONOUNS and end == start + 1:
             found = _antecedent(words, i)
             return [found] if found else []
@@ -789,14 +794,18 @@ def number(ask: Ask, moment: Moment, position: int) -> float | None:
             years = [v for _, _, v in _numbers(words) if 1900 <= v <= 2100]
             if years:
                 return years[0]
-        found = _near_number(words, wanted)
+        found = _near_number(words, wanted, one=bool(ask.groups))
         if found is not None:
             return found
     return None
 
 
-def _near_number(words: _Words, wanted: frozenset[str]) -> float | None:
-    """The number nearest a word of `wanted` (within three words); "a goal" is one."""
+def _near_number(words: _Words, wanted: frozenset[str], *, one: bool) -> float | None:
+    """The number nearest a word of `wanted` (within three words).
+
+    With `one`, "a goal" is one goal (for the field's own word, not the
+    question's: "a ferry arrives" counts nothing the field asked).
+    """
     best: tuple[int, float] | None = None
     for start, end, value in _numbers(words):
         near = [
@@ -806,8 +815,8 @@ def _near_number(words: _Words, wanted: frozenset[str]) -> float | None:
         ]
         if near and (best is None or min(near) < best[0]):
             best = (min(near), value)
-    if best is not None:
-        return best[1]
+    if best is not None or not one:
+        return None if best is None else best[1]
     for i, low in enumerate(words.low[:-1]):
         if low in ("a", "an") and set(words.stem[i + 1 : i + 3]) & wanted:
             return 1.0

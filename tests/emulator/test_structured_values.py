@@ -293,6 +293,17 @@ class CardNote(BaseModel):
     summary: str
 
 
+class Trophy(BaseModel):
+    lifted_by: str
+    teams: Optional[int]  # noqa: UP045
+
+
+class Doing(BaseModel):
+    who: str
+    doing: str = Field(description="what they do")
+    where: Optional[str]  # noqa: UP045
+
+
 class Count(BaseModel):
     count: int  # no word of its own: the question's ("cupcakes")
 
@@ -454,6 +465,22 @@ CASES: list[tuple[str, str, type[BaseModel], dict[str, Any]]] = [
         "Who won the final?",
         Result,
         {"final_score": None, "winner": "the red striker"},
+    ),
+    (
+        "harbour",
+        "Who lifts the trophy?",
+        Trophy,
+        {"lifted_by": "the captains", "teams": None},
+    ),
+    (
+        "harbour",
+        "What do the kayakers do?",
+        Doing,
+        {
+            "who": "kayakers",
+            "doing": "kayakers paddle past the moored yachts",
+            "where": "the moored yachts",
+        },
     ),
     # The demo kitchen store.
     (
