@@ -18,6 +18,17 @@ be ended under a conversation, as a restart of the real server would:
 `POST /emulator/sessions/expire` with an accepted key. For agents
 run offline, `ScriptedPlanner` is a tool-calling model that follows a script.
 Importing `langchain_jockey` does not import this package.
+
+Real Jockey watches the video; the emulator reads words. A structured answer
+(`text.format`) fills each field from the moments the answer cites, by the
+field's name, description and type (`_schema.py`, `_reader.py`): a string gets
+the shortest phrase that answers it (a name, a time phrase, a place, a reason),
+a number one the moment writes in digits or words next to the field's word,
+a boolean whether the moment says it, an enum the option the moment names,
+`start_sec` / `end_sec` the moment's times. What the moment does not say is
+`null` where the schema allows it, else the type's empty value, and the
+answer says so (a `summary` field, the commentary). An added video is read
+from its title, description and transcript; with only a file name, its title.
 """
 
 from langchain_jockey._media import sample_video

@@ -8,12 +8,14 @@ emulator does, so that tests and demos can rely on it:
   transcript's history. Only the question is searched; the instructions set
   the style and domain below; context naming videos of the store narrows the
   answer to those videos (when the question matches there), and the last
-  moment a folded transcript's answer names anchors follow-ups. Citations are
-  always moments of the store.
+  moment a folded transcript's answer tells anchors follow-ups. A prompt that
+  says to answer only from its context, whose context does not hold the
+  answer, says so and cites nothing. Citations are always moments of the
+  store.
 - **Retrieval**: BM25 over the moments (`_store.py`), best match first, at
   most 3 (see instructions below), and only moments scoring at least half the
   best. A topic word ("fishing", "football", "bread", "food") keeps to that
-  topic's videos.
+  topic's videos (and the added videos, which have no topic).
 - **Parts**: a question in parts ("When do the boats leave, and where do they
   unload?", or two questions) is answered part by part in the order asked,
   one moment each; a part that follows up ("and what happens next?")
@@ -24,12 +26,16 @@ emulator does, so that tests and demos can rely on it:
   videos…" cites each relevant video once; "first" / "last" / "after X" /
   "before X" order by time within the video of the best match ("end up" asks
   where, not for the end); "in order" / "chronologically" tells the moments
-  of one video in time order. An instruction that sets a domain ("You are a
+  of one video in time order. "What does X <verb>?" ("what does the chef
+  inspect?") cites the moments where X does it, whatever else the question
+  says ("before buying it"). An instruction that sets a domain ("You are a
   sports analyst") narrows to that domain's videos.
-- **Follow-ups** in a session ("what happens next?", "and then?", "after
-  that"): the moments after the last one cited in the previous turn, in the
-  same video ("before that" / "earlier" go back). A follow-up that matches
-  nothing by itself searches the video discussed last.
+- **Follow-ups** ("what happens next?", "next?", "and then?", "right after
+  that"): the moments after the last one cited, in the same video ("before
+  that" / "earlier" go back), the last one of a folded transcript's answer,
+  else of the session's previous turn. A follow-up that matches nothing by
+  itself searches the video discussed last; its own words ("right") are never
+  searched.
 - **Instructions** change the answer observably: "bullet" gives a bulleted
   list; "brief" / "short" / "concise" / "one sentence" cite one moment;
   "detail" / "thorough" cite up to five; "no timestamps" drops the mm:ss ranges;
@@ -54,7 +60,9 @@ from typing import Any
 from langchain_jockey.emulator._prompts import (
     Prompt,
     Style,
+    discussed,
     domain,
+    holds,
     mentions,
     read,
     style,
@@ -63,19 +71,24 @@ from langchain_jockey.emulator._store import (
     TOPIC_WORDS,
     KnowledgeStore,
     Moment,
+    Video,
     terms,
     topics,
 )
 
-__all__ = ["Answer", "Session", "Turn", "compose", "pieces"]
+__all__ = ["Answer", "Session", "Turn", "compose", "narrate", "pieces", "select"]
 
 _FOLLOW_UP = re.compile(
-    r"\b(what happens next|happens next|what next|and then|then what|after that|"
-    r"afterwards|next\?|continue|go on)\b",
+    r"\b((?:right |just |straight |immediately )?after that|what happens next|"
+    r"happens next|comes next|what(?:'s| is)? next|and then|then what|afterwards|"
+    r"continue|go on|the next (?:moment|thing|bit|part|scene|step|one)|"
+    r"next(?=\W*$))\b",
     re.IGNORECASE,
 )
 _GO_BACK = re.compile(
-    r"\b(before that|earlier|previously|just before)\b", re.IGNORECASE
+    r"\b((?:right |just |straight |immediately )?before that|earlier|previously|"
+    r"just before)\b",
+    re.IGNORECASE,
 )
 _OVERVIEW = re.compile(
     r"\b(summar\w*|overview|steps|step by step|describe what happens|"
@@ -221,8 +234,12 @@ def _choose(
 
     The instructions' domain narrows the videos, and so do the videos its
     context names (when the question matches in them); the last cited moment
-    (of the session, else of a folded transcript) anchors follow-ups.
+    (of a folded transcript, else of the session) anchors follow-ups. A
+    prompt that says to answer only from its context, whose context does not
+    hold the answer, is answered with nothing.
     """
+    if prompt.only_context and not holds(store, prompt):
+        return []  # "answer only from the context", and it does not say
     allowed = domain(store, prompt.instructions)
     if allowed is not None:
         within = allowed if within is None else within & allowed
@@ -233,8 +250,8 @@ def _choose(
         or store.rank(prompt.question, within=towards)
     ):
         within = towards
-    told = mentions(store, prompt.history)
-    last = _last_cited(session) or (told[-1] if told else None)
+    # A folded transcript holds turns newer than the session's.
+    last = discussed(store, prompt.history) or _last_cited(session)
     parts = _CLAUSE.split(prompt.question)
     if len(parts) == 1:
         chosen = _answer(store, prompt.question, last, limit=limit, within=within)
@@ -250,6 +267,26 @@ def _choose(
             last = found[0] if found else last
         chosen = chosen[:limit]
     return chosen
+
+
+def _topical(
+    store: KnowledgeStore,
+    named: frozenset[str],
+    within: frozenset[str] | None,
+    content: str,
+) -> tuple[list[Video], frozenset[str] | None, str]:
+    """A topic's videos, the videos to search, and the question without topic words.
+
+    "Which videos are about food?", "fishing boats": that topic's videos. An
+    added video has no topic, so its words alone say whether it matches.
+    """
+    if not named:
+        return [], within, content
+    allowed = [v for v in store.videos if within is None or v.item_id in within]
+    topical = [v for v in allowed if v.topics & named]
+    searched = frozenset(v.item_id for v in allowed if v.topics & named or not v.topics)
+    topic_words = r"\b(" + "|".join(TOPIC_WORDS) + r")\b"
+    return topical, searched, re.sub(topic_words, " ", content, flags=re.IGNORECASE)
 
 
 def _answer(
@@ -272,7 +309,10 @@ def _answer(
         return _around(last, limit, after=not back) or [
             last.video.moments[0 if back else -1]
         ]
-    content = _INTENT_WORDS.sub(" ", question)
+    content = _INTENT_WORDS.sub(" ", _GO_BACK.sub(" ", _FOLLOW_UP.sub(" ", question)))
+    acting = _acting(store, question, within)
+    if acting:  # "what does the chef inspect?": where the chef inspects
+        return acting[:limit]
     anchor = _AFTER.search(content) or _BEFORE.search(content)
     if anchor is not None and not _OVERVIEW.search(question):
         found = store.rank(anchor.group(2), within=within)
@@ -281,18 +321,11 @@ def _answer(
             after = anchor.group(1).lower() in ("after", "following")
             return _around(pivot, limit, after=after) or [pivot]
     named = topics(content)
-    if named:  # "which videos are about food?", "fishing boats": that topic's videos
-        within = frozenset(
-            v.item_id
-            for v in store.videos
-            if v.topics & named and (within is None or v.item_id in within)
-        )
-        topic_words = r"\b(" + "|".join(TOPIC_WORDS) + r")\b"
-        content = re.sub(topic_words, " ", content, flags=re.IGNORECASE)
+    topical, within, content = _topical(store, named, within, content)
     ranked = store.rank(content, within=within)
     videos = [v for v in store.videos if within is None or v.item_id in within]
     if named and not ranked and not _FIRST.search(question):
-        return [v.moments[v.highlight] for v in videos]
+        return [v.moments[v.highlight] for v in topical]
     if _OVERVIEW.search(question):
         if terms(content, question=True) and not ranked:
             return []  # an overview of something the store does not show
@@ -339,7 +372,48 @@ def _answer(
     return chosen
 
 
-def _render(moments: list[Moment], style: Style) -> tuple[str, list[dict[str, Any]]]:
+def narrate(moments: list[Moment]) -> str:
+    """The moments told as an answer tells them, without citation markers."""
+    told = Style(bullets=False, limit=len(moments), timestamps=True)
+    return _render(moments, told, markers=False)[0]
+
+
+# What does the chef inspect (before buying)? What is the rider checking?
+_DOES = re.compile(
+    r"^\W*what\s+(?:(?:does|do|did)\s+(.+?)|(?:'s|is|are|was|were)\s+(.+?ing))"
+    r"\s*(?=$|[?,.;]|\s(?:before|after|when|while|at|in|on|during|first|last|"
+    r"then|and|with|from|to)\b)",
+    re.IGNORECASE,
+)
+
+
+def _acting(
+    store: KnowledgeStore, question: str, within: frozenset[str] | None
+) -> list[Moment]:
+    """The moments where the question's someone does its action, best first.
+
+    "What does X <verb>?" asks for the moment where X does it: one whose words
+    hold every word of "X <verb>" (or a synonym), wherever else the question
+    points ("before buying", "at the start").
+    """
+    found = _DOES.search(question)
+    if found is None:
+        return []
+    said = found.group(1) or found.group(2)
+    groups = [set(terms(w, question=True)) for w in said.split()]
+    groups = [g for g in groups if g]
+    if len(groups) < 2:  # a subject and a verb, or nothing to go on
+        return []
+    return [
+        m
+        for _, m in store.rank(question, within=within)
+        if all(g & set(m.counts) for g in groups)
+    ]
+
+
+def _render(
+    moments: list[Moment], style: Style, *, markers: bool = True
+) -> tuple[str, list[dict[str, Any]]]:
     text = style.prefix
     annotations: list[dict[str, Any]] = []
     previous: Moment | None = None
@@ -352,10 +426,10 @@ def _render(moments: list[Moment], style: Style) -> tuple[str, list[dict[str, An
             head = f"{when} {moment.description}{stamp} "
         else:
             head = f"In {moment.video.title}, {moment.description}{stamp} "
-        marker = f"[{number}]"
+        marker = f"[{number}]" if markers else ""
         start = len(text) + len(head)
         annotations.append(moment.citation(start, start + len(marker) - 1))
-        text += head + marker + ("\n" if style.bullets else ". ")
+        text = (text + head + marker).rstrip() + ("\n" if style.bullets else ". ")
         previous = moment
     return text.rstrip(), annotations
 
@@ -372,6 +446,13 @@ def compose(
     prompt = read(question, instructions)
     how = style(prompt.instructions)
     moments = _choose(store, prompt, session, how.limit, within)
+    if not moments and prompt.only_context:
+        return Answer(
+            f"{how.prefix}I could not find anything about that in the context "
+            "given, so I cannot answer from it.",
+            [],
+            (),
+        )
     if not moments:
         titles = "; ".join(v.title for v in store.videos)
         return Answer(

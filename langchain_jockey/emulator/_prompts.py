@@ -13,9 +13,14 @@ question. The model of a prompt, in the order it is read:
    `Instructions:` instructions), and so do the same labels inline after a
    sentence (`… say so. Question: … Context: …`), `<context>` tags and text
    fenced by `---` / `===` / three backticks. A list item (`- `, `1. `,
-   `[1] `) outside a section is a retrieved passage too.
+   `[1] `) outside a section is a retrieved passage too, and so are the lines
+   after an instruction that ends by introducing them ("…based only on the
+   following context:").
 3. **Sentences** of what is left: greetings and a name for the assistant
-   ("Hey Jockey,") and sign-offs ("Thanks!") are dropped; instructions ("Use
+   ("Hey Jockey,") and sign-offs ("Thanks!") are dropped, and so, beside a
+   sentence that asks, are a person's name in a lead-in ("Quick one from
+   Priya:"), an introduction ("This is Sam from the club.") or a signature
+   ("— Priya"): who asks is not what is asked; instructions ("Use
    the following pieces of context…", "Answer in one sentence", "If you don't
    know, say so") join the system instructions. A sentence that asks (`?`) is
    never an instruction.
@@ -26,6 +31,10 @@ A system message is read the same way, except that all but its context is
 instructions. `mentions` finds the store's moments that context or history
 names (by description, by title and time range, or by `ksi_…#t=` source), so
 the answer can lean towards them; nothing the prompt alone names is cited.
+`discussed` finds the moment a folded transcript's last answer told, also in
+its own words or by its time range alone, for "next" to continue from. A
+prompt that says to answer only from its context (`only_context`) is answered
+only when its context `holds` the answer.
 """
 
 from __future__ import annotations
@@ -33,9 +42,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from langchain_jockey.emulator._store import KnowledgeStore, Moment
+from langchain_jockey.emulator._store import KnowledgeStore, Moment, terms
 
-__all__ = ["Prompt", "Style", "domain", "mentions", "read", "style"]
+__all__ = [
+    "Prompt",
+    "Style",
+    "discussed",
+    "domain",
+    "holds",
+    "mentions",
+    "read",
+    "style",
+]
 
 _TRANSCRIPT = re.compile(r"^Conversation so far:\n(.*)\n\nNew message:\n", re.DOTALL)
 _CONTEXT = (
@@ -65,6 +83,10 @@ _INLINE = re.compile(  # "… say so. Question: …" on one line: a label after 
     r"(?<=\S)[ \t]+(?=(?:Question|Query|Context|Documents|Sources|Answer|"
     r"Helpful Answer|QUESTION|CONTEXT|ANSWER)\s*:)"
 )
+# An instruction that ends by introducing the context below it.
+_INTRODUCES = re.compile(
+    rf"\b(?:{_CONTEXT}|clips?|videos?|passages?)\b[^:\n]{{0,20}}:\s*$", re.IGNORECASE
+)
 _FENCE = re.compile(r"^\s*(?:-{3,}|={3,}|`{3}\w*|\"{3}|~{3,})\s*$")
 _ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)]|\[\d+\])\s+")
 _SENTENCE = re.compile(r"(?<=[.!?:;])\s+")
@@ -73,6 +95,19 @@ _GREETING = re.compile(
     r"dear)\b[^,!.?\n]{0,24}[,!.:\u2014-]+|(?:ok(?:ay)?|so|well|jockey|assistant)"
     r"\s*[,:])\s*",
     re.IGNORECASE,
+)
+# "Quick one from Priya:", "A question from Sam -": who asks is not what is asked.
+_FROM = re.compile(
+    r"^(?:(?:a|one|another|quick|small|short|little)\s+)*(?:question|one|q|query|"
+    r"note|message)\s+(?:from|for)\s+[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)?\s*"
+    r"[:,\u2013\u2014-]+\s*",
+    re.IGNORECASE,
+)
+# A signature or an introduction: "— Priya", "Priya here.", "This is Sam from the club."
+_SIGNATURE = re.compile(
+    r"^(?:[-\u2013\u2014~]+\s*)?(?:(?i:it'?s|this is|i'?m|i am|my name is)\s+)?"
+    r"[A-Z][a-z'-]+(?:\s+[A-Z][a-z'-]+)?(?:\s+here)?(?:\s+from\s+[^?]{1,40})?"
+    r"\s*[.!]*$"
 )
 _ADDRESS = re.compile(r",\s*(?:jockey|assistant|please)\s*(?=[?.!]*$)", re.IGNORECASE)
 _SIGN_OFF = re.compile(
@@ -105,6 +140,8 @@ class Prompt:
     instructions: str
     context: str
     history: str = ""
+    only_context: bool = False
+    """It says to answer from its context alone ("based only on the context")."""
 
 
 def _kind(label: str) -> str | None:
@@ -130,6 +167,10 @@ def _sections(text: str) -> list[tuple[str | None, str]]:
         if kind is None and _ITEM.match(line):
             out.append(("context", line))
             continue
+        if kind is None and not fenced and _INTRODUCES.search(line):
+            out.append(("instructions", line))  # "…based only on this context:"
+            kind = "context"
+            continue
         out.append((kind, line))
     return out
 
@@ -141,16 +182,27 @@ def _paragraphs(lines: list[str]) -> list[str]:
 def _clean(sentence: str) -> str:
     """A sentence without its greeting, address or lead-in."""
     sentence = _GREETING.sub("", sentence.strip())
+    sentence = _FROM.sub("", sentence)
     sentence = _LEAD_IN.sub("", sentence)
     return _ADDRESS.sub("", sentence).strip()
 
 
 def _sort(paragraph: str, instructions: list[str]) -> str:
-    """What of a paragraph may be the question; instructions go to `instructions`."""
-    kept = []
-    for raw in _SENTENCE.split(paragraph.replace("\n", " ")):
+    """What of a paragraph may be the question; instructions go to `instructions`.
+
+    Greetings, sign-offs and, beside a sentence that asks, a signature or an
+    introduction ("— Priya", "This is Sam.") and a lead-in ("Quick one:") are
+    dropped: a person's name there is not what the question is about.
+    """
+    kept: list[str] = []
+    sentences = _SENTENCE.split(paragraph.replace("\n", " "))
+    asks = any(s.rstrip().endswith("?") for s in sentences)
+    for raw in sentences:
         sentence = _clean(raw)
         if not sentence or _SIGN_OFF.match(sentence):
+            continue
+        aside = _SIGNATURE.match(sentence) or (asks and sentence.endswith(":"))
+        if aside and not sentence.endswith("?") and (asks or kept):
             continue
         if not sentence.endswith("?") and _INSTRUCTION.match(sentence):
             instructions.append(sentence)
@@ -167,6 +219,11 @@ def _split(text: str) -> tuple[str, list[str], list[str], list[str]]:
     told = [line for kind, line in sections if kind == "instructions"]
     rest = _paragraphs([line for kind, line in sections if kind is None])
     return " ".join(s.strip() for s in asked if s.strip()), rest, told, context
+
+
+def _told(text: str) -> str:
+    """All of `text` but its context: where a prompt says how to answer."""
+    return "\n".join(line for kind, line in _sections(text) if kind != "context")
 
 
 def read(content: str, instructions: str | None = None) -> Prompt:
@@ -193,11 +250,14 @@ def read(content: str, instructions: str | None = None) -> Prompt:
                 context = "\n".join(context).rsplit(last[0], 1)[0].split("\n")
             else:
                 question = ""
+    context_text = "\n".join([*system_context, *context])
+    only = _ONLY_CONTEXT.search(f"{_told(content)}\n{_told(instructions or '')}")
     return Prompt(
         question=question or content.strip(),
         instructions="\n".join(how),
-        context="\n".join([*system_context, *context]),
+        context=context_text,
         history=history,
+        only_context=bool(only) and bool(context_text.strip()),
     )
 
 
@@ -227,6 +287,68 @@ def mentions(store: KnowledgeStore, text: str) -> list[Moment]:
                     found.setdefault(moment, offset)
         offset += len(line) + 1
     return sorted(found, key=lambda m: found[m])
+
+
+_FULL_SPAN = re.compile(r"(\d\d):(\d\d)\s*[\u2013-]\s*(\d\d):(\d\d)")
+
+
+def discussed(store: KnowledgeStore, history: str) -> Moment | None:
+    """The moment a folded transcript discussed last, which "next" continues.
+
+    The last moment the history names (`mentions`); else, in the last
+    assistant turn, the last time range that only one moment has
+    (`03:05-03:50`), or the last sentence that tells a moment in other words
+    (most of its words are the moment's).
+    """
+    named = mentions(store, history)
+    if named:
+        return named[-1]
+    turn = re.split(r"(?:^|\n)Assistant: ", history)[-1].split("\nUser: ")[0]
+    if turn == history:
+        return None
+    moments = [m for v in store.videos for m in v.moments]
+    for match in reversed(list(_FULL_SPAN.finditer(turn))):
+        a, b, c, d = (int(x) for x in match.groups())
+        same = [
+            m for m in moments if (m.start_sec, m.end_sec) == (a * 60 + b, c * 60 + d)
+        ]
+        if len(same) == 1:
+            return same[0]
+    for sentence in reversed(_SENTENCE.split(turn)):
+        words = set(terms(sentence, question=True))
+        ranked = store.rank(sentence) if words else []
+        if ranked and len(words & set(ranked[0][1].counts)) * 2 >= len(words):
+            return ranked[0][1]
+    return None
+
+
+# "Answer only from the context", "not prior knowledge", "if the context does
+# not contain the answer": the answer may use nothing but the prompt's context.
+_ONLY_CONTEXT = re.compile(
+    r"\bonly\b[^.?!\n]{0,60}\b(?:context|documents?|sources?|passages?|clips?|"
+    r"excerpts?|information|provided|given|above|below|following)\b|"
+    r"\bnot (?:use )?prior knowledge\b|\bsolely\b|"
+    r"\b(?:without|no|not|never|don't|do not)\s+(?:use\s+|using\s+)?(?:any\s+)?"
+    r"(?:outside|external|prior|other|your own)\s+(?:knowledge|information|sources)|"
+    r"\b(?:if|when) the (?:context|documents?|clips?|sources?|passages?|information)"
+    r" (?:does not|doesn't|do not|don't|cannot|can't) (?:contain|include|say|"
+    r"mention|answer|have|cover)",
+    re.IGNORECASE,
+)
+
+
+def holds(store: KnowledgeStore, prompt: Prompt) -> bool:
+    """Whether the prompt's context can answer its question.
+
+    It can when the question matches in the videos the context names, or
+    when most of the question's words are in the context's own text.
+    """
+    named = frozenset(m.video.item_id for m in mentions(store, prompt.context))
+    if named and store.rank(prompt.question, within=named):
+        return True
+    asked = set(terms(prompt.question, question=True))
+    said = set(terms(prompt.context)) | set(terms(prompt.context, question=True))
+    return bool(asked) and len(asked & said) * 2 >= len(asked)
 
 
 _PREFIX = re.compile(

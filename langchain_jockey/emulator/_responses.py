@@ -25,10 +25,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_jockey.emulator._answers import Session, compose, pieces, select
+from langchain_jockey.emulator._answers import (
+    Session,
+    compose,
+    narrate,
+    pieces,
+    select,
+)
 from langchain_jockey.emulator._prompts import read
 from langchain_jockey.emulator._requests import ApiError, ParsedRequest
-from langchain_jockey.emulator._schema import SchemaError, instance
+from langchain_jockey.emulator._schema import SchemaError, fill
 from langchain_jockey.emulator._store import KnowledgeStore, Moment
 
 __all__ = ["Plan", "events", "failed_snapshot", "new_id", "plan_response"]
@@ -129,9 +135,26 @@ def _message(
     }
 
 
+def _read_from(moments: list[Moment], note: str) -> str:
+    """What a structured answer was read from, and what it did not find."""
+    if not moments:
+        return f"Nothing in the knowledge store answers this. {note}".strip()
+    clips = "; ".join(f"{m.video.title} ({m.time_range})" for m in moments)
+    return f"Reading the fields from: {clips}. {note}".strip()
+
+
 def _steps(
-    session: Session, question: str, found: list[Moment], within: frozenset[str] | None
+    session: Session,
+    question: str,
+    found: list[Moment],
+    within: frozenset[str] | None,
+    reading: str = "",
 ) -> list[Output]:
+    """Commentary, the search call and its results, then `reading`, if any.
+
+    `reading` says what a structured answer's fields were read from and which
+    the moments did not answer.
+    """
     sid = session.session_id
     note = f"Searching the knowledge store for moments about: {question[:80]}"
     commentary = Output(
@@ -177,7 +200,21 @@ def _steps(
             "output": json.dumps(results),
         }
     )
-    return [commentary, call, result]
+    steps = [commentary, call, result]
+    if reading:
+        steps.append(
+            Output(
+                _message(
+                    f"msg_{sid}_{session.next_item_number()}",
+                    "commentary",
+                    reading,
+                    [],
+                    "completed",
+                ),
+                pieces(reading),
+            )
+        )
+    return steps
 
 
 def plan_response(
@@ -197,6 +234,8 @@ def plan_response(
         ApiError: for selections or a schema the emulator cannot use (400).
     """
     question, within = resolve_selections(req, store)
+    asked = read(question, req.instructions).question  # what the search is about
+    found_note = ""
     if req.text_format is not None:
         moments = select(
             store,
@@ -207,12 +246,13 @@ def plan_response(
             instructions=req.instructions,
         )
         try:
-            value = instance(req.text_format["schema"], moments)
+            filled = fill(req.text_format["schema"], moments, asked, narrate)
         except SchemaError as exc:
             raise ApiError(
                 400, "parameter_invalid", f"text.format.schema: {exc}"
             ) from None
-        text = json.dumps(value, ensure_ascii=False)
+        text = json.dumps(filled.value, ensure_ascii=False)
+        found_note = _read_from(moments, filled.note)
         answer_pieces, annotations, cited = (
             pieces(text, json_text=True),
             [],
@@ -229,8 +269,11 @@ def plan_response(
                 answer_pieces[i % len(answer_pieces)] for i in range(length)
             ]
             text, annotations = "".join(answer_pieces), []
-    asked = read(question, req.instructions).question  # what the search is about
-    outputs = _steps(session, asked, list(cited), within) if req.intermediate else []
+    outputs = (
+        _steps(session, asked, list(cited), within, found_note)
+        if req.intermediate
+        else []
+    )
     limit = min(x for x in (truncate_after, len(answer_pieces)) if x is not None)
     status = "completed"
     if limit < len(answer_pieces):

@@ -96,6 +96,8 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     "rescu": ("rescu", "casualty"),
     "back": ("back", "return"),
     "catch": ("catch", "mackerel"),
+    "inspect": ("inspect", "check"),
+    "examin": ("inspect", "check"),
 }
 # Topic words: a question about "food" or "sport" means the videos of that topic.
 TOPIC_WORDS = {

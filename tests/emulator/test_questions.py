@@ -7,7 +7,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from langchain_jockey._messages import MAX_CONTENT_CHARS, _fold
-from langchain_jockey.emulator._answers import compose
+from langchain_jockey.emulator._answers import Session, Turn, compose
 from langchain_jockey.emulator._store import DEMO_STORE_ID, STORES
 
 STORE = STORES[DEMO_STORE_ID]
@@ -277,7 +277,8 @@ PROMPTS = [
     (
         FENCED.format(
             question="How do buyers bid at the auction?",
-            context="Lot one, fresh cod, who will start me at forty?",
+            context="Lot one, fresh cod, who will start me at forty?\n"
+            "Fish market walkthrough, 01:20\u201301:50",
         ),
         None,
         (MARKET, "01:20"),
@@ -408,7 +409,119 @@ PROMPTS = [
         ALL - {BIKE},
     ),
 ]
+
+# Issue #34: the shapes that were still wrong, in general form. A person's name
+# in a greeting, an introduction or a signature is not the subject; "what does X
+# <verb>" cites the moment where X does it; "right after that" / "next" cite the
+# moment after the last one cited, in the session or in a folded transcript
+# (also when its answer names the moment in other words); a context-only prompt
+# whose context holds the answer cites it (the ones that cannot: CONTEXT_ONLY_MISSES).
+SHAPES = [
+    (
+        "Hi Jockey! Quick one from Priya: who saves the penalty?",
+        None,
+        (FOOTBALL, "03:05"),
+        ALL - {FOOTBALL},
+    ),
+    (
+        "Quick question from Priya - when does the helicopter appear?",
+        None,
+        (LIFEBOAT, "05:20"),
+        ALL - {LIFEBOAT},
+    ),
+    ("When does the fog lift? \u2014 Priya", None, (HARBOUR, "01:55"), ALL - {HARBOUR}),
+    (
+        "This is Sam from the Leeds club. Where does the rider crash?",
+        None,
+        (BIKE, "02:20"),
+        ALL - {BIKE},
+    ),
+    (
+        "What does the rider inspect before setting off?",
+        None,
+        (BIKE, "00:00"),
+        ALL - {BIKE},
+    ),
+    (
+        "What does the chef inspect before buying it?",
+        None,
+        (MARKET, "01:50"),
+        ALL - {MARKET},
+    ),
+    ("What is the crew pulling on?", None, (LIFEBOAT, "00:35"), ALL - {LIFEBOAT}),
+    ("What did the buyers bid for?", None, (MARKET, "01:20"), ALL - {MARKET}),
+    (
+        folded(
+            "Who saves the penalty?",
+            "Zoe, the red keeper, saves it by diving to her left (03:05\u201303:50) [1].",
+            "And what happens right after that?",
+        ),
+        None,
+        (FOOTBALL, "03:50"),
+        ALL - {FOOTBALL},
+    ),
+    (
+        folded(
+            "Who saves the penalty?",
+            "The red keeper Zoe dives to her left and saves it.",
+            "Next?",
+        ),
+        None,
+        (FOOTBALL, "03:50"),
+        ALL - {FOOTBALL},
+    ),
+    (
+        folded(
+            "When does the fog lift?",
+            said("When does the fog lift?"),
+            "What comes next?",
+        ),
+        None,
+        (HARBOUR, "02:10"),
+        ALL - {HARBOUR},
+    ),
+    (
+        "Answer using only the context.\nContext:\nThe keeper dives to her left "
+        "and saves the penalty.\n\nQuestion: Who saves the penalty?",
+        None,
+        (FOOTBALL, "03:05"),
+        ALL - {FOOTBALL},
+    ),
+    (
+        "When does the helicopter appear?",
+        "Use only the documents below to answer. If the documents do not contain "
+        "the answer, say so.\n\nDocuments:\n1. Lifeboat rescue drill, "
+        "05:20\u201306:00",
+        (LIFEBOAT, "05:20"),
+        ALL - {LIFEBOAT},
+    ),
+]
+PROMPTS += SHAPES
 TABLE += PROMPTS
+
+# "Answer only from the context", and the context does not hold the answer.
+CONTEXT_ONLY_MISSES = [
+    (
+        ONLY_CONTEXT.format(
+            question="Who saves the penalty?",
+            context="Sourdough bread masterclass, 04:40\u201305:10",
+        ),
+        None,
+    ),
+    (
+        FENCED.format(
+            question="How do buyers bid at the auction?",
+            context="Lot one, fresh cod, who will start me at forty?",
+        ),
+        None,
+    ),
+    (
+        "Who saves the penalty?",
+        "Use only the documents below to answer. If the documents do not contain "
+        "the answer, say so.\n\nDocuments:\n1. Lifeboat rescue drill, "
+        "05:20\u201306:00",
+    ),
+]
 
 OUT_OF_SCOPE = [
     "What is the capital of France?",
@@ -441,6 +554,7 @@ def test_a_natural_question_cites_the_right_moment_first(
 def test_the_table_is_at_least_thirty_questions() -> None:
     assert len(TABLE) >= 30
     assert len(PROMPTS) >= 25
+    assert len(SHAPES) >= 10
 
 
 def test_the_long_prompts_are_near_the_limit() -> None:
@@ -494,6 +608,32 @@ def test_a_domain_instruction_narrows_the_overview() -> None:
         FOOTBALL,
         BIKE,
     }
+
+
+@pytest.mark.parametrize(("question", "instructions"), CONTEXT_ONLY_MISSES)
+def test_a_context_only_prompt_whose_context_cannot_answer_says_so_citing_nothing(
+    question, instructions
+) -> None:
+    answer = compose(STORE, question, None, instructions=instructions, within=None)
+    assert answer.cited == ()
+    assert answer.annotations == []
+    assert "in the context given" in answer.text
+
+
+@pytest.mark.parametrize(
+    "follow_up", ["And what happens right after that?", "Next?", "What comes next?"]
+)
+def test_right_after_that_in_a_session_cites_the_moment_after_the_last_cited(
+    follow_up,
+) -> None:
+    session = Session("sess_test", STORE.store_id)
+    first = compose(
+        STORE, "Who saves the penalty?", session, instructions=None, within=None
+    )
+    session.turns.append(Turn("Who saves the penalty?", first.text, first.cited))
+    answer = compose(STORE, follow_up, session, instructions=None, within=None)
+    after = first.cited[-1]
+    assert answer.cited[0] == after.video.moments[after.index + 1]
 
 
 @pytest.mark.parametrize("question", OUT_OF_SCOPE)
