@@ -37,13 +37,20 @@ from langchain_jockey._sources import FileStream
 from langchain_jockey._version import __version__
 from langchain_jockey.errors import JockeyInputError
 
-__all__ = ["DEFAULT_BASE_URL", "Clients", "JockeyConnection", "construct"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "Clients",
+    "JockeyConnection",
+    "construct",
+    "url_problem",
+]
 
 DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
 # Jockey sends a keepalive about every 10 s while it works, so 60 s without a
 # byte means a dead connection. The pool wait is bounded so that a client whose
 # connections are all held by long answers says so (`_failures`).
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
+_MAX_PORT = 65535
 
 # Each setting is read from TWELVE_LABS_<NAME> (the spelling the official SDK
 # documents for its key) and else TWELVELABS_<NAME> (common in community code).
@@ -87,6 +94,36 @@ def construct(
     raise JockeyInputError(msg)  # outside the `except`: no chained values
 
 
+_MAX_LABEL, _MAX_HOST = 63, 253  # DNS: a label, and a whole name (RFC 1035)
+
+
+def url_problem(value: str) -> str | None:
+    """What is wrong with `value` as a `base_url`, or `None` when nothing is.
+
+    The message never repeats the URL: it may carry credentials (`user:pass@`).
+    """
+    if not value.startswith(("http://", "https://")):
+        return "must be an http(s) URL"
+    try:
+        url = httpx.URL(value)
+        host = url.raw_host.decode("ascii")  # IDNA-encoded: what DNS is asked
+    except (httpx.InvalidURL, ValueError) as exc:  # a bad port, `[::1`, bad IDNA
+        return f"is not a valid URL ({exc})"
+    if not host:
+        return "has no host: it must look like http(s)://HOST[:PORT]/…"
+    if url.port is not None and not 1 <= url.port <= _MAX_PORT:
+        return f"has port {url.port}: a port is a number from 1 to {_MAX_PORT}"
+    if ":" not in host and (
+        len(host) > _MAX_HOST
+        or any(len(label) > _MAX_LABEL for label in host.split("."))
+    ):
+        return (
+            f"has a host name DNS cannot look up (a name is at most {_MAX_HOST} "
+            f"characters, each dot-separated part at most {_MAX_LABEL})"
+        )
+    return None
+
+
 class JockeyConnection(BaseModel):
     """The settings and clients every Jockey API object shares.
 
@@ -104,22 +141,21 @@ class JockeyConnection(BaseModel):
     """TwelveLabs API key, sent as `x-api-key`. Default: env `TWELVE_LABS_API_KEY`,
     else `TWELVELABS_API_KEY`. Never shown in reprs, logs, traces or pickles."""
 
-    base_url: str = Field(default_factory=_env("BASE_URL", DEFAULT_BASE_URL))
+    base_url: str = Field(
+        default_factory=_env("BASE_URL", DEFAULT_BASE_URL), validate_default=True
+    )
     """API root; requests go to `{base_url}/responses` and
     `{base_url}/knowledge-stores/…`. Default: env `TWELVE_LABS_BASE_URL`, else
-    `TWELVELABS_BASE_URL`, else `https://api.twelvelabs.io/v1.3`."""
+    `TWELVELABS_BASE_URL`, else `https://api.twelvelabs.io/v1.3`. Checked when
+    set, from the environment too: an http(s) URL with a host, and a port (if
+    any) from 1 to 65535."""
 
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            msg = "must be an http(s) URL"
-            raise ValueError(msg)
-        try:
-            httpx.URL(value)
-        except httpx.InvalidURL as exc:
-            msg = f"is not a valid URL ({exc})"
-            raise ValueError(msg) from None
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     timeout: float | httpx.Timeout | None = None
