@@ -87,8 +87,11 @@ def _on_loopback(host: str) -> bool:
 
 
 @contextlib.contextmanager
-def _connection() -> Iterator[dict[str, Any]]:
+def _connection() -> Iterator[tuple[dict[str, Any], bool]]:
     """The live API's settings when a key is set, else an emulator's, said aloud.
+
+    Yields the settings, and whether they are those of an emulator started for
+    this command (its stores end with it).
 
     Raises:
         JockeyInputError: no key, and a base URL on another machine: the demo
@@ -96,7 +99,7 @@ def _connection() -> Iterator[dict[str, Any]]:
     """
     configured = KnowledgeStore()  # the key and URL from the environment, as everywhere
     if configured.api_key is not None:
-        yield {}
+        yield {}, False
         return
     from langchain_jockey.emulator import DEMO_API_KEY, Emulator  # noqa: PLC0415
 
@@ -113,7 +116,7 @@ def _connection() -> Iterator[dict[str, Any]]:
             )
             raise JockeyInputError(msg)
         _say(f"No TWELVE_LABS_API_KEY: using the Jockey emulator at {url}.")
-        yield {"base_url": url, "api_key": DEMO_API_KEY}
+        yield {"base_url": url, "api_key": DEMO_API_KEY}, False
         return
     with Emulator() as emu:
         _say(
@@ -121,7 +124,7 @@ def _connection() -> Iterator[dict[str, Any]]:
             f"command ({emu.base_url}); its stores end with it. Set "
             "TWELVE_LABS_API_KEY for the live API."
         )
-        yield {"base_url": emu.base_url, "api_key": emu.api_key}
+        yield {"base_url": emu.base_url, "api_key": emu.api_key}, True
 
 
 def _bars() -> bool:
@@ -144,11 +147,14 @@ class _Steps:
     Attributes:
         sources: The sources of the command.
         lines: Print a line per finished source (when there are no bars).
+        throwaway: The store is on an emulator started for this command, which
+            ends with it: nothing is left to resume.
         last: Each source's latest event kind, by name.
     """
 
     sources: list[Source]
     lines: bool
+    throwaway: bool = False
     last: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, event: IngestEvent) -> None:
@@ -162,6 +168,9 @@ class _Steps:
 
     def interrupted(self, store: KnowledgeStore | None) -> list[str]:
         """What became of each source that had not finished, in a few lines."""
+        first = "Interrupted: stopped at once (Ctrl-C)."
+        if self.throwaway:
+            return [first, "The emulator started for this command ended with it."]
         threshold = store.multipart_threshold if store else 0
         kinds: dict[str, list[str]] = {}
         for source in self.sources:
@@ -187,7 +196,7 @@ class _Steps:
             "without uploading again",
             "waiting": "Not sent yet",
         }
-        lines = ["Interrupted: stopped at once (Ctrl-C)."]
+        lines = [first]
         for kind, text in say.items():
             names = kinds.get(kind, [])
             if names:
@@ -265,7 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # A bad source: an error before a store is made.
         steps.sources = sources_of(args.sources)
-        with _connection() as settings:
+        with _connection() as (settings, throwaway):
+            steps.throwaway = throwaway
             if args.create:
                 made = KnowledgeStore.create(args.create, **settings)
                 _say(f"Created knowledge store {made.knowledge_store_id}.")
