@@ -33,11 +33,16 @@ from typing_extensions import Self
 
 from langchain_jockey._failures import RetryPolicy
 from langchain_jockey._http import SSE, Clients
-from langchain_jockey._sources import FileStream
+from langchain_jockey._sources import FileStream, url_problem
 from langchain_jockey._version import __version__
 from langchain_jockey.errors import JockeyInputError
 
-__all__ = ["DEFAULT_BASE_URL", "Clients", "JockeyConnection", "construct"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "Clients",
+    "JockeyConnection",
+    "construct",
+]
 
 DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
 # Jockey sends a keepalive about every 10 s while it works, so 60 s without a
@@ -104,22 +109,21 @@ class JockeyConnection(BaseModel):
     """TwelveLabs API key, sent as `x-api-key`. Default: env `TWELVE_LABS_API_KEY`,
     else `TWELVELABS_API_KEY`. Never shown in reprs, logs, traces or pickles."""
 
-    base_url: str = Field(default_factory=_env("BASE_URL", DEFAULT_BASE_URL))
+    base_url: str = Field(
+        default_factory=_env("BASE_URL", DEFAULT_BASE_URL), validate_default=True
+    )
     """API root; requests go to `{base_url}/responses` and
     `{base_url}/knowledge-stores/…`. Default: env `TWELVE_LABS_BASE_URL`, else
-    `TWELVELABS_BASE_URL`, else `https://api.twelvelabs.io/v1.3`."""
+    `TWELVELABS_BASE_URL`, else `https://api.twelvelabs.io/v1.3`. Checked when
+    set, from the environment too: an http(s) URL with a host, and a port (if
+    any) from 1 to 65535."""
 
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            msg = "must be an http(s) URL"
-            raise ValueError(msg)
-        try:
-            httpx.URL(value)
-        except httpx.InvalidURL as exc:
-            msg = f"is not a valid URL ({exc})"
-            raise ValueError(msg) from None
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     timeout: float | httpx.Timeout | None = None

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from langchain_jockey._ingest import IngestEvent, Progress
+from langchain_jockey._terminal import shown
 from langchain_jockey.errors import JockeyInputError
 
 __all__ = ["progress_bar"]
@@ -45,8 +46,8 @@ def progress_bar(progress: Progress, show: bool) -> Iterator[None]:
         with lock:
             sent.n = event.bytes_sent
             items.n = event.items_done
-            if event.status:
-                statuses[event.source] = event.status
+            if event.status:  # a server's word: shown, never obeyed
+                statuses[event.source] = shown(event.status)
             counts = Counter(statuses.values())
             items.set_postfix_str(", ".join(f"{k} {v}" for k, v in counts.items()))
             sent.refresh()

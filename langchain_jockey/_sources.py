@@ -67,6 +67,7 @@ _MAX_PAIRS = 50  # item metadata (SDK 1.3.6 knowledge_store_items/client.py)
 _MAX_VALUE = 8192
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")  # RFC 3986 §3.1
 _LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}")  # a DNS label (RFC 1035 §2.3.4)
+_MAX_PORT = 65535
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX: an open that never waits
 
 Metadata = Mapping[str, Any] | Callable[[str], Mapping[str, Any] | None] | None
@@ -215,18 +216,16 @@ def url_problem(text: str) -> str | None:
     if not text.isprintable():
         return "it holds a control or invisible character"
     try:
-        parts = urllib.parse.urlsplit(text)
-        port = parts.port  # a ValueError when it is not 0-65535
-        url = httpx.URL(text)  # IPv6 literals
+        url = httpx.URL(text)  # IPv6 literals; a port that is not a number
         host, raw = url.host, url.raw_host  # IDNA: a UnicodeError (a ValueError)
     except (ValueError, httpx.InvalidURL) as exc:
         return str(exc) or type(exc).__name__
-    if parts.scheme.lower() not in ("http", "https"):
+    if url.scheme not in ("http", "https"):
         return "it is not http(s)"
     if not host:
-        return "it names no host"
-    if port == 0:
-        return "port 0"
+        return "it names no host: it must look like http(s)://HOST[:PORT]/…"
+    if url.port is not None and not 0 < url.port <= _MAX_PORT:
+        return f"port {url.port}: a port is a number from 1 to {_MAX_PORT}"
     if ":" not in host:  # a name or an IPv4 address, not an IPv6 literal
         name = raw.decode("ascii", "replace").removesuffix(".")
         if len(name) > 253 or not all(map(_LABEL.fullmatch, name.split("."))):

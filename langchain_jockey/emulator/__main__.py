@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=EmulatorConfig.request_timeout,
         metavar="S",
-        help="seconds for a request to arrive whole, else 408 (default 10)",
+        help="seconds for a request to arrive whole, else 408 (default 10; "
+        "an upload gets 1 s more per MB)",
     )
     p.add_argument(
         "--idle-timeout",

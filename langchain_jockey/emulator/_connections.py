@@ -5,7 +5,8 @@ request head over 64 KiB gets 431, a body over `max_body` 413, a request not
 whole `request_timeout` after its first byte 408; a connection idle for
 `idle_timeout` closes; past `max_connections`, the connection that has waited
 longest for a request gives way (503 when all are busy answering). Any bug in
-handling a request is answered with a 500 instead of no answer. Asyncio's
+handling a request is answered with a 500 instead of no answer. A client
+that hangs up, at any point, ends its connection quietly; asyncio's
 failed-accept tracebacks are not logged. `_server.py` handles each request.
 """
 
@@ -128,7 +129,7 @@ class Connections:
         except (
             ClientGoneError,
             h11.ProtocolError,
-            ConnectionError,
+            OSError,  # a reset socket: ConnectionError, or ENOTCONN on write_eof
             asyncio.IncompleteReadError,
         ):
             return
@@ -161,7 +162,9 @@ class Connections:
             err.status, err.body(), {**err.headers, "connection": "close"}
         )
         # Read what the client still sends, briefly: closing with unread bytes
-        # would reset the connection and could lose the answer.
+        # would reset the connection and could lose the answer. A client that
+        # reset the connection after the answer was written makes write_eof
+        # raise (ENOTCONN): it has gone, and `_connection` ends quietly.
         if ex.writer.can_write_eof():
             ex.writer.write_eof()
         with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
@@ -178,11 +181,13 @@ class Connections:
         Raises:
             ApiError: for a request that is not valid HTTP/1.1, 413 for a body
                 past its sink's limit (declared, or sent), 408 for a request not
-                whole `request_timeout` after its first byte, or what
+                whole `request_timeout` after its first byte (an upload: plus
+                `seconds_per_mb` for each MB of its content-length), or what
                 `_body_for` refuses from the head alone.
         """
         config, loop = self.config, asyncio.get_running_loop()
         idle_until = loop.time() + config.idle_timeout
+        allowed = config.request_timeout
         started = loop.time() if conn.trailing_data[0] else None
         request: h11.Request | None = None
         body: Body = Buffer(config.max_body)
@@ -196,9 +201,7 @@ class Connections:
                     exc.error_status_hint, "parameter_invalid", msg
                 ) from None
             if event is h11.NEED_DATA:
-                until = (
-                    idle_until if started is None else started + config.request_timeout
-                )
+                until = idle_until if started is None else started + allowed
                 try:
                     data = await asyncio.wait_for(
                         reader.read(65536), max(until - loop.time(), 0)
@@ -206,19 +209,17 @@ class Connections:
                 except asyncio.TimeoutError:
                     if started is None:
                         return None, body  # idle: close without a word
-                    msg = (
-                        "The request did not arrive whole within "
-                        f"{config.request_timeout:g} s."
-                    )
+                    msg = f"The request did not arrive whole within {allowed:g} s."
                     raise ApiError(408, "request_canceled_or_timed_out", msg) from None
                 started = loop.time() if started is None else started
                 conn.receive_data(data)
             elif isinstance(event, h11.Request):
                 request = event
                 body = self._body_for(event)
-                declared = dict(event.headers).get(b"content-length", b"0")
-                if int(declared) > body.limit:
+                declared = int(dict(event.headers).get(b"content-length", b"0"))
+                if declared > body.limit:
                     raise _too_large(body.limit)
+                allowed += body.seconds_per_mb * declared / 1e6
             elif isinstance(event, h11.Data):
                 received += len(event.data)
                 if received > body.limit:
@@ -245,6 +246,10 @@ class Body(Protocol):
     limit: int
     """The most bytes it takes; past it the request gets 413."""
 
+    seconds_per_mb: float
+    """Seconds the body may take to arrive, besides `request_timeout`, for each
+    MB (10^6 bytes) its content-length declares: 1 for uploads, else 0."""
+
     def feed(self, data: bytes) -> None:
         """Take the next bytes of the body."""
 
@@ -255,6 +260,7 @@ class Buffer:
 
     limit: int
     data: bytearray = field(default_factory=bytearray)
+    seconds_per_mb: float = 0.0
 
     def feed(self, data: bytes) -> None:
         """Keep `data`."""

@@ -15,11 +15,23 @@ and search, comes from its upload: the title from the file name (or a `title`
 in the metadata), and the `description` and `transcript` metadata fields. Each
 sentence becomes a described moment; a transcript line may start with its time
 (`01:05 Now the boats leave.`), else sentences share the video's length evenly.
+
+What it keeps is bounded, since users leave it running: at most 10,000 stores,
+assets and upload sessions each (past that the oldest goes; the demo stores
+never do), 10,000 items a store and 100,000 in all (past that a new item gets
+400). Metadata follows the SDK's documented limits: a store's ≤10 pairs with
+strings ≤2,048 characters, an item's ≤50 pairs with strings ≤8,192; the emulator
+also holds a list of strings to 8,192 characters in all, an asset's
+`user_metadata` (undocumented) to the item rules, and a store's description to
+2,048 characters. The demo stores cannot be deleted: `DELETE` gets 403
+`forbidden` (the API's answer for a store the key may not delete is not
+documented).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hmac
 import re
 import urllib.parse
 from dataclasses import dataclass, field, replace
@@ -41,6 +53,8 @@ from langchain_jockey.emulator._search import item_object, search, store_object
 from langchain_jockey.emulator._store import STORES, KnowledgeStore, Video, build_video
 
 if TYPE_CHECKING:
+    from collections.abc import Container
+
     from langchain_jockey.emulator._forms import Form
     from langchain_jockey.emulator._server import EmulatorConfig
 
@@ -218,6 +232,12 @@ class Library:
         if not tail and verb == "GET":
             return 200, record.object()
         if not tail and verb == "DELETE":
+            if record.base is not None:
+                msg = (
+                    f"Knowledge store {record.store_id} is a demo store built into "
+                    "the emulator: it cannot be deleted."
+                )
+                raise ApiError(403, "forbidden", msg)
             del self.stores[record.store_id]
             return 204, None
         if tail == ["search"] and verb == "POST":
@@ -252,11 +272,11 @@ class Library:
                 "name is required: 1 to 255 characters.", "parameter_not_provided"
             )
         description = body.get("description") or ""
-        metadata = body.get("metadata") or {}
-        if not isinstance(description, str) or not isinstance(metadata, dict):
-            raise _bad("description is a string and metadata an object.")
+        if not isinstance(description, str) or len(description) > _MAX_TEXT:
+            raise _bad(f"description is a string of at most {_MAX_TEXT:,} characters.")
+        metadata = _metadata(body.get("metadata"), "metadata", 10, _MAX_TEXT)
         record = StoreRecord(new_id("ks"), name, description, metadata)
-        _keep(self.stores, record.store_id, record)
+        _keep(self.stores, record.store_id, record, keep=STORES)
         return record
 
     def _add_item(self, record: StoreRecord, body: Any, now: float) -> Item:
@@ -272,7 +292,12 @@ class Library:
             why = f": {asset.error}" if asset.error else "; poll it until it is."
             msg = f"Asset {asset.asset_id} is {status}, not ready{why}"
             raise _bad(msg, "asset_not_ready")
-        metadata = _item_metadata(body.get("metadata"))
+        metadata = _metadata(body.get("metadata"), "metadata")
+        if len(record.items) >= _MAX_ITEMS:
+            raise _bad(f"The emulator holds at most {_MAX_ITEMS:,} items a store.")
+        if sum(len(r.items) for r in self.stores.values()) >= _MAX_ALL_ITEMS:
+            msg = f"The emulator holds at most {_MAX_ALL_ITEMS:,} items in all stores."
+            raise _bad(msg)
         fails = any(
             fnmatch.fnmatch(asset.filename, p) for p in self.config.fail_processing
         )
@@ -413,9 +438,7 @@ class Library:
             raise _bad("type must be video, audio or image.")
         if type(size) is not int or not 1 <= size <= MULTIPART_LIMIT:
             raise _bad(f"total_size must be from 1 to {MULTIPART_LIMIT:,} bytes.")
-        metadata = body.get("user_metadata")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise _bad("user_metadata must be an object.")
+        metadata = _metadata(body.get("user_metadata"), "user_metadata") or None
         asset = Asset(new_id("asset"), "multipart", name, size, b"", metadata, None)
         upload = Upload(new_id("upload"), asset, size, self.config.chunk_size)
         _keep(self.uploads, upload.upload_id, upload)
@@ -433,11 +456,15 @@ class Library:
     def upload_for_part(
         self, upload_id: str, index: str, token: str
     ) -> tuple[Upload, int]:
-        """The upload and chunk a part URL names; 403/404 if it names none."""
+        """The upload and chunk a part URL names; 403/404 if it names none.
+
+        The token is compared in constant time: how long a refusal takes says
+        nothing about how much of a guess was right.
+        """
         upload = self.uploads.get(upload_id)
         if upload is None:
             raise not_found("Upload", upload_id)
-        if token != upload.token:
+        if not hmac.compare_digest(token.encode(), upload.token.encode()):
             raise ApiError(
                 403, "signature_invalid", "The part URL's token is not valid."
             )
@@ -447,16 +474,22 @@ class Library:
 
 
 _MAX_KEPT = 10_000  # stores, assets or uploads one emulator keeps
+_MAX_ITEMS = 10_000  # items a store holds
+_MAX_ALL_ITEMS = 100_000  # items all stores hold
+_MAX_TEXT = 2048  # a store's description, a store metadata string
+_MAX_VALUE = 8192  # an item metadata string, or a list's strings in all
 
 
-def _keep(table: dict[str, Any], key: str, value: Any) -> None:
-    """Add to `table`; past `_MAX_KEPT` entries the oldest goes (bounded memory).
+def _keep(
+    table: dict[str, Any], key: str, value: Any, keep: Container[str] = ()
+) -> None:
+    """Add to `table`; past `_MAX_KEPT` entries the oldest goes, but those in `keep`.
 
     Items keep their asset (not its id), so they outlive its eviction here.
     """
     table[key] = value
     while len(table) > _MAX_KEPT:
-        del table[next(iter(table))]
+        del table[next(k for k in table if k not in keep)]
 
 
 def _no_route(verb: str, path: str) -> ApiError:
@@ -469,23 +502,32 @@ def _user_metadata(text: str | None) -> dict[str, Any] | None:
     value = loads(text.encode())
     if not isinstance(value, dict):
         raise _bad("user_metadata must be a JSON object (sent as a string).")
-    return value
+    return _metadata(value, "user_metadata")
 
 
-def _item_metadata(value: Any) -> dict[str, Any]:
-    """Item metadata as the SDK allows it: ≤50 pairs of flat values."""
+def _metadata(
+    value: Any, name: str, pairs: int = 50, longest: int = _MAX_VALUE
+) -> dict[str, Any]:
+    """Metadata as the SDK allows it: ≤`pairs` pairs of flat values, not null.
+
+    Keys are ≤128 characters, a string ≤`longest`, a list's strings ≤8,192 in all.
+    """
     if value is None:
         return {}
-    if not isinstance(value, dict) or len(value) > 50:
-        raise _bad("metadata must be an object of at most 50 pairs.")
+    if not isinstance(value, dict) or len(value) > pairs:
+        raise _bad(f"{name} must be an object of at most {pairs} pairs.")
     for key, item in value.items():
         flat = isinstance(item, (str, int, float, bool)) or (
             isinstance(item, list) and all(isinstance(x, str) for x in item)
         )
         if len(key) > 128 or not flat:
-            raise _bad(f"metadata.{key[:40]}: keys ≤128 chars; values flat, not null.")
-        if isinstance(item, str) and len(item) > 8192:
-            raise _bad(f"metadata.{key}: a string value is at most 8192 characters.")
+            raise _bad(f"{name}.{key[:40]}: keys ≤128 chars; values flat, not null.")
+        if isinstance(item, str) and len(item) > longest:
+            msg = f"{name}.{key}: a string value is at most {longest:,} characters."
+            raise _bad(msg)
+        if isinstance(item, list) and sum(map(len, item)) > _MAX_VALUE:
+            msg = f"{name}.{key}: a list holds at most {_MAX_VALUE:,} characters."
+            raise _bad(msg)
     return dict(value)
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 from dataclasses import replace
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -24,6 +29,7 @@ from langchain_jockey.emulator._store import DEMO_STORE_ID
 __all__ = ["Emulator", "spawn"]
 
 _URL_LINE = re.compile(r"(http://[^\s]+/v1\.3)")
+_START_TIMEOUT = 60.0  # seconds for a spawned emulator to say where it serves
 
 
 def spawn(*flags: str) -> tuple[subprocess.Popen[str], str]:
@@ -32,25 +38,53 @@ def spawn(*flags: str) -> tuple[subprocess.Popen[str], str]:
     For when the emulator must not share the caller's process (CPU
     measurements, blocking-call detection). Listens on a free loopback port
     unless `flags` say otherwise; terminate the returned process when done.
+    Its output goes to a temporary file, read here for the URL and then
+    removed: no pipe is left open, and the process may print what it likes.
 
     Args:
         *flags: Command-line flags, e.g. `"--delta-delay", "0.01"`.
 
     Returns:
         The process and the base URL it serves.
+
+    Raises:
+        RuntimeError: when the emulator does not say it is serving (it exited,
+            or said nothing within a minute); the process is killed.
     """
-    proc = subprocess.Popen(  # noqa: S603 - our own module, this interpreter
-        [sys.executable, "-m", "langchain_jockey.emulator", "--port", "0", *flags],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    first = proc.stdout.readline() if proc.stdout else ""
+    fd, name = tempfile.mkstemp(prefix="jockey-emulator-", suffix=".log")
+    log = Path(name)
+    try:
+        proc = subprocess.Popen(  # noqa: S603 - our own module, this interpreter
+            [sys.executable, "-m", "langchain_jockey.emulator", "--port", "0", *flags],
+            stdout=fd,
+            text=True,
+        )
+    finally:
+        os.close(fd)  # the child has its own
+    try:
+        first = _first_line(proc, log)
+    finally:
+        with contextlib.suppress(OSError):  # Windows: not while the child has it
+            log.unlink()
     match = _URL_LINE.search(first)
     if match is None:
         proc.kill()
+        proc.wait()
         msg = f"the emulator did not start: {first!r}"
         raise RuntimeError(msg)
     return proc, match.group(1)
+
+
+def _first_line(proc: subprocess.Popen[str], log: Path) -> str:
+    """The first line `proc` writes to `log`: '' if it exits or a minute passes."""
+    deadline = time.monotonic() + _START_TIMEOUT
+    while True:
+        head = log.read_bytes()[:4096]
+        if b"\n" in head:
+            return head.split(b"\n", 1)[0].decode(errors="replace")
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return head.decode(errors="replace")
+        time.sleep(0.01)
 
 
 class Emulator:

@@ -76,7 +76,9 @@ class EmulatorConfig:
         max_body: The largest request body, in bytes; a larger one gets 413 and
             the connection closes.
         request_timeout: A request's head and body must arrive within this
-            long of its first byte; else 408 and the connection closes.
+            long of its first byte; else 408 and the connection closes. An
+            upload (a direct upload's form, a part) has a second more for each
+            MB its content-length declares.
         idle_timeout: A connection with no request under way (new, or kept
             alive between requests) closes after this long without a byte.
         max_connections: The most connections open at once, kept below the

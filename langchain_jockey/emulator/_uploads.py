@@ -18,7 +18,11 @@ from langchain_jockey.emulator._forms import FormParser
 from langchain_jockey.emulator._requests import ApiError
 from langchain_jockey.emulator._responses import rfc3339
 
-__all__ = ["FormBody", "PartBody"]
+__all__ = ["UPLOAD_SECONDS_PER_MB", "FormBody", "PartBody"]
+
+UPLOAD_SECONDS_PER_MB = 1.0
+"""An upload may take `request_timeout` plus this per MB it declares: a
+200 MB direct upload has 210 s by default, not 10."""
 
 
 @dataclass
@@ -27,6 +31,7 @@ class FormBody:
 
     limit: int
     parser: FormParser
+    seconds_per_mb: float = UPLOAD_SECONDS_PER_MB
 
     def feed(self, data: bytes) -> None:
         """Parse the next bytes of the form."""
@@ -45,6 +50,7 @@ class PartBody:
     digest: hashlib._Hash = field(
         default_factory=lambda: hashlib.md5(usedforsecurity=False)
     )
+    seconds_per_mb: float = UPLOAD_SECONDS_PER_MB
 
     def feed(self, data: bytes) -> None:
         """Count, hash and (first part) keep the head of the next bytes."""

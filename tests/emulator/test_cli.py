@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import subprocess
 import sys
+import warnings
+from pathlib import Path
 
 import httpx
+import pytest
 
 from langchain_jockey.emulator import DEMO_API_KEY, DEMO_STORE_ID, spawn
 from tests.emulator.conftest import body, frames
@@ -15,7 +20,11 @@ def test_cli_serves_on_loopback_until_interrupted() -> None:
     proc, url = spawn("--delta-delay", "0")
     try:
         assert url.startswith("http://127.0.0.1:")
-        assert DEMO_STORE_ID in proc.stdout.readline()
+        store = httpx.get(
+            f"{url}/knowledge-stores/{DEMO_STORE_ID}",
+            headers={"x-api-key": DEMO_API_KEY},
+        )
+        assert store.json()["_id"] == DEMO_STORE_ID
         response = httpx.post(
             f"{url}/responses",
             json=body(stream=True),
@@ -25,6 +34,41 @@ def test_cli_serves_on_loopback_until_interrupted() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _pipes() -> set[str]:
+    """The pipes this process holds open (by inode)."""
+    found = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed since it was listed
+            target = fd.readlink().name
+            if target.startswith("pipe:"):
+                found.add(target)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_spawn_leaves_no_pipe_open() -> None:
+    with warnings.catch_warnings():  # what earlier tests left is not ours
+        warnings.simplefilter("ignore")
+        gc.collect()
+    before = _pipes()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        proc, url = spawn()
+        try:
+            assert (proc.stdin, proc.stdout, proc.stderr) == (None, None, None)
+            assert _pipes() == before
+            answer = httpx.get(f"{url}/knowledge-stores", headers={"x-api-key": "k"})
+            assert answer.status_code == 401  # it serves
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        del proc
+        gc.collect()
+    assert _pipes() == before
+    leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert [str(w.message) for w in leaks] == []
 
 
 def test_cli_rejects_a_bad_fault_spec() -> None:

@@ -29,6 +29,7 @@ from langchain_jockey import (
     JockeyServerError,
     JockeyStreamInterruptedError,
     JockeyTool,
+    KnowledgeStore,
     KnowledgeStoreRetriever,
 )
 from langchain_jockey.emulator import Emulator
@@ -273,6 +274,43 @@ def test_a_forked_child_works_like_a_fresh_process() -> None:
 def test_careless_settings_are_input_errors_at_construction(arguments) -> None:
     with pytest.raises(JockeyInputError):
         ChatJockey(api_key=KEY, knowledge_store_id=STORE, **arguments)
+
+
+BAD_BASE_URLS = {
+    "port 99999": "http://127.0.0.1:99999/v1.3",
+    "port 65536": "http://127.0.0.1:65536/v1.3",
+    "port 0": "http://127.0.0.1:0/v1.3",
+    "a negative port": "http://127.0.0.1:-1/v1.3",
+    "a port that is not a number": "http://127.0.0.1:86o0/v1.3",
+    "no host": "http:///v1.3",
+    "a port but no host": "http://:8600/v1.3",
+    "an unclosed IPv6 bracket": "http://[::1",
+    "a 64-character host label": "http://" + "a" * 64 + ".example/v1.3",
+    "credentials and port 99999": "http://user:s3cret@127.0.0.1:99999/v1.3",
+}
+OWNERS = {
+    "ChatJockey": ChatJockey,
+    "KnowledgeStore": KnowledgeStore,
+    "KnowledgeStoreRetriever": KnowledgeStoreRetriever,
+    "JockeyTool": lambda **kw: JockeyTool(llm=ChatJockey(**kw)),
+}
+
+
+@pytest.mark.parametrize("owner", OWNERS)
+@pytest.mark.parametrize("url", BAD_BASE_URLS.values(), ids=BAD_BASE_URLS.keys())
+def test_a_bad_base_url_is_an_input_error_at_construction(owner, url) -> None:
+    with pytest.raises(JockeyInputError, match="base_url") as caught:
+        OWNERS[owner](base_url=url, api_key=KEY, knowledge_store_id=STORE)
+    assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("owner", OWNERS)
+def test_a_bad_base_url_from_the_environment_is_an_input_error_at_construction(
+    owner, monkeypatch
+) -> None:
+    monkeypatch.setenv("TWELVE_LABS_BASE_URL", "http://127.0.0.1:99999/v1.3")
+    with pytest.raises(JockeyInputError, match="port 99999"):
+        OWNERS[owner](api_key=KEY, knowledge_store_id=STORE)
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,10 @@ log: the `_quiet` fixture checks that after each one.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
+import errno
 import json
 import logging
 import socket
@@ -30,6 +32,8 @@ from langchain_jockey.emulator import (
     LENGTH_HEADER,
     STORES,
     Emulator,
+    EmulatorConfig,
+    EmulatorServer,
 )
 
 KEY = DEMO_API_KEY.encode()
@@ -176,6 +180,56 @@ def test_a_malformed_request_gets_a_4xx_json_error_and_the_server_goes_on(
 ) -> None:
     assert_api_error(send(emulator, data))
     assert_serving(emulator)
+
+
+class ResetAfterTheAnswer(asyncio.Transport):
+    """A connection its client reset just after the answer was written.
+
+    The kernel took the answer, then the reset came: the socket is no longer
+    connected, so shutting its write side (`write_eof`) fails with ENOTCONN.
+    A real client does this only by timing, a few times in a thousand.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+async def test_a_client_that_resets_after_a_refusal_leaves_no_traceback() -> None:
+    server = EmulatorServer(EmulatorConfig(max_body=1000))
+    reader = asyncio.StreamReader()
+    reader.feed_data(post(b"/v1.3/responses", b"x" * 5000))  # 413
+    transport = ResetAfterTheAnswer()
+    protocol = asyncio.StreamReaderProtocol(reader)
+    protocol.connection_made(transport)
+    writer = asyncio.StreamWriter(
+        transport, protocol, reader, asyncio.get_running_loop()
+    )
+    await asyncio.create_task(server._connection(reader, writer))  # no exception
+    assert transport.written.startswith(b"HTTP/1.1 413 ")
+    assert transport.closed
 
 
 def test_an_unsupported_transfer_coding_gets_501_json(emulator: Emulator) -> None:
