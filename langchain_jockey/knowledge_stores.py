@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field, replace
@@ -56,7 +56,8 @@ from langchain_jockey._ingest import (
     text,
 )
 from langchain_jockey._progress import progress_bar
-from langchain_jockey._sources import Metadata, sources_of
+from langchain_jockey._sources import Metadata, checked_metadata, sources_of
+from langchain_jockey._structured import enrichment_schema
 from langchain_jockey.errors import JockeyIngestError, JockeyInputError
 
 if TYPE_CHECKING:
@@ -70,6 +71,10 @@ __all__ = ["AddResult", "IngestEvent", "KnowledgeStore", "StoreInfo", "StoreItem
 
 T = TypeVar("T")
 Sources = str | PathLike[str] | Iterable[str | PathLike[str]]
+Enrichment = str | Mapping[str, Any] | type[Any] | None
+"""A store's enrichment: a description of what to extract, or a JSON schema (a
+dict, or a Pydantic model class or TypedDict, as `with_structured_output` takes)."""
+_STORE_PAIRS, _STORE_VALUE = 10, 2048  # store metadata (SDK 1.3.6 knowledge_stores)
 
 
 def _state_dir() -> Path:
@@ -79,7 +84,7 @@ def _state_dir() -> Path:
 
 @dataclass(frozen=True)
 class StoreInfo:
-    """A knowledge store's name and items.
+    """A knowledge store's name, settings and items.
 
     Attributes:
         knowledge_store_id: Its id (`ks_…`).
@@ -87,12 +92,18 @@ class StoreInfo:
         description: Its description.
         counts: Items by status (`queued`, `pending`, `processing`, `ready`,
             `failed`), counted from the item list: the API gives one total.
+        metadata: The store's own metadata.
+        enrichment: What the platform extracts from each video, set when the
+            store was made: a description (`str`), a JSON schema (`dict`), or
+            `None`.
     """
 
     knowledge_store_id: str
     name: str
     description: str
     counts: dict[str, int] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    enrichment: str | dict[str, Any] | None = None
 
     @property
     def item_count(self) -> int:
@@ -187,26 +198,58 @@ class KnowledgeStore(JockeyConnection):
 
     @classmethod
     def create(
-        cls, name: str, *, description: str | None = None, **kwargs: Any
+        cls,
+        name: str,
+        *,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        enrichment: Enrichment = None,
+        **kwargs: Any,
     ) -> Self:
-        """Create a new knowledge store; `kwargs` are the connection settings."""
+        """Create a new knowledge store; `kwargs` are the connection settings.
+
+        Args:
+            name: Its name.
+            description: Its description.
+            metadata: Its own metadata: up to 10 pairs, strings up to 2,048
+                characters, numbers, booleans or lists of strings.
+            enrichment: What the platform extracts from every video added,
+                fixed once the store is made: a description of it in words,
+                or a JSON schema (a dict, or a Pydantic model class or
+                TypedDict, as `with_structured_output` takes), written as the
+                platform takes it (`$ref`s inlined, annotations dropped).
+            **kwargs: The connection settings (`api_key`, `base_url`, …).
+
+        Raises:
+            JockeyInputError: a bad argument (an enrichment schema the
+                platform would refuse, metadata over its limits), before any
+                request.
+        """
         store = cls(**kwargs)
-        store.knowledge_store_id = store._drive(_create(name, description))
+        flow = _create(name, description, metadata, enrichment)
+        store.knowledge_store_id = store._drive(flow)
         return store
 
     @classmethod
     async def acreate(
-        cls, name: str, *, description: str | None = None, **kwargs: Any
+        cls,
+        name: str,
+        *,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        enrichment: Enrichment = None,
+        **kwargs: Any,
     ) -> Self:
         """Async twin of `create`."""
         store = cls(**kwargs)
-        store.knowledge_store_id = await store._adrive(_create(name, description))
+        flow = _create(name, description, metadata, enrichment)
+        store.knowledge_store_id = await store._adrive(flow)
         return store
 
     # -- reading and removing -----------------------------------------------------
 
     def info(self) -> StoreInfo:
-        """The store's name, description and item counts by status."""
+        """The store's name, description, metadata, enrichment and item counts."""
         return self._drive(_info(self._path))
 
     async def ainfo(self) -> StoreInfo:
@@ -489,14 +532,46 @@ def _one(call: Call) -> Generator[Call, Any, Any]:
     return (yield call)
 
 
-def _create(name: str, description: str | None) -> Generator[Call, Any, str]:
+def enrichment_of(enrichment: Enrichment) -> str | dict[str, Any] | None:
+    """An enrichment as the platform takes it, and as `StoreInfo` reports it.
+
+    A description stays as it is; a schema is `enrichment_schema`'s.
+
+    Raises:
+        JockeyInputError: an empty description, or a schema the platform
+            would refuse.
+    """
+    if enrichment is None:
+        return None
+    if isinstance(enrichment, str):
+        if not enrichment.strip():
+            msg = "enrichment: a description of what to extract, not an empty string."
+            raise JockeyInputError(msg)
+        return enrichment
+    return enrichment_schema(enrichment)
+
+
+def _create(
+    name: str,
+    description: str | None,
+    metadata: Mapping[str, Any] | None,
+    enrichment: Enrichment,
+) -> Generator[Call, Any, str]:
     if not isinstance(name, str) or not name.strip():
         raise JockeyInputError("A knowledge store needs a name.")
-    body = (
-        {"name": name}
-        if description is None
-        else {"name": name, "description": description}
-    )
+    if description is not None and not isinstance(description, str):
+        msg = f"description is a string, not {type(description).__name__}."
+        raise JockeyInputError(msg)
+    body: dict[str, Any] = {"name": name}
+    if description is not None:
+        body["description"] = description
+    if metadata is not None:
+        where = f"knowledge store {name!r}"
+        body["metadata"] = checked_metadata(where, metadata, _STORE_PAIRS, _STORE_VALUE)
+    config = enrichment_of(enrichment)
+    if config is not None:
+        kind = "description" if isinstance(config, str) else "json_schema"
+        body["ingestion_config"] = {"enrichment_config": {"type": kind, kind: config}}
     made = yield Api("POST", "knowledge-stores", body, creates=True)
     return text(made, "_id", "the new knowledge store")
 
@@ -508,9 +583,24 @@ def _items(path: str) -> Generator[Call, Any, list[StoreItem]]:
 def _info(path: str) -> Generator[Call, Any, StoreInfo]:
     raw = obj((yield Api("GET", path)), "the knowledge store")
     items = yield from _items(path)
+    metadata = raw.get("metadata")
     return StoreInfo(
         text(raw, "_id", "the knowledge store"),
         str(raw.get("name", "")),
         str(raw.get("description") or ""),
         dict(Counter(i.status for i in items)),
+        dict(metadata) if isinstance(metadata, dict) else {},
+        _enrichment(raw.get("ingestion_config")),
     )
+
+
+def _enrichment(config: object) -> str | dict[str, Any] | None:
+    """The enrichment of a store's `ingestion_config`: its description or schema."""
+    found = config.get("enrichment_config") if isinstance(config, dict) else None
+    kind = found.get("type") if isinstance(found, dict) else None
+    value = (
+        found.get(kind) if isinstance(found, dict) and isinstance(kind, str) else None
+    )
+    if (kind, type(value)) in (("description", str), ("json_schema", dict)):
+        return cast("str | dict[str, Any]", value)
+    return None
