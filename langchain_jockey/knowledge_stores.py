@@ -58,7 +58,7 @@ from langchain_jockey._ingest import (
 from langchain_jockey._progress import progress_bar
 from langchain_jockey._sources import Metadata, checked_metadata, sources_of
 from langchain_jockey._structured import enrichment_schema
-from langchain_jockey.errors import JockeyIngestError, JockeyInputError
+from langchain_jockey.errors import JockeyIngestError, JockeyInputError, warn
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -290,8 +290,16 @@ class KnowledgeStore(JockeyConnection):
         wait: bool = True,
         show_progress: bool = False,
         on_progress: Callable[[IngestEvent], None] | None = None,
+        replace: bool = False,
     ) -> list[AddResult]:
         """Upload and index files, directories (their media files) and URLs.
+
+        Content the store already holds is not uploaded again. When its item
+        has other metadata than `metadata` gives, the store keeps it, with a
+        warning, and the result's `previous_metadata` says so; with `replace`,
+        the same asset is added again as a new item with the new metadata (an
+        item cannot be updated), and the old item is removed once the new one
+        is `ready`.
 
         Args:
             sources: A path or URL, or several.
@@ -300,6 +308,7 @@ class KnowledgeStore(JockeyConnection):
             wait: Wait until every item is `ready` or `failed`.
             show_progress: Draw progress bars (needs `tqdm`).
             on_progress: Called with an `IngestEvent` at every step.
+            replace: Replace the items whose metadata differs (needs `wait`).
 
         Returns:
             One `AddResult` per source (a directory's files each), in order.
@@ -309,7 +318,7 @@ class KnowledgeStore(JockeyConnection):
             JockeyIngestError: after every source finished, when any failed.
             JockeyError: when the store cannot be read (a bad key, no such store).
         """
-        ctx, found = self._context(sources, metadata, wait, on_progress)
+        ctx, found = self._context(sources, metadata, wait, on_progress, replace)
         with progress_bar(ctx.progress, show_progress):
             ctx.existing = self._drive(existing_flow(self._path))
             with ThreadPoolExecutor(min(self.concurrency, len(found))) as pool:
@@ -324,10 +333,11 @@ class KnowledgeStore(JockeyConnection):
         wait: bool = True,
         show_progress: bool = False,
         on_progress: Callable[[IngestEvent], None] | None = None,
+        replace: bool = False,
     ) -> list[AddResult]:
         """Async twin of `add`."""
         ctx, found = await asyncio.to_thread(  # reads every file's first bytes
-            self._context, sources, metadata, wait, on_progress
+            self._context, sources, metadata, wait, on_progress, replace
         )
         with progress_bar(ctx.progress, show_progress):
             ctx.existing = await self._adrive(existing_flow(self._path))
@@ -349,8 +359,15 @@ class KnowledgeStore(JockeyConnection):
         metadata: Metadata,
         wait: bool,
         on_progress: Callable[[IngestEvent], None] | None,
+        replace: bool = False,
     ) -> tuple[Context, list[Any]]:
         path = self._path  # no store: an error before anything else
+        if replace and not wait:
+            msg = (
+                "add(replace=True) removes an old item once its new one is ready, "
+                "so it waits: pass wait=True."
+            )
+            raise JockeyInputError(msg)
         found = sources_of(sources, metadata)
         journal = Journal(self.state_dir, f"{self.base_url} {self.knowledge_store_id}")
         journal.check()  # before any upload: else orphan assets and upload sessions
@@ -366,6 +383,7 @@ class KnowledgeStore(JockeyConnection):
             poll_max=self.poll_max,
             wait_timeout=self.wait_timeout,
             clean=self._server_text,
+            replace=replace,
         )
         return ctx, found
 
@@ -523,9 +541,29 @@ def _checked(outcomes: Sequence[AddResult | BaseException]) -> list[AddResult]:
         if isinstance(outcome, BaseException):
             raise outcome
         results.append(outcome)
+    _warn_kept(results)
     if any(not r.ok for r in results):
         raise JockeyIngestError.of(results)
     return results
+
+
+def _warn_kept(results: Sequence[AddResult]) -> None:
+    """Warn about the sources whose item kept other metadata than was given."""
+    kept = [
+        r.source
+        for r in results
+        if r.ok and r.previous_metadata is not None and r.replaced_item_id is None
+    ]
+    if kept:
+        shown = JockeyIngestError.SHOWN
+        listed = ", ".join(kept[:shown]) + (
+            f", …and {len(kept) - shown:,} more" if len(kept) > shown else ""
+        )
+        warn(
+            f"The store already held {len(kept):,} of these with other metadata, "
+            f"and kept it: {listed}. Their results' previous_metadata says what "
+            "it is; add(..., replace=True) replaces it."
+        )
 
 
 def _one(call: Call) -> Generator[Call, Any, Any]:
