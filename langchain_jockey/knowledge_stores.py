@@ -209,7 +209,7 @@ class KnowledgeStore(JockeyConnection):
         """Create a new knowledge store; `kwargs` are the connection settings.
 
         Args:
-            name: Its name.
+            name: Its name (several stores may share one: see `find`).
             description: Its description.
             metadata: Its own metadata: up to 10 pairs, strings up to 2,048
                 characters, numbers, booleans or lists of strings.
@@ -245,6 +245,22 @@ class KnowledgeStore(JockeyConnection):
         flow = _create(name, description, metadata, enrichment)
         store.knowledge_store_id = await store._adrive(flow)
         return store
+
+    @classmethod
+    def find(cls, name: str, **kwargs: Any) -> list[str]:
+        """The ids of the stores named `name`, as the API lists them (newest first).
+
+        `kwargs` are the connection settings. Names are not unique: a store
+        made twice under one name is found twice.
+        """
+        finder = cls(**kwargs)
+        return finder._drive(_named(name))
+
+    @classmethod
+    async def afind(cls, name: str, **kwargs: Any) -> list[str]:
+        """Async twin of `find`."""
+        finder = cls(**kwargs)
+        return await finder._adrive(_named(name))
 
     # -- reading and removing -----------------------------------------------------
 
@@ -612,6 +628,13 @@ def _create(
         body["ingestion_config"] = {"enrichment_config": {"type": kind, kind: config}}
     made = yield Api("POST", "knowledge-stores", body, creates=True)
     return text(made, "_id", "the new knowledge store")
+
+
+def _named(name: str) -> Generator[Call, Any, list[str]]:
+    stores = yield from pages("knowledge-stores")
+    return [
+        text(s, "_id", "a knowledge store") for s in stores if s.get("name") == name
+    ]
 
 
 def _items(path: str) -> Generator[Call, Any, list[StoreItem]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,9 +30,10 @@ from twelvelabs.types import (
 from typing_extensions import TypedDict
 
 from langchain_jockey import KnowledgeStore
+from langchain_jockey.__main__ import main
 from langchain_jockey.emulator import Emulator
 from langchain_jockey.errors import JockeyInputError
-from tests.ingest.conftest import connect
+from tests.ingest.conftest import connect, run_ingest, videos
 from tests.support import undeclared
 
 WORDS = "Who scores each goal, and in which minute."
@@ -396,3 +398,146 @@ def test_the_sdk_parses_a_store_with_its_enrichment_and_metadata(emulator):
     listed = {s.id: s for page in pages for s in page.items or []}
     assert listed[worded.id] == worded
     assert listed[shaped.id] == shaped
+
+
+# -- the command line ----------------------------------------------------------------
+
+
+def the_store(emu: Emulator, name: str) -> KnowledgeStore:
+    [found] = KnowledgeStore.find(name, base_url=emu.base_url, api_key=emu.api_key)
+    return KnowledgeStore(
+        knowledge_store_id=found, base_url=emu.base_url, api_key=emu.api_key
+    )
+
+
+@pytest.mark.slow  # the command polls at its own rate
+def test_enrich_sets_the_new_stores_description(
+    cli_on_emulator, emulator, capsys, tmp_path
+):
+    folder = videos(tmp_path / "v", "a.mp4")
+    code, out, err = run_ingest(
+        capsys, str(folder), "--create", "worded", "--enrich", WORDS
+    )
+    assert code == 0, out + err
+    assert the_store(emulator, "worded").info().enrichment == WORDS
+
+
+def test_enrich_schema_reads_the_schema_from_a_file(
+    cli_on_emulator, emulator, capsys, tmp_path
+):
+    folder = videos(tmp_path / "v", "a.mp4")
+    schema = tmp_path / "mood.json"
+    schema.write_text(json.dumps({**MOOD, "$schema": "https://json-schema.org/draft"}))
+    code, out, err = run_ingest(
+        capsys,
+        str(folder),
+        "--create",
+        "shaped",
+        "--enrich-schema",
+        str(schema),
+        "--no-wait",
+    )
+    assert code == 0, out + err
+    assert the_store(emulator, "shaped").info().enrichment == MOOD
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ('{"type": "object", "properties": {', "is not valid JSON"),
+        (
+            '{"type": "object", "properties": {"a": {"type": "string"}}}',
+            "has no description",
+        ),
+        ('["not", "a schema"]', "takes a Pydantic model"),
+    ],
+)
+@pytest.mark.usefixtures("cli_on_emulator")
+def test_a_bad_schema_file_is_named_before_any_request(
+    emulator, capsys, tmp_path, content, says
+):
+    folder = videos(tmp_path / "v", "a.mp4")
+    schema = tmp_path / "bad.json"
+    schema.write_text(content)
+    code, _, err = run_ingest(
+        capsys, str(folder), "--create", "x", "--enrich-schema", str(schema)
+    )
+    assert code == 2
+    assert str(schema) in err
+    assert says in err
+    assert list(emulator.requests) == []
+
+
+def test_a_missing_schema_file_is_named(cli_on_emulator, emulator, capsys, tmp_path):
+    folder = videos(tmp_path / "v", "a.mp4")
+    missing = tmp_path / "nowhere.json"
+    code, _, err = run_ingest(
+        capsys, str(folder), "--create", "x", "--enrich-schema", str(missing)
+    )
+    assert code == 2
+    assert f"{missing}: the schema cannot be read" in err
+    assert list(emulator.requests) == []
+
+
+def test_enrich_needs_create(cli_on_emulator, emulator, capsys, tmp_path):
+    folder = videos(tmp_path / "v", "a.mp4")
+    code, _, err = run_ingest(capsys, str(folder), "--store", "ks_x", "--enrich", WORDS)
+    assert code == 2
+    assert "use them with --create" in err
+    assert list(emulator.requests) == []
+
+
+def test_enrich_and_enrich_schema_are_one_or_the_other(
+    cli_on_emulator, capsys, tmp_path
+):
+    with pytest.raises(SystemExit) as caught:
+        main(
+            [
+                "ingest",
+                "a.mp4",
+                "--create",
+                "x",
+                "--enrich",
+                "w",
+                "--enrich-schema",
+                "f",
+            ]
+        )
+    assert caught.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_reusing_a_store_made_with_another_enrichment_is_an_error_before_any_upload(
+    cli_on_emulator, emulator, capsys, tmp_path
+):
+    folder = videos(tmp_path / "v", "a.mp4")
+    made = KnowledgeStore.create(
+        "matches",
+        enrichment=WORDS,
+        base_url=emulator.base_url,
+        api_key=emulator.api_key,
+    )
+    code, out, err = run_ingest(
+        capsys, str(folder), "--create", "matches", "--enrich", "Other."
+    )
+    assert code == 2, out + err
+    assert made.knowledge_store_id in err
+    assert "another enrichment" in err
+    assert not [r for r in emulator.requests if r.path.endswith("/assets")]
+    code, out, err = run_ingest(
+        capsys, str(folder), "--create", "matches", "--enrich", WORDS, "--no-wait"
+    )
+    assert code == 0, out + err
+    assert f"Using knowledge store {made.knowledge_store_id}" in out
+
+
+def test_the_enrichment_given_to_create_needs_no_network_to_be_checked(tmp_path):
+    # No server at all: the error comes from the arguments alone.
+    with pytest.raises(JockeyInputError, match="has no description"):
+        KnowledgeStore.create(
+            "x",
+            enrichment=Undescribed,
+            base_url="http://127.0.0.1:9/v1.3",
+            api_key="k",
+            state_dir=Path(tmp_path),
+        )
