@@ -5,6 +5,15 @@ the `progress` extra; else a line per finished video), then
 prints the store id and a ready-to-paste `ChatJockey(...)` line. Exits 1 when
 any source failed (each named), 2 on bad arguments, 130 on Ctrl-C.
 
+`--create NAME` makes the store, or reuses the one store of that name (and
+says so): run again, it adds what is new. Several stores of that name are an
+error listing their ids. `--enrich TEXT` or `--enrich-schema FILE.json` set a
+new store's enrichment (fixed once it is made: reusing a store whose
+enrichment differs is an error). Item metadata comes from `--metadata
+KEY=VALUE` (repeatable; string values) and from a sidecar next to each video,
+`NAME.json` beside `NAME.mp4`: one flat JSON object, whose keys override
+`--metadata`. Sidecars are read, and checked, before anything is sent.
+
 The key, base URL and store come from the same environment variables as
 `ChatJockey` (`TWELVE_LABS_API_KEY`, `TWELVE_LABS_BASE_URL`). Without a key it
 uses the local emulator, and says so: the one at `TWELVE_LABS_BASE_URL` if set
@@ -27,25 +36,34 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import json
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import httpx
 
 from langchain_jockey._client import DEFAULT_BASE_URL
-from langchain_jockey._sources import Source, sources_of
+from langchain_jockey._sources import Source, item_metadata, sources_of
 from langchain_jockey._terminal import shown
 from langchain_jockey.errors import JockeyError, JockeyIngestError, JockeyInputError
-from langchain_jockey.knowledge_stores import AddResult, IngestEvent, KnowledgeStore
+from langchain_jockey.knowledge_stores import (
+    AddResult,
+    IngestEvent,
+    KnowledgeStore,
+    enrichment_of,
+)
 
 __all__ = ["INTERRUPTED", "main"]
 
 INTERRUPTED = 130  # 128 + SIGINT: how shells report a command stopped by Ctrl-C
 _LISTED = 20  # names listed per kind of unfinished source, then "…and N more"
+_MAX_JSON = 1 << 20  # bytes of a sidecar or schema file read at most
 T = TypeVar("T")
 
 
@@ -63,12 +81,165 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("--store", metavar="ks_…", help="an existing store")
     target.add_argument("--create", metavar="NAME", help="create a store named NAME")
     ingest.add_argument(
+        "--metadata",
+        action="append",
+        default=[],
+        type=_pair,
+        metavar="KEY=VALUE",
+        help="item metadata for every video (repeatable; a later KEY wins); a "
+        "sidecar NAME.json beside NAME.mp4 (a flat JSON object) adds its own, "
+        "and its keys win",
+    )
+    enrich = ingest.add_mutually_exclusive_group()
+    enrich.add_argument(
+        "--enrich",
+        metavar="TEXT",
+        help="with --create: what to extract from every video, in words "
+        "(fixed once the store is made)",
+    )
+    enrich.add_argument(
+        "--enrich-schema",
+        metavar="FILE.json",
+        help="with --create: what to extract, as a JSON schema (an object whose "
+        "every property has a description)",
+    )
+    ingest.add_argument(
+        "--replace",
+        action="store_true",
+        help="a video the store holds with other metadata: add it again with "
+        "the new metadata (no upload), removing the old item once it is ready",
+    )
+    ingest.add_argument(
         "--no-wait", action="store_true", help="do not wait until items are ready"
     )
     ingest.add_argument(
         "--no-progress", action="store_true", help="no progress bars (no tqdm needed)"
     )
     return parser
+
+
+def _pair(text: str) -> tuple[str, str]:
+    """`KEY=VALUE` → `(KEY, VALUE)`; argparse reports a bad one (exit 2)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        msg = f"{text!r} is not KEY=VALUE"
+        raise argparse.ArgumentTypeError(msg)
+    return key, value
+
+
+def _json_file(path: Path, what: str) -> Any:
+    """The JSON value in the file at `path`.
+
+    Raises:
+        JockeyInputError: it cannot be read, or is not JSON; naming the file.
+    """
+    try:
+        with path.open("rb") as file:
+            data = file.read(_MAX_JSON + 1)
+    except OSError as exc:
+        msg = f"{path}: the {what} cannot be read ({exc.strerror})."
+        raise JockeyInputError(msg) from None
+    if len(data) > _MAX_JSON:
+        msg = f"{path}: the {what} is over {_MAX_JSON:,} bytes."
+        raise JockeyInputError(msg)
+    try:
+        return json.loads(data.decode())
+    except UnicodeDecodeError:
+        msg = f"{path}: the {what} is not UTF-8 text."
+        raise JockeyInputError(msg) from None
+    except json.JSONDecodeError as exc:
+        msg = (
+            f"{path}: the {what} is not valid JSON ({exc.msg}, line {exc.lineno} "
+            f"column {exc.colno})."
+        )
+        raise JockeyInputError(msg) from None
+
+
+def _metadata(pairs: list[tuple[str, str]], sources: list[Source]) -> dict[str, Any]:
+    """Each source's item metadata by name: `--metadata`, then its sidecar's.
+
+    Raises:
+        JockeyInputError: a sidecar that is no flat JSON object, or metadata
+            the API refuses; before anything is sent.
+    """
+    given = dict(pairs)
+    found: dict[str, Any] = {}
+    for source in sources:
+        metadata = dict(given)
+        sidecar = source.path.with_suffix(".json") if source.path else None
+        if sidecar is not None and sidecar.is_file():
+            value = _json_file(sidecar, "sidecar")
+            if not isinstance(value, dict):
+                msg = (
+                    f"{sidecar}: a sidecar holds one flat JSON object of metadata, "
+                    f"not {type(value).__name__}."
+                )
+                raise JockeyInputError(msg)
+            metadata |= item_metadata(str(sidecar), value)
+        found[source.name] = item_metadata(source.name, metadata)
+    return found
+
+
+def _enrichment(args: argparse.Namespace) -> str | dict[str, Any] | None:
+    """`--enrich` or `--enrich-schema`, as the store takes it.
+
+    Raises:
+        JockeyInputError: either one without `--create`, a schema file that is
+            not JSON, or a schema the platform would refuse; naming it.
+    """
+    if args.enrich is None and args.enrich_schema is None:
+        return None
+    if not args.create:
+        msg = (
+            "--enrich and --enrich-schema set up a new store: use them with "
+            "--create NAME (a store's enrichment cannot change once it is made)."
+        )
+        raise JockeyInputError(msg)
+    if args.enrich is not None:
+        return enrichment_of(args.enrich)
+    path = Path(args.enrich_schema)
+    schema = _json_file(path, "schema")
+    try:
+        return enrichment_of(schema)
+    except JockeyInputError as exc:
+        raise JockeyInputError(f"{path}: {exc}") from None
+
+
+def _store(
+    args: argparse.Namespace,
+    enrichment: str | dict[str, Any] | None,
+    settings: dict[str, Any],
+) -> KnowledgeStore:
+    """The store to add to: `--store`, or the one named `--create` (made if none).
+
+    Raises:
+        JockeyInputError: several stores have that name (listed), or the one
+            that has it was made with another enrichment.
+    """
+    if not args.create:
+        return KnowledgeStore(knowledge_store_id=args.store, **settings)
+    name = args.create
+    found = KnowledgeStore.find(name, **settings)
+    if len(found) > 1:
+        msg = (
+            f"{len(found)} knowledge stores are named {name!r}: "
+            f"{', '.join(found)}. Choose one with --store ks_…, or another name."
+        )
+        raise JockeyInputError(msg)
+    if found:
+        store = KnowledgeStore(knowledge_store_id=found[0], **settings)
+        if enrichment is not None and store.info().enrichment != enrichment:
+            msg = (
+                f"Knowledge store {found[0]} is named {name!r} and was made with "
+                "another enrichment, which cannot change. Add to it as it is with "
+                f"--store {found[0]} (without --enrich), or use another name."
+            )
+            raise JockeyInputError(msg)
+        _say(f"Using knowledge store {found[0]}, the one named {name!r}.")
+        return store
+    made = KnowledgeStore.create(name, enrichment=enrichment, **settings)
+    _say(f"Created knowledge store {made.knowledge_store_id}.")
+    return made
 
 
 def _say(text: str, file: TextIO | None = None) -> None:
@@ -258,6 +429,13 @@ def _report(results: Sequence[AddResult]) -> None:
     for result in results:
         mark = "ok  " if result.ok else "FAIL"
         note = "" if result.uploaded or not result.ok else " (already in the store)"
+        if result.replaced_item_id:
+            note = f" (replaced {result.replaced_item_id}, which had other metadata)"
+        elif result.previous_metadata is not None and result.ok:
+            note = (
+                " (already in the store with other metadata, kept; --replace "
+                "replaces it)"
+            )
         why = f": {result.error}" if result.error else ""
         _say(
             f"{mark} {result.source} -> {result.item_id or '-'} "
@@ -267,26 +445,36 @@ def _report(results: Sequence[AddResult]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.replace and args.no_wait:
+        parser.error("--replace waits for each new item before removing the old one")
     bars = not args.no_progress and _bars()
     store: KnowledgeStore | None = None
     steps = _Steps([], lines=not bars and not args.no_progress)
     try:
-        # A bad source: an error before a store is made.
+        # A bad source, sidecar or schema: an error before a store is made.
         steps.sources = sources_of(args.sources)
+        metadata = _metadata(args.metadata, steps.sources)
+        enrichment = _enrichment(args)
         with _connection() as (settings, throwaway):
             steps.throwaway = throwaway
-            if args.create:
-                made = KnowledgeStore.create(args.create, **settings)
-                _say(f"Created knowledge store {made.knowledge_store_id}.")
-                store = made
-            else:
-                store = KnowledgeStore(knowledge_store_id=args.store, **settings)
+            store = _store(args, enrichment, settings)
             add = _add(
-                store, args.sources, steps, wait=not args.no_wait, show_progress=bars
+                store,
+                args.sources,
+                steps,
+                metadata=metadata.get,
+                wait=not args.no_wait,
+                show_progress=bars,
+                replace=args.replace,
             )
             try:
-                results = _interruptible(add)
+                with warnings.catch_warnings():  # `_report` notes each source
+                    warnings.filterwarnings(
+                        "ignore", "The store already held", UserWarning
+                    )
+                    results = _interruptible(add)
             except JockeyIngestError as err:
                 _report(err.results)
                 print(f"{len(err.failures)} source(s) failed.", file=sys.stderr)

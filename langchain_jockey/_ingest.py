@@ -26,6 +26,7 @@ upload or processing step) ends that source only: its result says why.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -147,6 +148,12 @@ class AddResult:
             `wait=False`), or `failed` when the upload failed.
         error: Why it failed (`None` when it did not).
         uploaded: Whether bytes were uploaded (`False`: the store already had it).
+        previous_metadata: When the store already held this content in an
+            item with other metadata than was given: that item's metadata
+            (without the hash). The store kept it, unless `replace=True`
+            replaced the item (`replaced_item_id`).
+        replaced_item_id: The item `replace=True` removed, once the new one
+            (`item_id`) was ready.
     """
 
     source: str
@@ -155,6 +162,8 @@ class AddResult:
     status: str
     error: str | None = None
     uploaded: bool = False
+    previous_metadata: dict[str, Any] | None = None
+    replaced_item_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -375,6 +384,7 @@ class Context:
     poll_max: float = 15.0
     wait_timeout: float = 3600.0
     clean: Callable[[str], str] = field(default=_as_is, repr=False)
+    replace: bool = False  # an item with other metadata: add it anew (`_held`)
 
 
 # -- reading the API's answers ---------------------------------------------------
@@ -515,15 +525,10 @@ def _add(source: Source, ctx: Context) -> Flow:
 
 def _add_new(source: Source, key: str, file: Hashed | None, ctx: Context) -> Flow:
     """Add content no other source of this store object is adding (`file`: hashed)."""
-    progress, journal = ctx.progress, ctx.journal
+    journal = ctx.journal
     item = ctx.existing.get(key)
     if item is not None:
-        progress.emit("skipped", source, status=item.get("status"))
-        item_id = text(item, "_id", "an item of the store")
-        result = AddResult(
-            source.name, item.get("asset_id"), item_id, str(item.get("status"))
-        )
-        return (yield from _finish(result, source, ctx))
+        return (yield from _held(item, source, key, ctx))
     state: dict[str, Any] = yield Local(journal.load, (key,))
     asset = None
     if safe_id(state.get("asset_id")) and state.get("complete"):
@@ -549,18 +554,62 @@ def _add_new(source: Source, key: str, file: Hashed | None, ctx: Context) -> Flo
         why = str(why or f"asset {asset.get('status')}")
         yield Local(journal.drop, (key,))
         return AddResult(source.name, asset_id, None, "failed", why, uploaded)
-    body = {
-        "asset_id": asset_id,
-        "asset_type": "video",
-        "metadata": {**source.metadata, HASH_KEY: key},
-    }
-    made = yield Api("POST", f"{ctx.store_path}/items", body, creates=True)
+    made = yield _new_item(asset_id, source, key, ctx)
     item = obj(made, "the new item")
     yield Local(journal.drop, (key,))
     item_id = text(item, "_id", "the new item")
     status = str(item.get("status", "queued"))
     result = AddResult(source.name, asset_id, item_id, status, None, uploaded)
     return (yield from _finish(result, source, ctx))
+
+
+def _new_item(asset_id: str, source: Source, key: str, ctx: Context) -> Api:
+    """The call that adds `asset_id` as an item with the source's metadata and hash."""
+    body = {
+        "asset_id": asset_id,
+        "asset_type": "video",
+        "metadata": {**source.metadata, HASH_KEY: key},
+    }
+    return Api("POST", f"{ctx.store_path}/items", body, creates=True)
+
+
+def _held(item: dict[str, Any], source: Source, key: str, ctx: Context) -> Flow:
+    """Content the store holds in `item`: that item, unless its metadata differs.
+
+    Then its metadata is reported (`previous_metadata`), or, with
+    `ctx.replace`, its asset is added again as a new item with the source's
+    metadata (the API updates no item), and the old item is removed once the
+    new one is `ready`: never both gone, and no bytes sent again.
+    """
+    ctx.progress.emit("skipped", source, status=item.get("status"))
+    item_id = text(item, "_id", "an item of the store")
+    result = AddResult(
+        source.name, item.get("asset_id"), item_id, str(item.get("status"))
+    )
+    held = item.get("metadata")
+    held = (
+        {k: v for k, v in held.items() if k != HASH_KEY}
+        if isinstance(held, dict)
+        else {}
+    )
+    if held == source.metadata:
+        return (yield from _finish(result, source, ctx))
+    result = replace(result, previous_metadata=held)
+    if not ctx.replace:
+        return (yield from _finish(result, source, ctx))
+    asset_id = text(item, "asset_id", "an item of the store")
+    made = obj((yield _new_item(asset_id, source, key, ctx)), "the new item")
+    new = replace(
+        result,
+        item_id=text(made, "_id", "the new item"),
+        status=str(made.get("status", "queued")),
+    )
+    new = yield from _finish(new, source, ctx)  # `replace` needs `wait`
+    if new.status != "ready":
+        return replace(new, error=f"{new.error}; the old item {item_id} is kept")
+    with contextlib.suppress(JockeyNotFoundError):  # removed already
+        yield Api("DELETE", f"{ctx.store_path}/items/{item_id}")
+    return replace(new, replaced_item_id=item_id)
 
 
 def _finish(result: AddResult, source: Source, ctx: Context) -> Flow:

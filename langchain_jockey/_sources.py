@@ -51,7 +51,9 @@ __all__ = [
     "FileStream",
     "Hashed",
     "Source",
+    "checked_metadata",
     "form_stream",
+    "item_metadata",
     "open_file",
     "sha256_file",
     "sources_of",
@@ -266,16 +268,34 @@ def _file(path: Path, name: str, metadata: Metadata) -> Source:
 
 def _metadata(name: str, metadata: Metadata) -> dict[str, Any]:
     """The item metadata for `name`, checked against the API's rules."""
-    value = metadata(name) if callable(metadata) else metadata
+    return item_metadata(name, metadata(name) if callable(metadata) else metadata)
+
+
+def item_metadata(name: str, value: object) -> dict[str, Any]:
+    """`value` as the metadata of the item of `name` (see `checked_metadata`)."""
+    return checked_metadata(name, value, _MAX_PAIRS - 1, _MAX_VALUE)  # 1 is the hash
+
+
+def checked_metadata(
+    name: str, value: object, pairs: int, longest: int
+) -> dict[str, Any]:
+    """`value` as metadata the API takes, or an error naming `name`.
+
+    At most `pairs` pairs; keys of 1-128 characters; values strings (of at
+    most `longest` characters), numbers, booleans or lists of strings (8,192
+    characters as JSON: ours). An item takes 50 pairs and strings to 8,192
+    characters, a store 10 pairs and strings to 2,048 (SDK 1.3.6).
+
+    Raises:
+        JockeyInputError: it is not a mapping, or breaks a rule.
+    """
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         msg = f"{name}: metadata must be a mapping, not {type(value).__name__}."
         raise JockeyInputError(msg)
-    if len(value) > _MAX_PAIRS - 1:  # one pair is ours: the content hash
-        raise JockeyInputError(
-            f"{name}: metadata takes at most {_MAX_PAIRS - 1} pairs."
-        )
+    if len(value) > pairs:
+        raise JockeyInputError(f"{name}: metadata takes at most {pairs} pairs.")
     for key, item in value.items():
         flat = isinstance(item, (str, int, float, bool)) or (
             isinstance(item, list) and all(isinstance(x, str) for x in item)
@@ -296,10 +316,12 @@ def _metadata(name: str, metadata: Metadata) -> dict[str, Any]:
             msg = f"{name}: metadata[{shown}] cannot be sent ({exc})."
             raise JockeyInputError(msg) from None
         # A string's characters; anything else (a list too) as JSON text.
-        size = len(item) if isinstance(item, str) else len(sent)
-        if size > _MAX_VALUE:
+        size, most = (
+            (len(item), longest) if isinstance(item, str) else (len(sent), _MAX_VALUE)
+        )
+        if size > most:
             what = "characters" if isinstance(item, str) else "characters as JSON"
-            msg = f"{name}: metadata[{shown}] is over {_MAX_VALUE:,} {what}."
+            msg = f"{name}: metadata[{shown}] is over {most:,} {what}."
             raise JockeyInputError(msg)
     return dict(value)
 

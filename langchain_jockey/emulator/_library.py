@@ -23,7 +23,10 @@ never do), 10,000 items a store and 100,000 in all (past that a new item gets
 strings ≤2,048 characters, an item's ≤50 pairs with strings ≤8,192; the emulator
 also holds a list of strings to 8,192 characters in all, an asset's
 `user_metadata` (undocumented) to the item rules, and a store's description to
-2,048 characters. The demo stores cannot be deleted: `DELETE` gets 403
+2,048 characters. A store's `ingestion_config` (its enrichment: a description or a
+JSON schema) is checked as documented (a bad shape 400, a schema the platform cannot
+use 422), kept as created and returned with the store; nothing is extracted from it.
+The demo stores cannot be deleted: `DELETE` gets 403
 `forbidden` (the API's answer for a store the key may not delete is not
 documented).
 """
@@ -127,6 +130,7 @@ class StoreRecord:
     name: str
     description: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    ingestion_config: dict[str, Any] | None = None  # as created: it never changes
     base: KnowledgeStore | None = None
     items: dict[str, Item] = field(default_factory=dict)
     created_at: str = field(default_factory=rfc3339)
@@ -135,7 +139,7 @@ class StoreRecord:
         """The `KnowledgeStore` object."""
         if self.base is not None:
             return {**store_object(self.base), "item_count": self.count}
-        return {
+        found = {
             "_id": self.store_id,
             "name": self.name,
             "description": self.description,
@@ -144,6 +148,9 @@ class StoreRecord:
             "updated_at": self.created_at,
             "metadata": self.metadata,
         }
+        if self.ingestion_config is not None:
+            found["ingestion_config"] = self.ingestion_config
+        return found
 
     def rows(self, now: float, index_time: float) -> dict[str, dict[str, Any]]:
         """Every item's object by id: built-in videos first, then added items."""
@@ -275,7 +282,8 @@ class Library:
         if not isinstance(description, str) or len(description) > _MAX_TEXT:
             raise _bad(f"description is a string of at most {_MAX_TEXT:,} characters.")
         metadata = _metadata(body.get("metadata"), "metadata", 10, _MAX_TEXT)
-        record = StoreRecord(new_id("ks"), name, description, metadata)
+        ingestion = _ingestion(body.get("ingestion_config"))
+        record = StoreRecord(new_id("ks"), name, description, metadata, ingestion)
         _keep(self.stores, record.store_id, record, keep=STORES)
         return record
 
@@ -529,6 +537,85 @@ def _metadata(
             msg = f"{name}.{key}: a list holds at most {_MAX_VALUE:,} characters."
             raise _bad(msg)
     return dict(value)
+
+
+_SCHEMA_KEYWORDS = frozenset(
+    {
+        "type",
+        "title",
+        "description",
+        "enum",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "prefixItems",
+        "minItems",
+        "maxItems",
+        "minimum",
+        "maximum",
+        "format",
+    }
+)
+
+
+def _ingestion(value: Any) -> dict[str, Any] | None:
+    """A store's `ingestion_config`, checked as the API documents it.
+
+    Its shape (an `enrichment_config` of `type` `description` with a text, or
+    `json_schema` with an object schema) is a 400; a schema the platform
+    cannot use (another keyword, a property without a `description`, a root
+    that is no object) is the documented 422 (SDK 1.3.6
+    `types/enrichment_config_json_schema.py`).
+    """
+    if value is None:
+        return None
+    config = value.get("enrichment_config") if isinstance(value, dict) else None
+    if not isinstance(config, dict):
+        msg = "ingestion_config is an object with an enrichment_config object."
+        raise _bad(msg)
+    kind = config.get("type")
+    if kind == "description":
+        text = config.get("description")
+        if not isinstance(text, str) or not text.strip():
+            raise _bad("enrichment_config.description is a non-empty string.")
+        return {"enrichment_config": {"type": kind, "description": text}}
+    if kind != "json_schema":
+        raise _bad("enrichment_config.type is 'description' or 'json_schema'.")
+    schema = config.get("json_schema")
+    if not isinstance(schema, dict):
+        raise _bad("enrichment_config.json_schema is a JSON schema object.")
+    if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
+        raise _unusable("the root is an object with properties")
+    _check_schema(schema, "json_schema")
+    return {"enrichment_config": {"type": kind, "json_schema": schema}}
+
+
+def _unusable(why: str) -> ApiError:
+    return ApiError(422, "parameter_invalid", f"enrichment_config.json_schema: {why}.")
+
+
+def _check_schema(node: Any, where: str) -> None:
+    """Only the keywords the platform takes; a `description` on every property."""
+    if not isinstance(node, dict):
+        raise _unusable(f"{where} is not a schema object")
+    unknown = sorted(set(node) - _SCHEMA_KEYWORDS)
+    if unknown:
+        raise _unusable(f"{where}: {unknown[0]!r} is not a supported keyword")
+    properties = node.get("properties", {})
+    if not isinstance(properties, dict):
+        raise _unusable(f"{where}.properties is not an object")
+    for name, prop in properties.items():
+        if not isinstance(prop, dict) or not isinstance(prop.get("description"), str):
+            raise _unusable(f"{where}.properties.{name} has no description")
+        _check_schema(prop, f"{where}.properties.{name}")
+    if "items" in node:
+        _check_schema(node["items"], f"{where}.items")
+    tuple_items = node.get("prefixItems", [])
+    if not isinstance(tuple_items, list):
+        raise _unusable(f"{where}.prefixItems is not a list")
+    for n, item in enumerate(tuple_items):
+        _check_schema(item, f"{where}.prefixItems[{n}]")
 
 
 def _sentences(text: str) -> list[str]:

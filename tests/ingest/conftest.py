@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from langchain_jockey import KnowledgeStore
+from langchain_jockey.__main__ import main
 from langchain_jockey.emulator import Emulator, sample_video
 
 FAST = {"asset_time": 0.05, "index_time": 0.15, "chunk_size": 64 << 10}
@@ -62,3 +64,22 @@ def uploads(emu: Emulator) -> list[str]:
         for r in emu.requests
         if (r.method, r.path) == ("POST", "/v1.3/assets") or r.method == "PUT"
     ]
+
+
+@pytest.fixture
+def cli_on_emulator(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, emulator: Emulator
+) -> None:
+    """No key: the `ingest` command uses `emulator`; its journal under tmp."""
+    for name in list(os.environ):
+        if name.startswith(("TWELVE_LABS_", "TWELVELABS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TWELVE_LABS_BASE_URL", emulator.base_url)
+
+
+def run_ingest(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`main(["ingest", *args])` without bars: its exit status, stdout and stderr."""
+    code = main(["ingest", *args, "--no-progress"])
+    out, err = capsys.readouterr()
+    return code, out, err
