@@ -480,7 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{len(err.failures)} source(s) failed.", file=sys.stderr)
                 return 1
             _report(results)
-            _say(f"\nKnowledge store: {store.knowledge_store_id}")
+            print()
+            _say(f"Knowledge store: {store.knowledge_store_id}")
             _say(f'ChatJockey(knowledge_store_id="{store.knowledge_store_id}")')
             return 0
     except KeyboardInterrupt:

@@ -148,6 +148,17 @@ def test_without_a_key_an_emulator_named_as_localhost_is_used(
     assert f"using the Jockey emulator at {url}." in out
 
 
+def test_the_closing_lines_are_printed_as_lines_not_escaped(
+    emulator, keyless, capsys, tmp_path
+):
+    keyless(emulator.base_url)
+    video = videos(tmp_path / "v", "a.mp4") / "a.mp4"
+    code, out, err = ingest(capsys, str(video), "--create", "lines")
+    assert code == 0, out + err
+    assert "\\n" not in out, out
+    assert "\nKnowledge store: ks_" in out
+
+
 def test_without_a_key_ipv6_loopback_is_allowed(keyless, capsys, tmp_path):
     with socket.socket(socket.AF_INET6) as probe:  # a port nothing listens on
         probe.bind(("::1", 0))
