@@ -10,6 +10,9 @@ The key, base URL and store come from the same environment variables as
 uses the local emulator, and says so: the one at `TWELVE_LABS_BASE_URL` if set
 (`python -m langchain_jockey.emulator --port 8600`), else one started for this
 command, whose stores end with it.
+
+`python -m langchain_jockey web` serves the chat page (langchain_jockey/web/),
+talking to the same Jockey `_connection` chooses.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from langchain_jockey._client import DEFAULT_BASE_URL
 from langchain_jockey._sources import sources_of
 from langchain_jockey.errors import JockeyError, JockeyIngestError
 from langchain_jockey.knowledge_stores import AddResult, IngestEvent, KnowledgeStore
+from langchain_jockey.web import _cli as web
 
 __all__ = ["main"]
 
@@ -47,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--no-progress", action="store_true", help="no progress bars (no tqdm needed)"
     )
+    web.add_parser(commands)  # `web`: the chat page (langchain_jockey/web/)
     return parser
 
 
@@ -108,6 +113,8 @@ def _report(results: Sequence[AddResult]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "web":
+        return web.run(args, _connection)
     bars = not args.no_progress and _bars()
     lines = None if bars or args.no_progress else _print_step
     try:

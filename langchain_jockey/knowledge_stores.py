@@ -85,7 +85,8 @@ class StoreInfo:
         name: Its name.
         description: Its description.
         counts: Items by status (`queued`, `pending`, `processing`, `ready`,
-            `failed`), counted from the item list: the API gives one total.
+            `failed`), counted from the item list: the API gives one total
+            (empty in `KnowledgeStore.stores()`, which reads no items).
     """
 
     knowledge_store_id: str
@@ -201,6 +202,22 @@ class KnowledgeStore(JockeyConnection):
         store = cls(**kwargs)
         store.knowledge_store_id = await store._adrive(_create(name, description))
         return store
+
+    @classmethod
+    def stores(cls, **kwargs: Any) -> list[StoreInfo]:
+        """The account's knowledge stores, newest first; `kwargs`: connection settings.
+
+        Their `counts` are empty: a listing does not read each store's items
+        (`info()` does).
+        """
+        connection = cls(**kwargs)
+        return connection._drive(_stores())
+
+    @classmethod
+    async def astores(cls, **kwargs: Any) -> list[StoreInfo]:
+        """Async twin of `stores`."""
+        connection = cls(**kwargs)
+        return await connection._adrive(_stores())
 
     # -- reading and removing -----------------------------------------------------
 
@@ -494,6 +511,17 @@ def _create(name: str, description: str | None) -> Generator[Call, Any, str]:
     )
     made = yield Api("POST", "knowledge-stores", body, creates=True)
     return text(made, "_id", "the new knowledge store")
+
+
+def _stores() -> Generator[Call, Any, list[StoreInfo]]:
+    return [
+        StoreInfo(
+            text(raw, "_id", "a knowledge store"),
+            str(raw.get("name", "")),
+            str(raw.get("description") or ""),
+        )
+        for raw in (yield from pages("knowledge-stores"))
+    ]
 
 
 def _items(path: str) -> Generator[Call, Any, list[StoreItem]]:
