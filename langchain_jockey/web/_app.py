@@ -385,7 +385,9 @@ def create_app(settings: WebSettings | None = None) -> Any:
     Returns:
         An ASGI application, for uvicorn or another ASGI server.
     """
-    settings = settings or WebSettings()
+    if settings is None:
+        store = KnowledgeStore().knowledge_store_id  # the environment's, if any
+        settings = WebSettings(knowledge_store_id=store)
     page = Page(settings)
     routes = [
         Route("/", page.index),
