@@ -106,6 +106,11 @@ class _Media(SimpleHTTPRequestHandler):
         ".jpg": "image/jpeg",
     }
 
+    def end_headers(self) -> None:
+        # As a CDN's signed URLs may allow: hls.js fetches them cross-origin.
+        self.send_header("access-control-allow-origin", "*")
+        super().end_headers()
+
     def log_message(self, *args: Any) -> None:
         pass
 

@@ -212,9 +212,12 @@ def media_site(tmp_path) -> Any:
                 yield url
 
 
+@pytest.mark.parametrize("player", ["native HLS", "hls.js"])
 def test_a_card_shows_its_thumbnail_and_plays_its_moment_from_the_cited_start(
-    page, media_site, tmp_path
+    page, media_site, tmp_path, player, request
 ) -> None:
+    if player == "hls.js":  # as in a browser without HLS: Firefox
+        page.add_init_script("HTMLMediaElement.prototype.canPlayType = () => ''")
     open_page(page, media_site)
     ask(page, "Who saves the penalty?")
     wait_answered(page, 1)
@@ -235,7 +238,14 @@ def test_a_card_shows_its_thumbnail_and_plays_its_moment_from_the_cited_start(
     (_, paused), *_ = [e for e in page.evaluate("window.played") if e[0] == "pause"]
     assert 1.9 <= started < 2.5  # from the cited start...
     assert 3.0 <= paused < 3.6  # ...to its end
-    shot = os.environ.get("JOCKEY_WEB_SCREENSHOT") or str(tmp_path / "web.png")
+    traffic = request.node.traffic.requests
+    vendored = [u for u in traffic if u.endswith("/static/vendor/hls.light.min.js")]
+    assert len(vendored) == (player == "hls.js")  # loaded only when needed
+    if player == "hls.js":
+        assert page.evaluate("document.getElementById('video').src").startswith("blob:")
+    shot = str(tmp_path / "web.png")
+    if player == "native HLS":
+        shot = os.environ.get("JOCKEY_WEB_SCREENSHOT") or shot
     page.screenshot(path=shot, full_page=True)
     assert Path(shot).stat().st_size > 10_000
 
@@ -351,3 +361,28 @@ def test_20_conversations_in_20_tabs_never_see_each_others_text_or_sessions(
         ]
         session = sessions[follow_up["session_id"]]  # the tab's own first answer's
         assert f"first? (tab {n})" in session.turns[0].question
+
+
+DROP = """bytes => {
+  const file = new File(
+    [new Uint8Array(bytes)], 'dropped harbour.mp4', {type: 'video/mp4'});
+  const files = new DataTransfer();
+  files.items.add(file);
+  document.body.dispatchEvent(
+    new DragEvent('drop', {dataTransfer: files, bubbles: true, cancelable: true}));
+}"""
+
+
+def test_a_file_dropped_on_the_page_is_uploaded(page, tmp_path) -> None:
+    data = sample_video(tmp_path / "d.mp4", seconds=5).read_bytes()
+    with (
+        Emulator(api_keys=(KEY,)) as emu,
+        serve(create_app(settings_for(emu))) as url,
+    ):
+        open_page(page, url)
+        with page.expect_response("**/api/uploads") as uploaded:
+            page.evaluate(DROP, list(data))
+        assert uploaded.value.status == 202
+        row = page.locator(".upload")
+        assert row.locator(".file-name").inner_text() == "dropped harbour.mp4"
+        assert row.get_by_role("progressbar").count() == 1
