@@ -1,6 +1,6 @@
 """The page in a real browser: Playwright driving Debian's Chromium, on loopback only.
 
-- `browser`: one headless Chromium for the run (`/usr/bin/chromium`, or
+- `browser`: one headless Chromium per test module (`/usr/bin/chromium`, or
   `JOCKEY_CHROMIUM`). Without it the tests FAIL and say how to install it
   (`bash tests/provision.sh`): browser downloads are not available here.
 - `jockey`: an emulator paced so that an answer streams in several steps, with
@@ -66,8 +66,10 @@ def serve(app: Any) -> Iterator[str]:
         sock.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Per module: while Playwright's sync API is open, the main thread counts as
+    # running an event loop, and `asyncio.run` in a later test would fail.
     if not Path(CHROMIUM).exists():
         pytest.fail(
             f"No Chromium at {CHROMIUM}: the page's tests need one. Install it with "
