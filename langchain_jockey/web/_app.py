@@ -36,7 +36,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from langchain_jockey.chat_models import ChatJockey
-from langchain_jockey.errors import JockeyError
+from langchain_jockey.errors import JockeyError, JockeyInputError
 from langchain_jockey.knowledge_stores import KnowledgeStore
 from langchain_jockey.web._chat import Conversations, answer_events, failure_message
 from langchain_jockey.web._settings import WebSettings, own_host, own_origin
@@ -250,7 +250,10 @@ class Page:
             name = body.get("name")
             if not isinstance(name, str):
                 return _error(400, "A new store needs a name.")
-            made = await KnowledgeStore.acreate(name, **self.settings.connection)
+            try:
+                made = await KnowledgeStore.acreate(name, **self.settings.connection)
+            except JockeyInputError as err:
+                return _error(400, str(err))
             self.store_id = made.knowledge_store_id
         else:
             store_id = body.get("id")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from langchain_jockey._media import sample_video
-from langchain_jockey.emulator import Emulator
+from langchain_jockey.emulator import DEMO_STORE_ID, Emulator
 from langchain_jockey.web import WebSettings, create_app
 from tests.web.conftest import KEY, serve, settings_for
 from tests.web.scripted import STORE, answer_with, media_server, scripted_jockey
@@ -386,3 +386,18 @@ def test_a_file_dropped_on_the_page_is_uploaded(page, tmp_path) -> None:
         row = page.locator(".upload")
         assert row.locator(".file-name").inner_text() == "dropped harbour.mp4"
         assert row.get_by_role("progressbar").count() == 1
+
+
+def test_with_a_key_and_no_store_the_page_offers_the_accounts_stores(
+    page, jockey: Emulator
+) -> None:
+    app = create_app(settings_for(jockey, knowledge_store_id=None))
+    with serve(app) as url:
+        page.goto(url)
+        store = page.get_by_label("Knowledge store", exact=True)
+        page.get_by_label("Stores in your account").select_option(DEMO_STORE_ID)
+        assert page.get_by_role("button", name="Ask").is_disabled()
+        page.get_by_role("button", name="Use this store").click()
+        page.wait_for_function("() => !document.getElementById('ask').disabled")
+        assert store.inner_text() == "Demo: harbour town \u00b7 6 videos"
+        assert page.get_by_label("Choose a store").is_hidden()

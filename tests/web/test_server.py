@@ -266,6 +266,9 @@ def test_with_a_key_and_no_store_the_page_lists_picks_and_creates_stores(
         made = httpx.post(f"{served}/api/stores", json={"name": "From the page"}).json()
         assert made["store"]["name"] == "From the page"
         assert made["store"]["item_count"] == 0
+        blank = httpx.post(f"{served}/api/stores", json={"name": " "})
+        assert blank.status_code == 400
+        assert blank.json()["message"] == "A knowledge store needs a name."
         missing = httpx.put(f"{served}/api/store", json={"id": "ks_missing"})
         assert missing.status_code == 502
         assert "did not find" in missing.json()["message"]
