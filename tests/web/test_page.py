@@ -298,7 +298,7 @@ def test_the_page_has_no_horizontal_scroll(page, site, width) -> None:
 def test_stop_halts_the_stream_and_the_emulator_sees_the_connection_close(
     page,
 ) -> None:
-    with Emulator(delta_delay=0.3, keepalive_interval=0.05, api_keys=(KEY,)) as emu:
+    with Emulator(delta_delay=0.1, keepalive_interval=0.05, api_keys=(KEY,)) as emu:
 
         def answering() -> int:  # the emulator's connections busy with a request
             server = emu.server
@@ -321,7 +321,7 @@ def test_stop_halts_the_stream_and_the_emulator_sees_the_connection_close(
                 time.sleep(0.02)
             assert answering() == 0  # the upstream connection closed within 1 s
             text = answer.inner_text()
-            time.sleep(0.7)  # two more deltas' worth: nothing more arrives
+            time.sleep(0.5)  # five more deltas' worth: nothing more arrives
             assert answer.inner_text() == text
             assert page.get_by_text("Stopped.").is_visible()
             assert stop.is_hidden()
