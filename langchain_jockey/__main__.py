@@ -28,6 +28,9 @@ found by the next run without a new upload. The command says which is which.
 
 Everything printed that came from a file name or a server has its control
 characters escaped and URL credentials hidden (`_terminal.shown`).
+
+`python -m langchain_jockey web` serves the chat page (langchain_jockey/web/),
+talking to the same Jockey `_connection` chooses.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from langchain_jockey.knowledge_stores import (
     KnowledgeStore,
     enrichment_of,
 )
+from langchain_jockey.web import _cli as web
 
 __all__ = ["INTERRUPTED", "main"]
 
@@ -115,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--no-progress", action="store_true", help="no progress bars (no tqdm needed)"
     )
+    web.add_parser(commands)  # `web`: the chat page (langchain_jockey/web/)
     return parser
 
 
@@ -447,6 +452,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "web":
+        try:
+            return web.run(args, _connection)
+        except JockeyError as err:  # a key-less base URL on another machine
+            _say(f"{type(err).__name__}: {err}", sys.stderr)
+            return 2
     if args.replace and args.no_wait:
         parser.error("--replace waits for each new item before removing the old one")
     bars = not args.no_progress and _bars()

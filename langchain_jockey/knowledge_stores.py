@@ -91,7 +91,8 @@ class StoreInfo:
         name: Its name.
         description: Its description.
         counts: Items by status (`queued`, `pending`, `processing`, `ready`,
-            `failed`), counted from the item list: the API gives one total.
+            `failed`), counted from the item list: the API gives one total
+            (empty in `KnowledgeStore.stores()`, which reads no items).
         metadata: The store's own metadata.
         enrichment: What the platform extracts from each video, set when the
             store was made: a description (`str`), a JSON schema (`dict`), or
@@ -261,6 +262,22 @@ class KnowledgeStore(JockeyConnection):
         """Async twin of `find`."""
         finder = cls(**kwargs)
         return await finder._adrive(_named(name))
+
+    @classmethod
+    def stores(cls, **kwargs: Any) -> list[StoreInfo]:
+        """The account's knowledge stores, newest first; `kwargs`: connection settings.
+
+        Their `counts` are empty: a listing does not read each store's items
+        (`info()` does).
+        """
+        connection = cls(**kwargs)
+        return connection._drive(_stores())
+
+    @classmethod
+    async def astores(cls, **kwargs: Any) -> list[StoreInfo]:
+        """Async twin of `stores`."""
+        connection = cls(**kwargs)
+        return await connection._adrive(_stores())
 
     # -- reading and removing -----------------------------------------------------
 
@@ -631,10 +648,25 @@ def _create(
 
 
 def _named(name: str) -> Generator[Call, Any, list[str]]:
-    stores = yield from pages("knowledge-stores")
-    return [
-        text(s, "_id", "a knowledge store") for s in stores if s.get("name") == name
-    ]
+    stores = yield from _stores()
+    return [s.knowledge_store_id for s in stores if s.name == name]
+
+
+def _stores() -> Generator[Call, Any, list[StoreInfo]]:
+    return [_store_info(raw, {}) for raw in (yield from pages("knowledge-stores"))]
+
+
+def _store_info(raw: dict[str, Any], counts: dict[str, int]) -> StoreInfo:
+    """A store as the API describes it, with its `counts` by status."""
+    metadata = raw.get("metadata")
+    return StoreInfo(
+        text(raw, "_id", "a knowledge store"),
+        str(raw.get("name", "")),
+        str(raw.get("description") or ""),
+        counts,
+        dict(metadata) if isinstance(metadata, dict) else {},
+        _enrichment(raw.get("ingestion_config")),
+    )
 
 
 def _items(path: str) -> Generator[Call, Any, list[StoreItem]]:
@@ -644,15 +676,7 @@ def _items(path: str) -> Generator[Call, Any, list[StoreItem]]:
 def _info(path: str) -> Generator[Call, Any, StoreInfo]:
     raw = obj((yield Api("GET", path)), "the knowledge store")
     items = yield from _items(path)
-    metadata = raw.get("metadata")
-    return StoreInfo(
-        text(raw, "_id", "the knowledge store"),
-        str(raw.get("name", "")),
-        str(raw.get("description") or ""),
-        dict(Counter(i.status for i in items)),
-        dict(metadata) if isinstance(metadata, dict) else {},
-        _enrichment(raw.get("ingestion_config")),
-    )
+    return _store_info(raw, dict(Counter(i.status for i in items)))
 
 
 def _enrichment(config: object) -> str | dict[str, Any] | None:
