@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--no-progress", action="store_true", help="no progress bars (no tqdm needed)"
     )
+    ingest.add_argument(
+        "--verify",
+        action="store_true",
+        help="read and hash every file again, even those unchanged since last time",
+    )
     return parser
 
 
@@ -283,7 +288,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 store = KnowledgeStore(knowledge_store_id=args.store, **settings)
             add = _add(
-                store, args.sources, steps, wait=not args.no_wait, show_progress=bars
+                store,
+                args.sources,
+                steps,
+                wait=not args.no_wait,
+                show_progress=bars,
+                verify=args.verify,
             )
             try:
                 results = _interruptible(add)

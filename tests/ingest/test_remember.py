@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from langchain_jockey import KnowledgeStore
+from langchain_jockey.__main__ import main
 from langchain_jockey._sources import sha256_file
 from langchain_jockey.emulator import sample_video
 from tests.ingest.conftest import add, uploads
@@ -198,3 +199,30 @@ def test_copies_sent_at_once_by_two_runs_make_one_item_and_the_spare_asset_goes(
     ]
     assert len(deleted) == 1
     assert not deleted[0].path.endswith(one.asset_id)  # the item's asset stays
+
+
+@pytest.mark.slow  # the command polls every 2 s
+def test_the_command_line_verify_flag_reads_every_file_again(
+    emulator, lib, monkeypatch, capsys
+):
+    for name in list(os.environ):
+        if name.startswith(("TWELVE_LABS_", "TWELVELABS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TWELVE_LABS_BASE_URL", emulator.base_url)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(lib.folder.parent / "cache"))
+    video = lib.folder / "a.mp4"
+    argv = ["ingest", str(video), "--store", lib.store.knowledge_store_id]
+    argv += ["--no-progress", "--no-wait"]
+    assert main(argv) == 0
+    st = video.stat()
+    with video.open("r+b") as file:  # other bytes, the same size and time
+        file.seek(st.st_size - 100)
+        file.write(b"x" * 100)
+    os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns))
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "(already in the store)" in capsys.readouterr().out
+    assert main([*argv, "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert f"ok   {video} ->" in out
+    assert "(already in the store)" not in out
