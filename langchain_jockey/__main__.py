@@ -119,6 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--no-progress", action="store_true", help="no progress bars (no tqdm needed)"
     )
+    ingest.add_argument(
+        "--verify",
+        action="store_true",
+        help="read and hash every file again, even those unchanged since last time",
+    )
     web.add_parser(commands)  # `web`: the chat page (langchain_jockey/web/)
     return parser
 
@@ -479,6 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 wait=not args.no_wait,
                 show_progress=bars,
                 replace=args.replace,
+                verify=args.verify,
             )
             try:
                 with warnings.catch_warnings():  # `_report` notes each source

@@ -50,6 +50,8 @@ __all__ = [
     "FileState",
     "FileStream",
     "Hashed",
+    "Known",
+    "Recall",
     "Source",
     "checked_metadata",
     "form_stream",
@@ -88,6 +90,9 @@ class Source:
         metadata: The item metadata to set (the user's, checked).
         error: Why a file found in a directory cannot be added: it fails alone
             (a path named explicitly raises instead).
+        state: The file's state when it was checked.
+        sha256: Its SHA-256 when the quick check knew it (`Known`): the file
+            was not opened.
     """
 
     name: str
@@ -97,6 +102,8 @@ class Source:
     mime: str
     metadata: dict[str, Any]
     error: str | None = None
+    state: FileState | None = None
+    sha256: str | None = None
 
     @property
     def filename(self) -> str:
@@ -109,11 +116,15 @@ class Source:
 def sources_of(
     items: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     metadata: Metadata = None,
+    recall: Recall | None = None,
 ) -> list[Source]:
     """Expand and check every source; raise on the first bad one, before any I/O.
 
     A file found in a directory that fails a check does not raise: its
     `Source` carries the `error`, and it fails alone while the others go on.
+    With `recall` (the quick check), a file it knows in its present state
+    passed the checks in that state and is not opened: its container and hash
+    are the ones recalled.
 
     Raises:
         JockeyInputError: a missing path, an empty or unsupported file, one over
@@ -140,9 +151,9 @@ def sources_of(
                 exts = ", ".join(sorted(VIDEO_EXTENSIONS))
                 msg = f"{text}: the directory holds no media files ({exts})."
                 raise JockeyInputError(msg)
-            found += [_found(p, metadata) for p in files]
+            found += [_found(p, metadata, recall) for p in files]
         elif path.exists():
-            found.append(_file(path, text, metadata))
+            found.append(_file(path, text, metadata, recall))
         else:
             raise JockeyInputError(f"{text}: no such file or directory.")
     return found
@@ -187,10 +198,10 @@ def _media_files(root: Path, name: str) -> list[Path]:
     return sorted(files)
 
 
-def _found(path: Path, metadata: Metadata) -> Source:
+def _found(path: Path, metadata: Metadata, recall: Recall | None) -> Source:
     """A file of a directory: one that fails the checks fails alone, later."""
     try:
-        return _file(path, str(path), metadata)
+        return _file(path, str(path), metadata, recall)
     except JockeyInputError as exc:
         return Source(str(path), path, None, 0, "", {}, str(exc))
 
@@ -235,10 +246,20 @@ def url_problem(text: str) -> str | None:
     return None
 
 
-def _file(path: Path, name: str, metadata: Metadata) -> Source:
-    if not path.is_file():
+def _file(path: Path, name: str, metadata: Metadata, recall: Recall | None) -> Source:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise JockeyInputError(f"{name}: cannot be read ({exc.strerror}).") from None
+    if not stat.S_ISREG(st.st_mode):
         raise JockeyInputError(f"{name}: not a regular file.")
-    size = path.stat().st_size
+    size, state = st.st_size, FileState.of_stat(st)
+    known = None if recall is None else recall(state)
+    if known is not None:  # checked in this state before: not opened again
+        meta = _metadata(name, metadata)
+        return Source(
+            name, path, None, size, known.mime, meta, None, state, known.sha256
+        )
     if size == 0:
         raise JockeyInputError(f"{name}: the file is empty.")
     if size > MAX_FILE_SIZE:
@@ -263,7 +284,8 @@ def _file(path: Path, name: str, metadata: Metadata) -> Source:
             f"to {MAX_DURATION / 3600:g} h."
         )
         raise JockeyInputError(msg)
-    return Source(name, path, None, size, container.mime, _metadata(name, metadata))
+    meta = _metadata(name, metadata)
+    return Source(name, path, None, size, container.mime, meta, None, state)
 
 
 def _metadata(name: str, metadata: Metadata) -> dict[str, Any]:
@@ -367,7 +389,12 @@ class FileChangedError(JockeyInputError):
 
 @dataclass(frozen=True)
 class FileState:
-    """What `stat` says of a file's version: size, modification time, inode."""
+    """What `stat` says of a file's version: size, modification time, inode, device.
+
+    The quick check, as rsync's: a file in the same state is taken to hold the
+    same bytes (a rewrite that restores the time is the exception, which
+    `add(verify=True)` catches).
+    """
 
     size: int
     mtime_ns: int
@@ -377,58 +404,110 @@ class FileState:
     @classmethod
     def of(cls, path: Path) -> FileState:
         """The state of `path` now."""
-        st = path.stat()
+        return cls.of_stat(path.stat())
+
+    @classmethod
+    def of_stat(cls, st: os.stat_result) -> FileState:
+        """The state `st` says."""
         return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+    @property
+    def key(self) -> str:
+        """The state as a name (for files named after it)."""
+        return f"{self.device}-{self.inode}-{self.size}-{self.mtime_ns}"
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the quick check knows of a file in one state (see `FileState`).
+
+    Attributes:
+        sha256: Its SHA-256 (hex).
+        mime: Its container's MIME type, as the checks found it.
+    """
+
+    sha256: str
+    mime: str
+
+
+Recall = Callable[[FileState], Known | None]
+"""The quick check: what is known of a file in a state, if anything."""
 
 
 class Hashed:
-    """A file's SHA-256, and its state when hashed; `check` holds what is sent to them.
+    """A file in the state it was checked in, and its SHA-256: known, or read as sent.
 
-    The streams that send the file's regions hash the bytes they read, going
-    on from where the last region sent in this run ended (`seed`). At the end
-    of each region, before its last bytes go (`check`): the file's state is
-    the one it was hashed in, and when every byte of the file went through
-    that hash, in order, it is the hash recorded. Otherwise the region fails
-    unsent with `FileChangedError`.
+    The hash is known before any byte is sent (`expected`: remembered, or read
+    in a pass of its own, `of`), or read from the bytes as they are sent. The
+    streams that send the file's regions hash the bytes they read, going on
+    from where the last region sent in this run ended (`seed`). At the end of
+    each region, before its last bytes go (`check`): the file's state is the
+    one it was checked in, and when every byte of the file went through that
+    hash, in order, it is the hash expected, or becomes the file's hash.
+    Otherwise the region fails unsent with `FileChangedError`.
 
     Attributes:
         path: The file.
-        sha256: Its SHA-256 (hex), read before any byte was sent.
-        state: Its state before it was hashed.
+        state: Its state when it was checked.
+        expected: Its SHA-256 (hex), when known before any byte was sent.
     """
 
-    def __init__(self, path: Path, sha256: str, state: FileState) -> None:
-        self.path, self.sha256, self.state = path, sha256, state
+    def __init__(
+        self, path: Path, state: FileState, expected: str | None = None
+    ) -> None:
+        self.path, self.state, self.expected = path, state, expected
         self._digest, self._end = hashlib.sha256(), 0  # of bytes [0, _end) sent
+        self._read: str | None = None  # the hash of every byte sent, in order
 
     @classmethod
-    def of(cls, path: Path, size: int) -> Hashed:
-        """Hash `path`, of `size` bytes when it was checked (blocking).
+    def of(cls, path: Path, state: FileState) -> Hashed:
+        """Hash `path`, in `state` when it was checked, in a pass of its own (blocking).
 
         Raises:
-            FileChangedError: its size is not `size`, or it changed meanwhile.
+            FileChangedError: it is not in `state`, or it changed meanwhile.
         """
-        state = FileState.of(path)
-        sha256 = sha256_file(path)
-        if state.size != size or FileState.of(path) != state:
-            raise FileChangedError(f"{path}: the file changed while it was hashed.")
-        return cls(path, sha256, state)
+        hashed = cls(path, state)
+        hashed.expected = hashed.finish()
+        return hashed
+
+    @property
+    def sha256(self) -> str | None:
+        """The hash: expected, or of every byte sent; `None` until one is known."""
+        return self.expected or self._read
+
+    def finish(self) -> str:
+        """The hash; read from the file when the bytes sent did not give it (blocking).
+
+        They do not when earlier runs sent some of them (a resumed upload).
+
+        Raises:
+            FileChangedError: the file is not in its state, or changed meanwhile.
+        """
+        if self.sha256 is not None:
+            return self.sha256
+        sha256 = sha256_file(self.path)
+        if FileState.of(self.path) != self.state:  # since it was checked
+            raise FileChangedError(
+                f"{self.path}: the file changed while it was hashed."
+            )
+        self._read = sha256
+        return sha256
 
     def seed(self, offset: int) -> HASH | None:
         """The hash to go on with for a region at `offset` (`None`: a gap before it)."""
         return self._digest.copy() if offset == self._end else None
 
     def check(self, offset: int, length: int, digest: HASH | None) -> None:
-        """At the end of a region, before its last bytes go: is the file as hashed?
+        """At the end of a region, before its last bytes go: is the file as checked?
 
         Raises:
             FileChangedError: it is not; the region is not sent.
         """
         end = offset + length
+        whole = digest is not None and end == self.state.size
+        sha256 = digest.hexdigest() if whole and digest is not None else None
         if FileState.of(self.path) != self.state or (
-            digest is not None
-            and end == self.state.size
-            and digest.hexdigest() != self.sha256
+            sha256 is not None and self.expected not in (None, sha256)
         ):
             msg = (
                 f"{self.path}: the file changed while it was uploaded (it is not "
@@ -438,6 +517,8 @@ class Hashed:
             raise FileChangedError(msg)
         if digest is not None:
             self._digest, self._end = digest, end
+        if sha256 is not None:
+            self._read = sha256
 
 
 def _read(file: BinaryIO, size: int, digest: HASH | None, path: Path) -> bytes:

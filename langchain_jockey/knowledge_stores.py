@@ -16,6 +16,7 @@ added is written once, in `_ingest.py`; this module runs it, sync or async.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -57,6 +58,7 @@ from langchain_jockey._ingest import (
 )
 from langchain_jockey._progress import progress_bar
 from langchain_jockey._sources import Metadata, checked_metadata, sources_of
+from langchain_jockey._state import StateLog
 from langchain_jockey._structured import enrichment_schema
 from langchain_jockey.errors import JockeyIngestError, JockeyInputError, warn
 
@@ -192,8 +194,10 @@ class KnowledgeStore(JockeyConnection):
     _claims: Claims = PrivateAttr(default_factory=Claims)
 
     state_dir: Path = Field(default_factory=_state_dir)
-    """Where uploads under way are recorded, so that a new run resumes them.
-    Default: `$XDG_CACHE_HOME/langchain-jockey/uploads` (`~/.cache/…`)."""
+    """Where uploads under way are recorded, so that a new run resumes them, with
+    the hashes of the files hashed (an unchanged file is not read again) and the
+    locks that keep processes of this machine from adding the same content at
+    once. Default: `$XDG_CACHE_HOME/langchain-jockey/uploads` (`~/.cache/…`)."""
 
     # -- making and opening -----------------------------------------------------
 
@@ -324,6 +328,7 @@ class KnowledgeStore(JockeyConnection):
         show_progress: bool = False,
         on_progress: Callable[[IngestEvent], None] | None = None,
         replace: bool = False,
+        verify: bool = False,
     ) -> list[AddResult]:
         """Upload and index files, directories (their media files) and URLs.
 
@@ -334,6 +339,9 @@ class KnowledgeStore(JockeyConnection):
         item cannot be updated), and the old item is removed once the new one
         is `ready`.
 
+        A file hashed before and unchanged since (same device, inode, size and
+        modification time, remembered in `state_dir`) is not read again.
+
         Args:
             sources: A path or URL, or several.
             metadata: Item metadata: one mapping for every source, or a function
@@ -342,6 +350,8 @@ class KnowledgeStore(JockeyConnection):
             show_progress: Draw progress bars (needs `tqdm`).
             on_progress: Called with an `IngestEvent` at every step.
             replace: Replace the items whose metadata differs (needs `wait`).
+            verify: Read and hash every file again, unchanged or not (a file
+                rewritten with its modification time restored is found).
 
         Returns:
             One `AddResult` per source (a directory's files each), in order.
@@ -351,7 +361,14 @@ class KnowledgeStore(JockeyConnection):
             JockeyIngestError: after every source finished, when any failed.
             JockeyError: when the store cannot be read (a bad key, no such store).
         """
-        ctx, found = self._context(sources, metadata, wait, on_progress, replace)
+        ctx, found = self._context(
+            sources,
+            metadata=metadata,
+            wait=wait,
+            on_progress=on_progress,
+            replace=replace,
+            verify=verify,
+        )
         with progress_bar(ctx.progress, show_progress):
             ctx.existing = self._drive(existing_flow(self._path))
             with ThreadPoolExecutor(min(self.concurrency, len(found))) as pool:
@@ -367,10 +384,19 @@ class KnowledgeStore(JockeyConnection):
         show_progress: bool = False,
         on_progress: Callable[[IngestEvent], None] | None = None,
         replace: bool = False,
+        verify: bool = False,
     ) -> list[AddResult]:
         """Async twin of `add`."""
-        ctx, found = await asyncio.to_thread(  # reads every file's first bytes
-            self._context, sources, metadata, wait, on_progress, replace
+        ctx, found = await asyncio.to_thread(  # reads every new file's first bytes
+            functools.partial(
+                self._context,
+                sources,
+                metadata=metadata,
+                wait=wait,
+                on_progress=on_progress,
+                replace=replace,
+                verify=verify,
+            )
         )
         with progress_bar(ctx.progress, show_progress):
             ctx.existing = await self._adrive(existing_flow(self._path))
@@ -389,10 +415,12 @@ class KnowledgeStore(JockeyConnection):
     def _context(
         self,
         sources: Sources,
+        *,
         metadata: Metadata,
         wait: bool,
         on_progress: Callable[[IngestEvent], None] | None,
-        replace: bool = False,
+        replace: bool,
+        verify: bool,
     ) -> tuple[Context, list[Any]]:
         path = self._path  # no store: an error before anything else
         if replace and not wait:
@@ -401,15 +429,20 @@ class KnowledgeStore(JockeyConnection):
                 "so it waits: pass wait=True."
             )
             raise JockeyInputError(msg)
-        found = sources_of(sources, metadata)
+        records = StateLog(self.state_dir)
+        records.read()
+        found = sources_of(sources, metadata, None if verify else records.recall)
         journal = Journal(self.state_dir, f"{self.base_url} {self.knowledge_store_id}")
         journal.check()  # before any upload: else orphan assets and upload sessions
+        self._claims.enter(found)
         ctx = Context(
             path,
             Progress(found, on_progress),
             journal,
+            records,
             self._claims,
             self._claims.clock(),  # before the store is listed
+            verify=verify,
             multipart_threshold=self.multipart_threshold,
             wait=wait,
             poll_interval=self.poll_interval,
