@@ -532,13 +532,15 @@ def _metadata(
 
 
 def _sentences(text: str) -> list[str]:
-    """Sentences, each as the middle of a narration ("In Title, the boats leave.")."""
-    found = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
-    return [_mid_sentence(s) for s in found]
+    """The sentences of `text`, as written."""
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
 
 
 def _mid_sentence(text: str) -> str:
-    """`The boats leave.` → `the boats leave`; `I`, `TV` and names stay."""
+    """`The boats leave.` → `the boats leave`; `I`, `TV` and names stay.
+
+    The middle of a narration ("In Title, the boats leave.").
+    """
     text = text.rstrip(".")
     first, _, rest = text.partition(" ")
     if first.istitle() and first.lower() in _LOWER_FIRST:
@@ -547,30 +549,38 @@ def _mid_sentence(text: str) -> str:
 
 
 def _ingested(item: Item) -> Video:
-    """An uploaded video as answers see it: its moments from its metadata."""
+    """An uploaded video as answers and search see it: its moments from its metadata.
+
+    A description's sentences are seen; a transcript's lines are said too
+    (search returns them as the clip's `transcription`).
+    """
     meta = {**(item.asset.user_metadata or {}), **item.metadata}
     stem = item.asset.filename.rsplit(".", 1)[0]
     title = str(meta.get("title") or re.sub(r"[_\-]+", " ", stem).strip().capitalize())
     duration = float(item.asset.duration or _DEFAULT_DURATION)
     timed: list[tuple[float, str]] = []
-    spread = _sentences(str(meta.get("description") or ""))
+    spread: list[tuple[str, str | None]] = [  # (what is seen, what is said)
+        (_mid_sentence(s), None) for s in _sentences(str(meta.get("description") or ""))
+    ]
     for line in str(meta.get("transcript") or "").splitlines():
         match = _TIMED.match(line)
         if match and int(match[1]) * 60 + int(match[2]) < duration:
             at = int(match[1]) * 60 + int(match[2])
-            timed.append((at, _mid_sentence(match[3].strip())))
+            timed.append((at, match[3].strip()))
         else:
-            spread += _sentences(line)
+            spread += [(_mid_sentence(s), s) for s in _sentences(line)]
     if not spread and not timed:
-        spread = [title]
+        spread = [(title, None)]
     step = duration / max(1, len(spread))
-    lines = [f"{i * step:g}-{(i + 1) * step:g} {s}" for i, s in enumerate(spread)]
+    lines = [f"{i * step:g}-{(i + 1) * step:g} {s}" for i, (s, _) in enumerate(spread)]
+    said = [spoken for _, spoken in spread]
     timed.sort()
     for n, (start, text) in enumerate(timed):
         end = timed[n + 1][0] if n + 1 < len(timed) else duration
         end = min(end, start + 30.0, duration)
         if end > start:
-            lines.append(f"{start:g}-{end:g} {text}")
+            lines.append(f"{start:g}-{end:g} {_mid_sentence(text)}")
+            said.append(text)
     return build_video(
         {
             "item_id": item.item_id,
@@ -579,5 +589,7 @@ def _ingested(item: Item) -> Video:
             "topics": [],
             "highlight": 0,
             "moments": lines,
+            "said": said,
+            "metadata": dict(item.metadata),
         }
     )
