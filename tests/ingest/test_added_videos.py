@@ -4,12 +4,14 @@ that carry the item's metadata and what is said in each clip (#32 item 7)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
+import pytest
 
 from langchain_jockey import KnowledgeStore
-from langchain_jockey.emulator import sample_video
-from tests.ingest.conftest import add
+from langchain_jockey.emulator import Emulator, sample_video
+from tests.ingest.conftest import FAST, add, connect
 
 HARBOUR = {
     "title": "Harbour at sunrise",
@@ -73,3 +75,38 @@ def test_the_retriever_gives_the_transcript_and_metadata_of_an_added_video(
     assert doc.metadata["user_metadata"]["description"] == HARBOUR["description"]
     assert doc.metadata["user_metadata"]["camera"] == "drone"
     assert (doc.metadata["start_sec"], doc.metadata["end_sec"]) == (40.0, 60.0)
+
+
+# -- the real duration, whatever the MP4 layout --------------------------------------
+
+
+def api(emu: Emulator) -> httpx.Client:
+    return httpx.Client(base_url=emu.base_url, headers={"x-api-key": emu.api_key})
+
+
+@pytest.mark.parametrize("kept", ["in memory", "data dir"])
+@pytest.mark.parametrize("way", ["direct", "multipart"])
+def test_an_mp4_whose_moov_follows_mdat_has_its_real_duration(
+    mode, tmp_path: Path, way: str, kept: str
+):
+    # ffmpeg's default layout: moov at the end, past the emulator's first bytes.
+    video = sample_video(
+        tmp_path / "clip.mp4", seconds=8, size=3_000_000, faststart=False
+    )
+    kept_in = {"data_dir": tmp_path / "data"} if kept == "data dir" else {}
+    threshold = 1_000_000 if way == "multipart" else 100_000_000
+    with Emulator(**FAST, **kept_in) as emu, api(emu) as client:
+        store = KnowledgeStore.create(
+            "t", **connect(emu, tmp_path, multipart_threshold=threshold)
+        )
+        [result] = add(mode, store, video, metadata={"description": "A ferry docks."})
+        asset = client.get(f"/assets/{result.asset_id}").json()
+        assert asset["method"] == way
+        assert asset["duration"] == 8.0
+        path = f"/knowledge-stores/{store.knowledge_store_id}/items/{result.item_id}"
+        item = client.get(path).json()
+        assert item["system_metadata"]["duration"] == 8.0
+        answer = store.as_chat_model().invoke("When does the ferry dock?")
+        cited = [c["extras"] for b in answer.content_blocks for c in b["annotations"]]
+        assert cited
+        assert all(c["end_sec"] <= 8.0 for c in cited), cited  # today: 00:30-01:00
