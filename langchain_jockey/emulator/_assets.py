@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import PurePosixPath
 from typing import Any
 
-from langchain_jockey._media import VIDEO_EXTENSIONS, sniff
+from langchain_jockey._media import SNIFF_BYTES, VIDEO_EXTENSIONS, sniff
 from langchain_jockey.emulator._persist import monotonic, wall
 from langchain_jockey.emulator._requests import ApiError, _bad
 from langchain_jockey.emulator._responses import new_id, rfc3339
@@ -134,13 +134,16 @@ class Asset:
         ready_at: float,
         asset_id: str | None = None,
     ) -> Asset:
-        """An asset whose bytes have all arrived; `failed` if they are no media."""
+        """An asset whose bytes have all arrived; `failed` if they are no media.
+
+        Of `head`, the first `SNIFF_BYTES` are kept: enough to tell the container.
+        """
         asset = cls(
             asset_id or new_id("asset"),
             method,
             filename,
             size,
-            head,
+            head[:SNIFF_BYTES],
             user_metadata,
             ready_at,
         )

@@ -499,7 +499,7 @@ class Library:
             )
             if body.spool is not None and self.disk is not None:
                 body.spool.keep(self.disk.file(asset.asset_id))
-            asset.seconds = self._seconds(asset, part.tail)
+            asset.seconds = self._seconds(asset, part.head, part.tail)
         elif method == "url":
             url = form.fields.get("url", "")
             if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
@@ -517,10 +517,12 @@ class Library:
             self._drop_asset(gone)
         self._put_asset(asset)
 
-    def _seconds(self, asset: Asset, tail: bytes | bytearray) -> float | None:
+    def _seconds(
+        self, asset: Asset, head: bytes, tail: bytes | bytearray
+    ) -> float | None:
         """An uploaded file's duration: from its file if kept, else from its ends."""
         if self.disk is None:
-            return duration_from_head(asset.head, bytes(tail), asset.size)
+            return duration_from_head(head, bytes(tail), asset.size)
         try:
             with self.disk.file(asset.asset_id).open("rb") as file:
                 return duration(file)
@@ -600,7 +602,9 @@ class Library:
                     now + self.config.asset_time,
                     upload.asset.asset_id,
                 )
-                finished.seconds = self._seconds(finished, upload.tail)
+                finished.seconds = self._seconds(
+                    finished, upload.asset.head, upload.tail
+                )
                 upload.tail = bytearray()  # read: no longer needed
                 upload.asset = self.assets[finished.asset_id] = finished
                 self._put_asset(finished)

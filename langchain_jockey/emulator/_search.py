@@ -184,10 +184,18 @@ def _match(moment: Moment, modalities: list[str]) -> dict[str, Any]:
 
 
 def _metadata(video: Video) -> dict[str, Any]:
-    """A hit's `metadata`: an added video's item metadata as given, or the demo's."""
-    user = video.metadata
-    if user is None:
-        user = {"title": video.title, **_USER_METADATA.get(video.title, {})}
+    """A hit's `metadata`: the video's title, then its item metadata (or the demo's).
+
+    An added video's title is its metadata's `title`, else one made from its
+    file name: the API returns only the metadata the caller gave, the emulator
+    adds the title it reads, as for its demo videos, so that a retriever's
+    clips stay readable.
+    """
+    given = video.metadata
+    user = {
+        "title": video.title,
+        **(_USER_METADATA.get(video.title, {}) if given is None else given),
+    }
     return {
         "system": {
             "duration": video.duration,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -280,3 +281,27 @@ def test_a_stale_lock_is_taken_over(tmp_path, pid):
     with Emulator(data_dir=data) as emu:
         lock = json.loads((data / "emulator.lock").read_text())
         assert lock == {"pid": os.getpid(), "url": emu.base_url}
+
+
+def test_a_direct_upload_cut_short_leaves_no_file_and_frees_its_room(tmp_path):
+    data = tmp_path / "data"
+    with Emulator(data_dir=data, **FAST) as emu:
+        head = (
+            "POST /v1.3/assets HTTP/1.1\r\nhost: x\r\n"
+            f"x-api-key: {emu.api_key}\r\n"
+            "content-type: multipart/form-data; boundary=b\r\n"
+            "content-length: 1000000\r\n\r\n"
+            '--b\r\ncontent-disposition: form-data; name="file"; filename="a.mp4"\r\n'
+            "\r\n"
+        )
+        with socket.create_connection((emu.host, emu.port), timeout=10) as sock:
+            sock.sendall(head.encode() + b"\0" * 300_000)
+            deadline = time.monotonic() + 30
+            while emu.server.library.disk.used < 250_000:  # type: ignore[union-attr]
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            assert len(list((data / "tmp").iterdir())) == 1  # arriving
+        deadline = time.monotonic() + 30
+        while list((data / "tmp").iterdir()) or emu.server.library.disk.used:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the cut upload was kept"
+            time.sleep(0.01)
