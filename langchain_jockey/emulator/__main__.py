@@ -179,7 +179,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stop",
         action="store_true",
-        help="stop the emulator serving the data dir (default: the library) and exit",
+        help="stop the emulator (the process) serving the data dir (default: the "
+        "library) and exit",
     )
     return p
 

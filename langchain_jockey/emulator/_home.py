@@ -362,12 +362,20 @@ def _start(root: Path, port: int, idle_exit: float) -> tuple[int, str]:
 def stop(root: Path, timeout: float = 10.0) -> int | None:
     """Stop the emulator serving `root`; its pid, or `None` when none served it.
 
+    The process serving it gets SIGTERM (an emulator started by `serve_library`
+    or the command line stops cleanly on it). This process is never signalled:
+    stop its `Emulator` instead.
+
     Raises:
         TimeoutError: it still holds `root` `timeout` seconds later.
+        RuntimeError: this process serves `root`.
     """
     found = holder(root)
     if found is None or found.pid is None:
         return None
+    if found.pid == os.getpid():
+        msg = f"this process serves {root}: stop its Emulator instead"
+        raise RuntimeError(msg)
     with contextlib.suppress(ProcessLookupError):
         os.kill(found.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
