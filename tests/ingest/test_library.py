@@ -59,6 +59,18 @@ def ingest(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def python(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run this interpreter with `args`, as a user runs `python …`."""
+    return subprocess.run(  # noqa: S603 - this interpreter
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+
+
 def printed(out: str, start: str) -> str:
     """The line of `out` that starts with `start`, without it."""
     return next(line for line in out.splitlines() if line.startswith(start))[
@@ -100,14 +112,7 @@ def test_ingest_keeps_its_store_and_the_printed_next_steps_work(
     ask_line = printed(out, "Ask it: ")
     argv = shlex.split(ask_line)
     assert argv[:3] == ["python", "-m", "langchain_jockey"]
-    asked = subprocess.run(  # noqa: S603 - this interpreter, the printed command
-        [sys.executable, *argv[1:]],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
+    asked = python(*argv[1:])  # the printed command, with this interpreter
     assert asked.returncode == 0, asked.stderr
     assert "already running" in asked.stdout
     assert "Harbour" in asked.stdout  # the answer cites the video, by its title
@@ -265,14 +270,7 @@ def test_the_librarys_emulator_stops_when_idle_or_told_and_starts_again(library)
     again = serve_library(library)
     assert again.started
     assert again.url == served.url  # on the port it had: printed URLs keep working
-    stopped = subprocess.run(
-        [sys.executable, "-m", "langchain_jockey.emulator", "--stop"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
+    stopped = python("-m", "langchain_jockey.emulator", "--stop")
     assert stopped.returncode == 0, stopped.stderr
     assert (
         f"Stopped the emulator (pid {again.pid}) serving {library}." in stopped.stdout
