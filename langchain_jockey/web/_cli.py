@@ -1,11 +1,12 @@
 """`python -m langchain_jockey web`: serve the chat page (the `web` extra).
 
 `langchain_jockey.__main__` adds the arguments (`add_parser`) and calls `run`
-with its `connection`: the function that says which Jockey to talk to (the
-API with a key, else an emulator, said aloud), shared with `ingest`.
+with the settings of the Jockey it chose as it does for `ingest` (the API with
+a key, else an emulator, said aloud: the local library's).
 
 Prints `Serving on http://HOST:PORT` once the page answers; SIGINT (Ctrl-C) or
-SIGTERM stops it and whatever `connection` started.
+SIGTERM stops it, and the command line then stops the library's emulator if it
+started it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from langchain_jockey.knowledge_stores import KnowledgeStore
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser", "run"]
 
-# The command line's choice of Jockey: its settings, and whether they are those of
-# an emulator started for this command.
-Connection = Callable[[], AbstractContextManager[tuple[Mapping[str, Any], bool]]]
 _EXTRA = "The page needs the web extra: pip install 'langchain-jockey[web]'"
 
 
@@ -112,8 +109,12 @@ def _settings(
     )
 
 
-def run(args: argparse.Namespace, connection: Connection) -> int:
-    """Serve the page until SIGINT or SIGTERM; the exit status."""
+def run(args: argparse.Namespace, connection: Mapping[str, Any]) -> int:
+    """Serve the page until SIGINT or SIGTERM; the exit status.
+
+    `connection`: the settings of the Jockey the command line chose (empty:
+    the environment's).
+    """
     try:
         import uvicorn  # noqa: PLC0415, F401 - the extra's packages, checked first
 
@@ -121,30 +122,29 @@ def run(args: argparse.Namespace, connection: Connection) -> int:
     except ImportError as err:
         print(f"{_EXTRA} ({err}).", file=sys.stderr)
         return 2
-    with connection() as (jockey, _started):
-        settings = _settings(args, jockey)
-        if isinstance(settings, str):
-            print(settings, file=sys.stderr)
-            return 2
-        try:
-            sock = _listen(args.host, args.port)
-        except OSError as err:
-            print(
-                f"Cannot listen on {args.host}:{args.port} ({err.strerror or err}): "
-                "pass another --port (0: any free).",
-                file=sys.stderr,
-            )
-            return 1
-        port = sock.getsockname()[1]
-        host = f"[{args.host}]" if ":" in args.host else args.host
-        lines = [f"Serving on http://{host}:{port}"]
-        if settings.token:
-            lines += [
-                f"Open http://{name}:{port}/?token={settings.token}"
-                for name in settings.allowed_hosts or (host,)
-            ]
-        server = _server(create_app(settings))
-        asyncio.run(_serve(server, sock, lines))
+    settings = _settings(args, connection)
+    if isinstance(settings, str):
+        print(settings, file=sys.stderr)
+        return 2
+    try:
+        sock = _listen(args.host, args.port)
+    except OSError as err:
+        print(
+            f"Cannot listen on {args.host}:{args.port} ({err.strerror or err}): "
+            "pass another --port (0: any free).",
+            file=sys.stderr,
+        )
+        return 1
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    lines = [f"Serving on http://{host}:{port}"]
+    if settings.token:
+        lines += [
+            f"Open http://{name}:{port}/?token={settings.token}"
+            for name in settings.allowed_hosts or (host,)
+        ]
+    server = _server(create_app(settings))
+    asyncio.run(_serve(server, sock, lines))
     print("Stopped.", flush=True)
     return 0
 

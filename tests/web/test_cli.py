@@ -75,8 +75,11 @@ def test_without_a_key_it_says_so_serves_the_demo_store_and_stops_on_sigint() ->
         url = serving(proc, lines)
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
         notice = lines[0]
-        assert notice.startswith("No TWELVE_LABS_API_KEY: using a local Jockey")
-        emulator = re.search(r"\((http://127\.0\.0\.1:\d+)/v1\.3\)", notice)
+        assert notice.startswith(
+            "No TWELVE_LABS_API_KEY: using the local library's Jockey emulator"
+        )
+        assert "started now" in notice
+        emulator = re.search(r"at (http://127\.0\.0\.1:\d+)/v1\.3 \(", notice)
         assert emulator
         store = httpx.get(f"{url}/api/store").json()["store"]
         assert store["name"].startswith("Demo")
