@@ -70,8 +70,13 @@ def stopped_within(proc: Any, seconds: float) -> float:
 
 
 @pytest.mark.slow
-def test_without_a_key_it_says_so_serves_the_demo_store_and_stops_on_sigint() -> None:
-    with web() as (proc, lines):
+def test_without_a_key_it_says_so_serves_the_demo_store_and_stops_on_sigint(
+    tmp_path,
+) -> None:
+    # A library of its own: the run's one may be served already (then the page
+    # joins that emulator, and leaves it running).
+    env = {**ENV, "LANGCHAIN_JOCKEY_LIBRARY": str(tmp_path / "library")}
+    with web(env=env) as (proc, lines):
         url = serving(proc, lines)
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
         notice = lines[0]
