@@ -37,14 +37,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from langchain_jockey._sources import (
     FileChangedError,
     FileStream,
     Hashed,
     Source,
     form_stream,
+    url_problem,
 )
 from langchain_jockey.errors import (
     JockeyError,
@@ -726,9 +725,10 @@ def _plan(state: dict[str, Any], size: int) -> tuple[str, int, int]:
 def _urls(answer: object, total: int) -> dict[int, str]:
     """Part number → URL, from an answer's `upload_urls`, for parts 1 to `total`.
 
-    Each entry must be one of those parts with a URL that can be requested
-    (`_requestable`): a URL httpx cannot parse or a resolver cannot encode is
-    a typed error for the source, not an exception of the request layer.
+    Each entry must be one of those parts with a URL a request can go to
+    (`url_problem`, as for sources and `base_url`): a URL httpx cannot parse,
+    a resolver cannot encode or a socket cannot take (port 99999) is a typed
+    error for the source, not an exception of the request layer.
     """
     found = obj(answer, "the upload URLs").get("upload_urls") or []
     if not isinstance(found, list) or len(found) > total:
@@ -739,22 +739,10 @@ def _urls(answer: object, total: int) -> dict[int, str]:
         url = entry.get("url") if isinstance(entry, dict) else None
         if type(index) is not int or not 1 <= index <= total:
             raise _unexpected(f"an upload URL is for no part of 1 to {total}")
-        if not _requestable(url):
+        if not isinstance(url, str) or url_problem(url) is not None:
             raise _unexpected(f"the upload URL of part {index} is not a usable URL")
         urls[index] = str(url)
     return urls
-
-
-def _requestable(url: object) -> bool:
-    """Whether `url` is an http(s) URL with a host that a resolver can encode."""
-    try:
-        parsed = httpx.URL(url) if isinstance(url, str) else None
-        if parsed is None or parsed.scheme not in ("http", "https"):
-            return False
-        parsed.host.encode("idna")  # as the resolver will: no label over 63
-    except (httpx.InvalidURL, UnicodeError):
-        return False
-    return bool(parsed.host)
 
 
 class _Expired(Exception):  # noqa: N818 - a signal inside this module, not an error
