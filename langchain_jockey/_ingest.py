@@ -29,13 +29,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_jockey._sources import (
     FileChangedError,
@@ -67,6 +68,7 @@ __all__ = [
     "Wait",
     "add_flow",
     "existing_flow",
+    "listed",
     "obj",
     "pages",
     "safe_id",
@@ -83,6 +85,9 @@ _JOIN = 0.05  # seconds between looks at another source's claim
 _MAX_ROWS = 100_000  # the most rows of one list read (ours: docs/protocol.md)
 _MAX_PAGES = _MAX_ROWS // _PAGE
 _MAX_PARTS = 10_000  # an upload's parts at most, as its storage (S3) takes
+_FIELD = 256  # the longest id or status kept of a listed row
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -422,16 +427,20 @@ def _count(value: object, key: str, what: str, low: int = 1, high: int = 10**12)
     return found
 
 
-def pages(path: str, key: str = "data") -> Generator[Call, Any, list[dict[str, Any]]]:
-    """Every row of a paged list (`key` of each page), 50 a page.
+def pages(
+    path: str, keep: Callable[[dict[str, Any]], T | None], key: str = "data"
+) -> Generator[Call, Any, list[T]]:
+    """What `keep` makes of every row of a paged list (`key` of each page), 50 a page.
 
     Stops at `page_info.total_page` (0 for an empty list), at an empty page, or
     with a typed error: a page of more rows than asked for (truncating it would
     hide items, and `add` would upload what the store holds), or a list of over
     `_MAX_ROWS` (a server that never stops). So a list holds at most
-    `_MAX_ROWS` rows, whatever the server sends.
+    `_MAX_ROWS` rows, whatever the server sends; and of each, only what `keep`
+    returns (`None`: nothing), as its page arrives: a page may be 8 MB, so
+    whole rows could be 16 GB.
     """
-    rows: list[dict[str, Any]] = []
+    rows: list[T] = []
     page = 1
     while page <= _MAX_PAGES:
         params = {"page": page, "page_limit": _PAGE}
@@ -443,7 +452,8 @@ def pages(path: str, key: str = "data") -> Generator[Call, Any, list[dict[str, A
             raise _unexpected(
                 f"a page of {path} has {len(found):,} rows, over the {_PAGE} asked for"
             )
-        rows += [r for r in found if isinstance(r, dict)]
+        kept = (keep(r) for r in found if isinstance(r, dict))
+        rows += [k for k in kept if k is not None]
         info = listed.get("page_info")
         last = _count(info, "total_page", f"{path} page_info", 0) if info else 1
         if page >= last or not found:
@@ -453,14 +463,34 @@ def pages(path: str, key: str = "data") -> Generator[Call, Any, list[dict[str, A
 
 
 def existing_flow(store_path: str) -> Generator[Call, Any, dict[str, dict[str, Any]]]:
-    """Every item of the store that carries a hash: hash → item."""
+    """Every item of the store that carries a hash: hash → its id, asset and status."""
     found: dict[str, dict[str, Any]] = {}
-    for item in (yield from pages(f"{store_path}/items")):
-        metadata = item.get("metadata")
-        digest = metadata.get(HASH_KEY) if isinstance(metadata, dict) else None
-        if isinstance(digest, str) and item.get("status") != "failed":
-            found.setdefault(digest, item)  # a failed item is added again
+    for digest, item in (yield from pages(f"{store_path}/items", _hashed)):
+        found.setdefault(digest, item)
     return found
+
+
+def _hashed(item: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """A listed item's hash, id, asset and status, nothing else of its row.
+
+    `None` when it has no hash, or failed (it is added again).
+    """
+    metadata = item.get("metadata")
+    digest = metadata.get(HASH_KEY) if isinstance(metadata, dict) else None
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        return None
+    if item.get("status") == "failed":
+        return None
+    return digest, {k: listed(item, k) for k in ("_id", "asset_id", "status")}
+
+
+def listed(row: dict[str, Any], key: str) -> str | None:
+    """`row[key]` if it is a string of at most `_FIELD` characters, else `None`.
+
+    An id or a status: short enough to keep of 100,000 rows.
+    """
+    value = row.get(key)
+    return value if isinstance(value, str) and len(value) <= _FIELD else None
 
 
 def add_flow(source: Source, ctx: Context) -> Flow:
@@ -759,11 +789,12 @@ def _completed(upload_id: str) -> Generator[Call, Any, set[int]]:
     head = obj((yield Api("GET", path, None, {"page": 1, "page_limit": 1})), path)
     if head.get("status") in ("expired", "failed"):
         raise _Expired
-    chunks = yield from pages(
-        f"assets/multipart-uploads/{upload_id}", "uploaded_chunks"
-    )
-    return {
-        c["index"]
-        for c in chunks
-        if c.get("status") == "completed" and type(c.get("index")) is int
-    }
+    done = yield from pages(path, _completed_index, "uploaded_chunks")
+    return set(done)
+
+
+def _completed_index(chunk: dict[str, Any]) -> int | None:
+    """A listed part's number, if the API confirmed it."""
+    index = chunk.get("index")
+    completed = chunk.get("status") == "completed" and type(index) is int
+    return index if completed else None

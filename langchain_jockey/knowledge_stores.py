@@ -50,6 +50,7 @@ from langchain_jockey._ingest import (
     Wait,
     add_flow,
     existing_flow,
+    listed,
     obj,
     pages,
     safe_id,
@@ -502,15 +503,16 @@ def _create(name: str, description: str | None) -> Generator[Call, Any, str]:
 
 
 def _items(path: str) -> Generator[Call, Any, list[StoreItem]]:
-    return [StoreItem.of(raw) for raw in (yield from pages(f"{path}/items"))]
+    return (yield from pages(f"{path}/items", StoreItem.of))
 
 
 def _info(path: str) -> Generator[Call, Any, StoreInfo]:
     raw = obj((yield Api("GET", path)), "the knowledge store")
-    items = yield from _items(path)
+    # Only each item's status is kept: an item's row may be 160 kB.
+    statuses = yield from pages(f"{path}/items", lambda r: str(listed(r, "status")))
     return StoreInfo(
         text(raw, "_id", "the knowledge store"),
         str(raw.get("name", "")),
         str(raw.get("description") or ""),
-        dict(Counter(i.status for i in items)),
+        dict(Counter(statuses)),
     )
