@@ -57,6 +57,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 import threading
 import time
@@ -68,8 +69,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-import httpx
-
 from langchain_jockey._sources import (
     FileChangedError,
     FileState,
@@ -78,6 +77,7 @@ from langchain_jockey._sources import (
     Known,
     Source,
     form_stream,
+    url_problem,
 )
 from langchain_jockey._state import FileLock, StateLog
 from langchain_jockey.errors import (
@@ -102,6 +102,7 @@ __all__ = [
     "Wait",
     "add_flow",
     "existing_flow",
+    "listed",
     "obj",
     "pages",
     "safe_id",
@@ -120,6 +121,8 @@ _LOCK_POLL_MAX = 1.0  # seconds between tries of a lock another process holds, a
 _MAX_ROWS = 100_000  # the most rows of one list read (ours: docs/protocol.md)
 _MAX_PAGES = _MAX_ROWS // _PAGE
 _MAX_PARTS = 10_000  # an upload's parts at most, as its storage (S3) takes
+_FIELD = 256  # the longest id or status kept of a listed row
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -507,16 +510,20 @@ def _count(value: object, key: str, what: str, low: int = 1, high: int = 10**12)
     return found
 
 
-def pages(path: str, key: str = "data") -> Generator[Call, Any, list[dict[str, Any]]]:
-    """Every row of a paged list (`key` of each page), 50 a page.
+def pages(
+    path: str, keep: Callable[[dict[str, Any]], T | None], key: str = "data"
+) -> Generator[Call, Any, list[T]]:
+    """What `keep` makes of every row of a paged list (`key` of each page), 50 a page.
 
     Stops at `page_info.total_page` (0 for an empty list), at an empty page, or
     with a typed error: a page of more rows than asked for (truncating it would
     hide items, and `add` would upload what the store holds), or a list of over
     `_MAX_ROWS` (a server that never stops). So a list holds at most
-    `_MAX_ROWS` rows, whatever the server sends.
+    `_MAX_ROWS` rows, whatever the server sends; and of each, only what `keep`
+    returns (`None`: nothing), as its page arrives: a page may be 8 MB, so
+    whole rows could be 16 GB.
     """
-    rows: list[dict[str, Any]] = []
+    rows: list[T] = []
     page = 1
     while page <= _MAX_PAGES:
         params = {"page": page, "page_limit": _PAGE}
@@ -528,7 +535,8 @@ def pages(path: str, key: str = "data") -> Generator[Call, Any, list[dict[str, A
             raise _unexpected(
                 f"a page of {path} has {len(found):,} rows, over the {_PAGE} asked for"
             )
-        rows += [r for r in found if isinstance(r, dict)]
+        kept = (keep(r) for r in found if isinstance(r, dict))
+        rows += [k for k in kept if k is not None]
         info = listed.get("page_info")
         last = _count(info, "total_page", f"{path} page_info", 0) if info else 1
         if page >= last or not found:
@@ -538,14 +546,34 @@ def pages(path: str, key: str = "data") -> Generator[Call, Any, list[dict[str, A
 
 
 def existing_flow(store_path: str) -> Generator[Call, Any, dict[str, dict[str, Any]]]:
-    """Every item of the store that carries a hash: hash → item."""
+    """Every item of the store that carries a hash: hash → its id, asset and status."""
     found: dict[str, dict[str, Any]] = {}
-    for item in (yield from pages(f"{store_path}/items")):
-        metadata = item.get("metadata")
-        digest = metadata.get(HASH_KEY) if isinstance(metadata, dict) else None
-        if isinstance(digest, str) and item.get("status") != "failed":
-            found.setdefault(digest, item)  # a failed item is added again
+    for digest, item in (yield from pages(f"{store_path}/items", _hashed)):
+        found.setdefault(digest, item)
     return found
+
+
+def _hashed(item: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """A listed item's hash, id, asset and status, nothing else of its row.
+
+    `None` when it has no hash, or failed (it is added again).
+    """
+    metadata = item.get("metadata")
+    digest = metadata.get(HASH_KEY) if isinstance(metadata, dict) else None
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        return None
+    if item.get("status") == "failed":
+        return None
+    return digest, {k: listed(item, k) for k in ("_id", "asset_id", "status")}
+
+
+def listed(row: dict[str, Any], key: str) -> str | None:
+    """`row[key]` if it is a string of at most `_FIELD` characters, else `None`.
+
+    An id or a status: short enough to keep of 100,000 rows.
+    """
+    value = row.get(key)
+    return value if isinstance(value, str) and len(value) <= _FIELD else None
 
 
 def add_flow(source: Source, ctx: Context) -> Flow:
@@ -1099,9 +1127,10 @@ def _plan(state: dict[str, Any], size: int) -> tuple[str, int, int]:
 def _urls(answer: object, total: int) -> dict[int, str]:
     """Part number → URL, from an answer's `upload_urls`, for parts 1 to `total`.
 
-    Each entry must be one of those parts with a URL that can be requested
-    (`_requestable`): a URL httpx cannot parse or a resolver cannot encode is
-    a typed error for the source, not an exception of the request layer.
+    Each entry must be one of those parts with a URL a request can go to
+    (`url_problem`, as for sources and `base_url`): a URL httpx cannot parse,
+    a resolver cannot encode or a socket cannot take (port 99999) is a typed
+    error for the source, not an exception of the request layer.
     """
     found = obj(answer, "the upload URLs").get("upload_urls") or []
     if not isinstance(found, list) or len(found) > total:
@@ -1112,22 +1141,10 @@ def _urls(answer: object, total: int) -> dict[int, str]:
         url = entry.get("url") if isinstance(entry, dict) else None
         if type(index) is not int or not 1 <= index <= total:
             raise _unexpected(f"an upload URL is for no part of 1 to {total}")
-        if not _requestable(url):
+        if not isinstance(url, str) or url_problem(url) is not None:
             raise _unexpected(f"the upload URL of part {index} is not a usable URL")
         urls[index] = str(url)
     return urls
-
-
-def _requestable(url: object) -> bool:
-    """Whether `url` is an http(s) URL with a host that a resolver can encode."""
-    try:
-        parsed = httpx.URL(url) if isinstance(url, str) else None
-        if parsed is None or parsed.scheme not in ("http", "https"):
-            return False
-        parsed.host.encode("idna")  # as the resolver will: no label over 63
-    except (httpx.InvalidURL, UnicodeError):
-        return False
-    return bool(parsed.host)
 
 
 class _Expired(Exception):  # noqa: N818 - a signal inside this module, not an error
@@ -1144,11 +1161,12 @@ def _completed(upload_id: str) -> Generator[Call, Any, set[int]]:
     head = obj((yield Api("GET", path, None, {"page": 1, "page_limit": 1})), path)
     if head.get("status") in ("expired", "failed"):
         raise _Expired
-    chunks = yield from pages(
-        f"assets/multipart-uploads/{upload_id}", "uploaded_chunks"
-    )
-    return {
-        c["index"]
-        for c in chunks
-        if c.get("status") == "completed" and type(c.get("index")) is int
-    }
+    done = yield from pages(path, _completed_index, "uploaded_chunks")
+    return set(done)
+
+
+def _completed_index(chunk: dict[str, Any]) -> int | None:
+    """A listed part's number, if the API confirmed it."""
+    index = chunk.get("index")
+    completed = chunk.get("status") == "completed" and type(index) is int
+    return index if completed else None

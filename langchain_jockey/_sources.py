@@ -107,9 +107,13 @@ class Source:
 
     @property
     def filename(self) -> str:
-        """The file name the API is told."""
+        """The file name the API is told, as UTF-8 text.
+
+        A name's bytes that do not decode (held as lone surrogates) cannot be
+        sent as text: each becomes U+FFFD.
+        """
         if self.path is not None:
-            return self.path.name
+            return os.fsencode(self.path.name).decode("utf-8", "replace")
         return Path(urllib.parse.urlsplit(self.url or "").path).name or "video"
 
 

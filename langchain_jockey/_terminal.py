@@ -6,8 +6,12 @@ clears the screen, a newline forges a line of the report, and a bidi override
 makes text read backwards. `shown` escapes them: C0 (tab and newline
 included), DEL, C1 (the 8-bit forms of ESC's sequences), the bidi controls and
 the Unicode line and paragraph separators, written `\x1b`, `\n`, `\u202e`.
-A backslash stays as it is (Windows paths). It also hides the credentials a
-URL may carry (`https://user:pass@host/…` → `https://***@host/…`). No I/O.
+A file name's bytes that do not decode (Python holds them as lone surrogates,
+which go out raw, 0x9B being the 8-bit CSI, or make a strict UTF-8 stream
+raise) are written as the bytes they are, `\x9b`; any other lone surrogate
+`\udXXX`. A backslash stays as it is (Windows paths). It also hides the
+credentials a URL may carry (`https://user:pass@host/…` → `https://***@host/…`).
+No I/O.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ _CONTROLS = (
 )
 _ESCAPES = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in _CONTROLS}
 _ESCAPES |= {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+_ESCAPES |= {c: f"\\u{c:04x}" for c in range(0xD800, 0xE000)}  # lone surrogates
+_ESCAPES |= {0xDC00 + b: f"\\x{b:02x}" for b in range(0x80, 0x100)}  # undecoded bytes
 # scheme://userinfo@ : the userinfo is what goes (RFC 3986 §3.2.1).
 _USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@]*@")
 

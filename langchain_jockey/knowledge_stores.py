@@ -51,6 +51,7 @@ from langchain_jockey._ingest import (
     Wait,
     add_flow,
     existing_flow,
+    listed,
     obj,
     pages,
     safe_id,
@@ -686,7 +687,7 @@ def _named(name: str) -> Generator[Call, Any, list[str]]:
 
 
 def _stores() -> Generator[Call, Any, list[StoreInfo]]:
-    return [_store_info(raw, {}) for raw in (yield from pages("knowledge-stores"))]
+    return (yield from pages("knowledge-stores", lambda raw: _store_info(raw, {})))
 
 
 def _store_info(raw: dict[str, Any], counts: dict[str, int]) -> StoreInfo:
@@ -703,13 +704,14 @@ def _store_info(raw: dict[str, Any], counts: dict[str, int]) -> StoreInfo:
 
 
 def _items(path: str) -> Generator[Call, Any, list[StoreItem]]:
-    return [StoreItem.of(raw) for raw in (yield from pages(f"{path}/items"))]
+    return (yield from pages(f"{path}/items", StoreItem.of))
 
 
 def _info(path: str) -> Generator[Call, Any, StoreInfo]:
     raw = obj((yield Api("GET", path)), "the knowledge store")
-    items = yield from _items(path)
-    return _store_info(raw, dict(Counter(i.status for i in items)))
+    # Only each item's status is kept: an item's row may be 160 kB.
+    statuses = yield from pages(f"{path}/items", lambda r: str(listed(r, "status")))
+    return _store_info(raw, dict(Counter(statuses)))
 
 
 def _enrichment(config: object) -> str | dict[str, Any] | None:

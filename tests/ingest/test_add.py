@@ -111,6 +111,28 @@ def test_large_files_go_by_multipart_upload_with_no_key_on_the_part_urls(
     assert asset.method == "GET"
 
 
+@pytest.mark.parametrize("how", ["direct", "multipart"])
+def test_a_file_name_that_is_not_utf_8_is_told_with_replacement_characters(
+    mode, emulator, tmp_path, how
+):
+    """A name's bytes that do not decode (lone surrogates in Python) cannot be
+    encoded in a form or sent as JSON text: the API is told U+FFFD for each."""
+    folder = tmp_path / "v"
+    folder.mkdir()
+    try:
+        sample_video(folder / os.fsdecode(b"\x9b2J\xff.mp4"), size=300_000)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system takes only UTF-8 names")
+    threshold = 100_000 if how == "multipart" else 100_000_000
+    store = KnowledgeStore.create(
+        "names", **connect(emulator, tmp_path, multipart_threshold=threshold)
+    )
+    (result,) = add(mode, store, folder)
+    assert (result.status, result.error) == ("ready", None)
+    (item,) = store.items()
+    assert item.filename == "\ufffd2J\ufffd.mp4"
+
+
 def test_progress_events_come_in_order_with_totals(mode, store, tmp_path):
     folder = videos(tmp_path / "v", "a.mp4", "b.mp4", "c.mp4")
     size = sum(p.stat().st_size for p in folder.iterdir())

@@ -82,6 +82,23 @@ def test_file_names_are_printed_with_their_control_characters_escaped(
     assert not any(line.startswith(FORGED_LINE) for line in out.splitlines())
 
 
+def test_a_file_name_that_is_not_utf_8_is_printed_escaped(
+    emulator, keyless, capsys, tmp_path
+):
+    """Bytes of a name that do not decode are held as lone surrogates: printed
+    as they are, they go out raw (0x9B, the 8-bit CSI, on a C locale) or make a
+    strict UTF-8 stdout raise. They are shown as the bytes they are."""
+    keyless(emulator.base_url)
+    try:
+        folder = videos(tmp_path / "v", os.fsdecode(b"\x9b2J\xff.mp4"))
+    except (OSError, UnicodeError):
+        pytest.skip("this file system takes only UTF-8 names")
+    code, out, err = ingest(capsys, str(folder), "--create", "bytes")
+    assert code == 0, out + err
+    (out + err).encode("utf-8")  # strict: no lone surrogate left to print
+    assert "\\x9b2J\\xff.mp4 -> ksi_" in out
+
+
 def error_reply(message: str) -> Callable[[Hostile, socket.socket, Request], None]:
     """A behaviour: 400 with `message` in the API's error body."""
     body = json.dumps({"code": "parameter_invalid", "message": message}).encode()

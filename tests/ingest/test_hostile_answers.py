@@ -9,6 +9,9 @@ fails alone, with the reason in its result.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -216,6 +219,54 @@ def test_a_list_of_full_pages_that_never_ends_stops_at_100000_rows(
     with pytest.raises(JockeyServerError, match="over 100,000 rows"):
         call(mode, _endless(50, served, tmp_path), name, *args)
     assert sum(served) == 100_000
+
+
+def _fat_rows(pages: int, fat: int, tmp_path: Path) -> KnowledgeStore:
+    """A store listing `pages` full pages of items, each row carrying `fat`
+    characters of its own (a page stays under the 8 MB a JSON body may be);
+    nothing else is found (404)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/v1.3/")
+        if path == "knowledge-stores/ks_1":
+            return httpx.Response(200, json={"_id": "ks_1", "name": "s"})
+        if path != "knowledge-stores/ks_1/items" or request.method != "GET":
+            return httpx.Response(404, json={"code": "not_found"})
+        gc.collect()  # earlier pages' garbage is not held: the peak counts what is
+        page = int(request.url.params["page"])
+        rows = [
+            {
+                "_id": f"ksi_{page}_{n}",
+                "status": "ready",
+                "metadata": {"source_sha256": f"{page:032x}{n:032x}"},
+                "notes": f"{page} {n} " + "x" * fat,  # a new string each
+            }
+            for n in range(50)
+        ]
+        return httpx.Response(
+            200, json={"data": rows, "page_info": {"total_page": pages}}
+        )
+
+    return _store(answer, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["info", "add"])
+def test_info_and_add_hold_only_an_items_id_asset_status_and_hash(mode, tmp_path, name):
+    """Rows are capped in number (100,000), not in size: at 8 MB a page, whole
+    rows would let a server make `info` and every `add` hold 16 GB. They keep
+    what they read of an item, so 25 pages of 1 MB stay far under 25 MB."""
+    store = _fat_rows(25, 20_000, tmp_path)
+    args = [sample_video(tmp_path / "a.mp4")] if name == "add" else []
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(JockeyIngestError):  # add: the upload is a 404
+            found = call(mode, store, name, *args)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    if name == "info":
+        assert found.counts == {"ready": 1250}
+    assert peak < 10_000_000, f"{peak:,} bytes"
 
 
 def test_odd_shapes_inside_items_are_read_as_missing(mode, tmp_path):

@@ -59,6 +59,7 @@ BAD_PLANS = {
     "a URL that does not parse": _first_url("http://[::1"),
     "a URL with a NUL": _first_url("http://storage.test/p\x00art"),
     "a URL with a 300-character label": _first_url(f"http://{LONG_LABEL}.test/p"),
+    "a URL with port 99999": _first_url("http://127.0.0.1:99999/p"),
     "a URL for part 0": lambda a: a["upload_urls"][0].update(chunk_index=0),
     "URLs that are not a list": _set(upload_urls="http://storage.test/p"),
 }
@@ -84,7 +85,13 @@ def test_a_bad_plan_fails_that_source_unjournaled_and_a_good_server_then_adds_it
 
 
 @pytest.mark.parametrize(
-    "url", ["http://[::1", "http://storage.test/p\x00", f"http://{LONG_LABEL}.test/"]
+    "url",
+    [
+        "http://[::1",
+        "http://storage.test/p\x00",
+        f"http://{LONG_LABEL}.test/",
+        "http://127.0.0.1:99999/p",
+    ],
 )
 @pytest.mark.parametrize("given", ["with the plan", "later"])
 def test_a_bad_part_url_fails_only_its_source_and_the_others_results_are_kept(
