@@ -122,6 +122,7 @@ _MAX_ROWS = 100_000  # the most rows of one list read (ours: docs/protocol.md)
 _MAX_PAGES = _MAX_ROWS // _PAGE
 _MAX_PARTS = 10_000  # an upload's parts at most, as its storage (S3) takes
 _FIELD = 256  # the longest id or status kept of a listed row
+_METADATA_DIGEST = "metadata_sha256"  # what a listed row keeps of its metadata
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -564,7 +565,23 @@ def _hashed(item: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         return None
     if item.get("status") == "failed":
         return None
-    return digest, {k: listed(item, k) for k in ("_id", "asset_id", "status")}
+    kept: dict[str, Any] = {k: listed(item, k) for k in ("_id", "asset_id", "status")}
+    # Its metadata by digest (`_held` compares it), its size (`listed_size`).
+    kept[_METADATA_DIGEST] = _metadata_digest(
+        metadata if isinstance(metadata, dict) else {}
+    )
+    system = item.get("system_metadata")
+    size = system.get("size") if isinstance(system, dict) else None
+    if type(size) is int:
+        kept["system_metadata"] = {"size": size}
+    return digest, kept
+
+
+def _metadata_digest(metadata: dict[str, Any]) -> str:
+    """The SHA-256 of an item's metadata but its hash, as sorted JSON."""
+    user = {k: v for k, v in metadata.items() if k != HASH_KEY}
+    text = json.dumps(user, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 
 
 def listed(row: dict[str, Any], key: str) -> str | None:
@@ -783,6 +800,12 @@ def _held(item: dict[str, Any], adding: _Adding, ctx: Context) -> Flow:
     result = AddResult(
         source.name, item.get("asset_id"), item_id, status, None, adding.uploaded
     )
+    listed_digest = item.get(_METADATA_DIGEST)
+    if listed_digest == _metadata_digest(dict(source.metadata)):
+        return (yield from _finish(result, source, ctx))
+    if listed_digest is not None:  # a listed item keeps only its metadata's digest
+        path = f"{ctx.store_path}/items/{item_id}"
+        item = obj((yield Api("GET", path)), "the item")
     held = item.get("metadata")
     held = (
         {k: v for k, v in held.items() if k != HASH_KEY}

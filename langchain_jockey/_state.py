@@ -117,7 +117,8 @@ class StateLog:
                         self._file = (st.st_dev, st.st_ino)
                     start = max(self._read_to, st.st_size - _MAX_READ)
                     file.seek(start)
-                    data = file.read(_MAX_READ)
+                    # Only what is there: read(n) allocates n bytes up front.
+                    data = file.read(max(0, min(_MAX_READ, st.st_size - start)))
                     end = (
                         data.rfind(b"\n") + 1
                     )  # a line being written is read next time
