@@ -5,6 +5,8 @@
   session, so tests do not see each other). `tests/reliability/` overrides it
   with a fresh one per test (fault counters and request logs start empty).
 - `llm`: a ChatJockey on that emulator.
+- `media_dir`: where emulators keep the demo videos' stand-in media for the run
+  (made once, when first asked for: a few seconds each).
 
 For the whole run, `XDG_DATA_HOME` and `LANGCHAIN_JOCKEY_LIBRARY` name a
 temporary directory, so the keyless tools' library (and any emulator they
@@ -55,9 +57,15 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def emulator() -> Iterator[Emulator]:
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo videos' stand-in media, shared by the run's emulators."""
+    return tmp_path_factory.mktemp("emulator-media")
+
+
+@pytest.fixture(scope="session")
+def emulator(media_dir: Path) -> Iterator[Emulator]:
     """One emulator for the run, with frequent keepalives."""
-    with Emulator(keepalive_interval=0.05) as emu:
+    with Emulator(keepalive_interval=0.05, media_dir=media_dir) as emu:
         yield emu
 
 

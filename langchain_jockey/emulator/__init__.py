@@ -23,6 +23,12 @@ be ended under a conversation, as a restart of the real server would:
 run offline, `ScriptedPlanner` is a tool-calling model that follows a script.
 Importing `langchain_jockey` does not import this package.
 
+Citations carry a `thumbnail_url` and an `hls_url` as the API's do: signed
+URLs (`MEDIA_PATH`, no key, an hour) of a JPEG of the moment and an HLS
+playlist of the video, made with ffmpeg (`imageio-ffmpeg`) when first asked
+for: from the uploaded file (kept with a data directory), or, for a demo
+video, from a test pattern as long as it. Without ffmpeg they are `null`.
+
 Real Jockey watches the video; the emulator reads words. A structured answer
 (`text.format`) fills each field from the moments the answer cites, by the
 field's name, description and type (`_schema.py`, `_reader.py`): a string gets
@@ -36,6 +42,7 @@ from its title, description and transcript; with only a file name, its title.
 """
 
 from langchain_jockey._media import sample_video
+from langchain_jockey.emulator._clips import PATH as MEDIA_PATH
 from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
 from langchain_jockey.emulator._home import (
     EmulatorBusyError,
@@ -61,6 +68,7 @@ __all__ = [
     "FAULT_HEADER",
     "KITCHEN_STORE_ID",
     "LENGTH_HEADER",
+    "MEDIA_PATH",
     "STORES",
     "Emulator",
     "EmulatorBusyError",

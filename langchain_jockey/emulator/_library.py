@@ -53,6 +53,7 @@ from langchain_jockey.emulator._assets import (
     page_of,
     paging,
 )
+from langchain_jockey.emulator._clips import Source
 from langchain_jockey.emulator._persist import DataDir, monotonic, wall
 from langchain_jockey.emulator._requests import ApiError, _bad, loads
 from langchain_jockey.emulator._responses import new_id, rfc3339
@@ -281,6 +282,26 @@ class Library:
         if self.disk is None or asset is None or not self._stored(asset):
             return None
         return self.disk.file(asset_id)
+
+    def media_source(self, item_id: str) -> Source | None:
+        """What the media of a cited item are made from (`_clips.py`).
+
+        A demo video's stand-in; an added item's file, while the data directory
+        keeps it; `None` for anything else (no file, an unknown item).
+        """
+        for record in self.stores.values():
+            video = record.base.video(item_id) if record.base else None
+            if video is not None:
+                return Source(item_id, video.duration)
+            item = record.items.get(item_id)
+            if item is not None:
+                asset_id = item.asset.asset_id
+                path = self.asset_file(asset_id)
+                if self.disk is None or path is None or not path.is_file():
+                    return None
+                folder = self.disk.media(asset_id)
+                return Source(item_id, item.video.duration, path, folder)
+        return None
 
     def _stored(self, asset: Asset) -> bool:
         """Whether the data directory keeps (or will keep) the asset's file."""

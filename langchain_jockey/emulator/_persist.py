@@ -4,6 +4,9 @@
 DATA_DIR/
   library.sqlite3    stores, items, assets and multipart upload sessions
   files/<asset_id>   each uploaded file, kept until its asset is deleted
+  files/<asset_id>.media/  its thumbnails and HLS playlist, made when first asked
+                     for (`_clips.py`), deleted with it
+  media/             the demo videos' stand-in media (`_clips.py`)
   tmp/               direct uploads while they arrive (emptied at every start)
   emulator.lock      the pid and URL of the emulator serving it (`_home.py`)
 ```
@@ -26,7 +29,8 @@ Uploaded files count against `max_disk` (`EmulatorConfig.max_disk`): a
 multipart upload reserves its whole size when it is created, a direct upload
 takes its bytes as they arrive; an upload that would pass the cap gets the
 API's 413, and deleting an asset frees its bytes. The database itself is not
-counted.
+counted, nor are the media made from the files (derived: deleted, they are
+made again when asked for).
 """
 
 from __future__ import annotations
@@ -181,10 +185,15 @@ class DataDir:
         """Where an asset's file is kept (whether or not it exists yet)."""
         return self.files / asset_id
 
+    def media(self, asset_id: str) -> Path:
+        """Where the media made from an asset's file are kept (`_clips.py`)."""
+        return self.files / f"{asset_id}.media"
+
     def remove(self, asset_id: str, size: int) -> None:
-        """Delete an asset's file and free its `size` bytes."""
+        """Delete an asset's file and its media, and free its `size` bytes."""
         with contextlib.suppress(FileNotFoundError):
             self.file(asset_id).unlink()
+        shutil.rmtree(self.media(asset_id), ignore_errors=True)
         self.release(size)
 
     def spool(self) -> Spool:

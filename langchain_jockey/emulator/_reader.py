@@ -411,12 +411,12 @@ def text(ask: Ask, moment: Moment) -> str | None:
         "what": moment.description,
         "title": moment.video.title,
         "id": moment.video.item_id,
-        "url": str(moment.citation(0, 0)["hls_url"]),
-        "thumbnail": str(moment.citation(0, 0)["thumbnail_url"]),
         "range": moment.time_range,
     }
     if kind in simple:
         return simple[kind]
+    if kind in ("url", "thumbnail"):  # signed media URLs: no words of a moment's
+        return None
     if kind == "keywords":
         return ", ".join(keywords(moment)) or None
     if kind == "when" and ask.bounds & {"start", "end"}:

@@ -21,7 +21,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,8 @@ from langchain_jockey.emulator._store import KnowledgeStore, Moment
 __all__ = ["Plan", "events", "failed_snapshot", "new_id", "plan_response"]
 
 _SEL = re.compile(r"\{\{sel:(\d+)\}\}")
+Media = Callable[[str, float], tuple[str | None, str | None]]
+"""A cited moment's `(thumbnail_url, hls_url)`, from its item id and start."""
 _EMPTY_PART = {"type": "output_text", "text": "", "annotations": []}
 
 
@@ -224,11 +226,13 @@ def plan_response(
     *,
     truncate_after: int | None = None,
     length: int | None = None,
+    media: Media | None = None,
 ) -> Plan:
     """Decide the whole response.
 
     `length` (a load knob for benchmarks) makes the answer exactly that many
     deltas, repeating the composed answer's pieces, without citations.
+    `media` gives each citation its media URLs (else they are `null`).
 
     Raises:
         ApiError: for selections or a schema the emulator cannot use (400).
@@ -263,6 +267,8 @@ def plan_response(
             store, question, session, instructions=req.instructions, within=within
         )
         text, annotations, cited = answer.text, answer.annotations, answer.cited
+        if media is not None:
+            annotations = [_with_media(note, media) for note in annotations]
         answer_pieces = pieces(text)
         if length is not None:
             answer_pieces = [
@@ -316,6 +322,11 @@ def plan_response(
         "created_at": rfc3339(),
     }
     return Plan(snapshot, outputs, final, cited, text)
+
+
+def _with_media(note: dict[str, Any], media: Media) -> dict[str, Any]:
+    thumbnail, hls = media(note["item_id"], note["start_sec"])
+    return {**note, "thumbnail_url": thumbnail, "hls_url": hls}
 
 
 def failed_snapshot(plan: Plan) -> dict[str, Any]:

@@ -26,6 +26,8 @@ import h11
 
 from langchain_jockey.emulator._answers import Session, Turn
 from langchain_jockey.emulator._assets import PART_PATH
+from langchain_jockey.emulator._clips import PATH as MEDIA_PATH
+from langchain_jockey.emulator._clips import Clips
 from langchain_jockey.emulator._connections import Body, Buffer, Connections
 from langchain_jockey.emulator._exchange import Exchange
 from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
@@ -105,6 +107,9 @@ class EmulatorConfig:
             uploaded files not kept, gone when the emulator stops.
         max_disk: With `data_dir`, the most bytes of uploaded files it holds;
             an upload past it gets the API's 413 (default 20 GB).
+        media_dir: Where the demo videos' stand-in media are made and kept
+            (`_clips.py`). `None`: `data_dir/media`, or without a data
+            directory a temporary one, removed when the emulator stops.
     """
 
     api_keys: tuple[str, ...] = (DEMO_API_KEY,)
@@ -127,6 +132,7 @@ class EmulatorConfig:
     session_ttl: float | None = None
     data_dir: Path | None = None
     max_disk: int = DEFAULT_MAX_DISK
+    media_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,7 @@ class EmulatorServer(Connections):
     sessions: OrderedDict[str, Session] = field(default_factory=OrderedDict)
     session_used: dict[str, float] = field(default_factory=dict)
     library: Library = field(init=False)
+    clips: Clips = field(init=False)
     _hits: dict[str, deque[float]] = field(default_factory=dict)
     _fault_counts: dict[tuple[str, Fault], int] = field(default_factory=dict)
     _lock: DirLock | None = None
@@ -177,6 +184,11 @@ class EmulatorServer(Connections):
         super().__post_init__()
         self.requests = deque(maxlen=self.config.request_log)
         self.library = Library(self.config)
+        config = self.config
+        root = config.media_dir
+        if root is None and config.data_dir is not None:
+            root = Path(config.data_dir) / "media"
+        self.clips = Clips(self.library.media_source, root)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Listen on `host:port` (port 0: a free one); return the bound address.
@@ -206,6 +218,7 @@ class EmulatorServer(Connections):
         """Stop listening, end every connection, and let the data directory go."""
         await super().aclose()
         self._detach()
+        self.clips.close()
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -255,6 +268,9 @@ class EmulatorServer(Connections):
                 etag = self.library.store_part(body)
                 await ex.send_json(200, {}, {"etag": f'"{etag}"'})
                 return True
+            if path.startswith(MEDIA_PATH):  # no key: the path's token
+                await self._send_media(ex, request.method, path)
+                return True
             if any(
                 path == p or path.startswith(p + "/")
                 for p in (STORES_PATH, ASSETS_PATH)
@@ -264,14 +280,13 @@ class EmulatorServer(Connections):
                     found = self.library.create_asset(body, now)
                     await ex.send_json(200, found)
                     return True
-                origin = f"http://{headers.get('host', '127.0.0.1')}"
                 status, found = self.library.route(
                     request.method.decode(),
                     path[len("/v1.3") :],
                     query=query,
                     raw=raw,
                     now=now,
-                    origin=origin,
+                    origin=_origin(headers),
                 )
                 await ex.send_json(status, found)
                 return True
@@ -294,6 +309,13 @@ class EmulatorServer(Connections):
             plan, fault, done=lambda: self._record(session, plan, req.question)
         )
 
+    async def _send_media(self, ex: Exchange, method: bytes, path: str) -> None:
+        """A thumbnail, playlist or segment of a citation's media (`_clips.py`)."""
+        if method != b"GET":
+            raise ApiError(405, "method_not_allowed", "Media are read with GET.")
+        found, kind = await self.clips.file(path[len(MEDIA_PATH) :], time.time())
+        await ex.send_file(found, kind)
+
     def _admit(
         self,
         method: bytes,
@@ -315,12 +337,14 @@ class EmulatorServer(Connections):
             msg = f"Knowledge store {req.store_id} does not exist."
             raise ApiError(404, "resource_not_exist", msg)
         session = self._session(req.session_id, store.store_id)
+        origin, now = _origin(headers), time.time()
         plan = plan_response(
             req,
             store,
             session,
             truncate_after=fault.truncate_after,
             length=_length(headers.get(LENGTH_HEADER)),
+            media=lambda item_id, start: self.clips.links(origin, item_id, start, now),
         )
         return fault, req, session, plan
 
@@ -466,6 +490,11 @@ def _head(request: h11.Request) -> tuple[str, str, dict[str, str]]:
     path, _, query = request.target.decode("latin-1").partition("?")
     headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
     return path, query, headers
+
+
+def _origin(headers: dict[str, str]) -> str:
+    """The emulator's origin as the client named it: the URLs it hands out use it."""
+    return f"http://{headers.get('host', '127.0.0.1')}"
 
 
 def _length(value: str | None) -> int | None:

@@ -35,7 +35,6 @@ __all__ = [
 
 DEMO_STORE_ID = "ks_0195d0e0-0000-7000-8000-0000000000d0"
 KITCHEN_STORE_ID = "ks_0195d0e0-0000-7000-8000-0000000000d1"
-_CDN = "https://cdn.jockey-emulator.invalid"  # .invalid: never resolvable
 _CATALOGUE = "catalogue.json"  # the stores' videos and moments, invented
 
 _STOPWORDS = frozenset(
@@ -186,7 +185,11 @@ class Moment:
         return f"{_mmss(self.start_sec)}\u2013{_mmss(self.end_sec)}"
 
     def citation(self, start: int, end_inclusive: int) -> dict[str, object]:
-        """A `video_citation` annotation for a marker at `[start, end_inclusive]`."""
+        """A `video_citation` annotation for a marker at `[start, end_inclusive]`.
+
+        Its `thumbnail_url` and `hls_url` are `null`: the server that answers
+        fills them in (`_clips.py`), since they name it and expire.
+        """
         video = self.video
         return {
             "type": "video_citation",
@@ -196,8 +199,8 @@ class Moment:
             "start_sec": self.start_sec,
             "end_sec": self.end_sec,
             "title": video.title,
-            "thumbnail_url": f"{_CDN}/{video.item_id}/thumb_{int(self.start_sec)}.jpg",
-            "hls_url": f"{_CDN}/{video.item_id}/index.m3u8?start={self.start_sec:g}",
+            "thumbnail_url": None,
+            "hls_url": None,
         }
 
 

@@ -10,6 +10,9 @@ Routes (docs/web.md has their bodies and events):
   /api/conversations/{id}` forgets a conversation.
 - `POST /api/uploads` videos (multipart), `GET /api/uploads/{id}/events` their
   progress as Server-Sent Events.
+- `GET /media/{token}/{item}/{name}` the emulator's media of a citation (its
+  thumbnail, playlist and segments), fetched from the configured emulator and
+  streamed to the browser.
 
 `Guard` wraps every request: the `Host`, `Origin` and token rules of
 `_settings`, and the security headers (a strict Content-Security-Policy among
@@ -28,10 +31,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import httpx
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -39,7 +48,12 @@ from langchain_jockey.chat_models import ChatJockey
 from langchain_jockey.errors import JockeyError, JockeyInputError
 from langchain_jockey.knowledge_stores import KnowledgeStore
 from langchain_jockey.web._chat import Conversations, answer_events, failure_message
-from langchain_jockey.web._settings import WebSettings, own_host, own_origin
+from langchain_jockey.web._settings import (
+    WebSettings,
+    emulator_media,
+    own_host,
+    own_origin,
+)
 from langchain_jockey.web._uploads import Batches, UploadRefused, receive_files
 
 __all__ = ["create_app"]
@@ -48,6 +62,12 @@ STATIC = Path(__file__).parent / "static"
 COOKIE = "jockey_token"
 _JSON_BYTES = 64 << 10
 _PING = 10  # seconds between SSE comments while nothing else is sent
+# The emulator's media types, kept; anything else is sent as bytes to save.
+_MEDIA_TYPES = frozenset(
+    {"image/jpeg", "application/vnd.apple.mpegurl", "video/mp2t", "video/mp4"}
+)
+# Reading: the emulator makes a playlist or a thumbnail on its first request.
+_MEDIA_TIMEOUT = httpx.Timeout(600, connect=5)
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; "
     "img-src 'self' https:; media-src 'self' https: blob:; "
@@ -178,6 +198,7 @@ class Page:
         self.upload_dir = settings.upload_dir
         self._temp: str | None = None
         self._llms: dict[str, ChatJockey] = {}
+        self._media: httpx.AsyncClient | None = None
 
     def store(self, store_id: str | None = None) -> KnowledgeStore:
         """The (current) knowledge store, on the configured connection."""
@@ -203,9 +224,12 @@ class Page:
         if self.upload_dir is None:
             self._temp = tempfile.mkdtemp(prefix="jockey-web-")
             self.upload_dir = Path(self._temp)
+        # No proxy from the environment: the emulator is reached directly.
+        self._media = httpx.AsyncClient(timeout=_MEDIA_TIMEOUT, trust_env=False)
         try:
             yield
         finally:
+            await self._media.aclose()
             await self.batches.aclose()
             if self._temp is not None:
                 shutil.rmtree(self._temp, ignore_errors=True)
@@ -305,6 +329,44 @@ class Page:
         self.conversations.drop(request.path_params["conversation_id"])
         return Response(status_code=204)
 
+    async def media(self, request: Request) -> Response:
+        """A citation's medium from the emulator, streamed as it arrives.
+
+        Only from the configured Jockey's origin, under the emulator's media
+        path (`emulator_media`); its status (403 for a bad or expired token)
+        and content type are kept.
+        """
+        params = request.path_params
+        rest = "/".join(params[k] for k in ("token", "item", "name"))
+        upstream = emulator_media(self.llm().base_url, rest)
+        if upstream is None or self._media is None:
+            return _error(404, "No such media.")
+        try:
+            found = await self._media.send(
+                self._media.build_request("GET", upstream), stream=True
+            )
+        except httpx.HTTPError:
+            return _error(502, "The emulator's media did not load: is it running?")
+        if found.status_code != 200:
+            await found.aclose()
+            status = found.status_code if found.status_code in (403, 404) else 502
+            return _error(status, "The emulator did not give this media.")
+        kind = found.headers.get("content-type", "")
+        if kind not in _MEDIA_TYPES:
+            kind = "application/octet-stream"
+        headers = {"content-type": kind, "cache-control": "private, max-age=600"}
+        if found.headers.get("content-length", "").isdigit():
+            headers["content-length"] = found.headers["content-length"]
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in found.aiter_raw():
+                    yield chunk
+            finally:
+                await found.aclose()
+
+        return StreamingResponse(body(), headers=headers)
+
     async def upload(self, request: Request) -> Response:
         """Receive videos, then add them to the store in the background."""
         if self.store_id is None or self.upload_dir is None:
@@ -403,6 +465,7 @@ def create_app(settings: WebSettings | None = None) -> Any:
         Route("/api/conversations/{conversation_id}", page.forget, methods=["DELETE"]),
         Route("/api/uploads", _handled(page.upload), methods=["POST"]),
         Route("/api/uploads/{batch_id}/events", _handled(page.upload_events)),
+        Route("/media/{token}/{item}/{name}", page.media, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=page.lifespan)

@@ -8,7 +8,8 @@ leave the server.
 
 `answer_events` turns one answer's chunks into the events of docs/web.md:
 `progress` (commentary and tool steps), `token` (answer text), `citations`
-(the answer cut at its `[N]` markers, and one card per cited moment), `done`,
+(the answer cut at its `[N]` markers, and one card per cited moment, its
+emulator media through the page's `/media/…` route), `done`,
 or `error` with a message that says what happened and what to do.
 """
 
@@ -147,8 +148,12 @@ def _steps(value: Any) -> list[Event]:
     return events
 
 
-def _citations(message: AIMessage) -> dict[str, Any]:
-    """The answer cut at its markers, and one card per cited moment."""
+def _citations(message: AIMessage, base_url: str) -> dict[str, Any]:
+    """The answer cut at its markers, and one card per cited moment.
+
+    Media URLs as `media_url` lets them through (`base_url`: the Jockey that
+    answered, whose emulator media the page fetches for the browser).
+    """
     text = message.text
     block = next((b for b in message.content_blocks if b["type"] == "text"), None)
     notes = block.get("annotations", []) if block else []
@@ -172,8 +177,8 @@ def _citations(message: AIMessage) -> dict[str, Any]:
                     "start_sec": x.get("start_sec"),
                     "end_sec": x.get("end_sec"),
                     "range": time_range(x.get("start_sec"), x.get("end_sec")),
-                    "thumbnail_url": media_url(x.get("thumbnail_url")),
-                    "hls_url": media_url(x.get("hls_url")),
+                    "thumbnail_url": media_url(x.get("thumbnail_url"), base_url),
+                    "hls_url": media_url(x.get("hls_url"), base_url),
                 }
             )
         if start > at:
@@ -219,7 +224,7 @@ async def answer_events(
         return
     kept = {k: metadata[k] for k in _KEPT_METADATA if k in metadata}
     answer = AIMessage("".join(texts), response_metadata={**metadata})
-    yield "citations", _citations(answer)
+    yield "citations", _citations(answer, llm.base_url)
     # Kept for the next turn: the text and the session, not the steps.
     conversation.messages += [
         HumanMessage(question),

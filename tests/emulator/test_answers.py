@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from langchain_jockey.emulator import DEMO_STORE_ID, STORES
+from langchain_jockey.emulator import DEMO_STORE_ID, MEDIA_PATH, STORES
 from tests.emulator.conftest import answer_text, body, stream_events
 
 STORE = STORES[DEMO_STORE_ID]
@@ -53,8 +53,15 @@ def test_every_citation_slices_its_marker_and_fits_its_video(client, question) -
         assert note["type"] == "video_citation"
         assert 0 <= note["start_sec"] < note["end_sec"] <= DURATION[note["item_id"]]
         assert note["title"] == STORE.video(note["item_id"]).title
-        assert note["thumbnail_url"].startswith("https://")
-        assert note["hls_url"].endswith(f"start={note['start_sec']:g}")
+        # Media of the moment on the emulator itself (tests/emulator/test_media.py)
+        media = f"{client.base_url.scheme}://{client.base_url.netloc.decode()}"
+        media += MEDIA_PATH
+        assert note["thumbnail_url"].startswith(media)
+        assert note["thumbnail_url"].endswith(
+            f"/{note['item_id']}/thumb_{int(note['start_sec'])}.jpg"
+        )
+        assert note["hls_url"].startswith(media)
+        assert note["hls_url"].endswith(f"/{note['item_id']}/index.m3u8")
 
 
 def test_code_point_offsets_survive_non_ascii_text(client) -> None:

@@ -4,7 +4,8 @@
   `JOCKEY_CHROMIUM`). Without it the tests FAIL and say how to install it
   (`bash tests/provision.sh`): browser downloads are not available here.
 - `jockey`: an emulator paced so that an answer streams in several steps, with
-  a key of its own (tests check that the key never reaches the page).
+  a key of its own (tests check that the key never reaches the page), its demo
+  videos' stand-in media made once for the run (`media_dir`).
 - `site`: the page server (`create_app`, served as the command line serves it)
   over that emulator and its demo store; `serve` serves any app.
 - `page`: a new browser context and tab on it. Every request the browser makes
@@ -83,9 +84,14 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def jockey() -> Iterator[Emulator]:
+def jockey(media_dir: Path) -> Iterator[Emulator]:
     """Answers that stream over about a second, progress first."""
-    with Emulator(delta_delay=0.01, keepalive_interval=0.05, api_keys=(KEY,)) as emu:
+    with Emulator(
+        delta_delay=0.01,
+        keepalive_interval=0.05,
+        api_keys=(KEY,),
+        media_dir=media_dir,
+    ) as emu:
         yield emu
 
 

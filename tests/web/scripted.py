@@ -1,8 +1,8 @@
 """A scripted Jockey whose citations carry real media, and an https server for it.
 
-The emulator's citations carry no media the page may load (their URLs are on
-`.invalid` hosts, shown as null). The real API's are signed `https` URLs, loaded
-by the browser directly: `media_server` serves a JPEG and an HLS clip made by
+The emulator's citations carry media the page plays through its own server
+(`/media/…`). The real API's are signed `https` URLs, loaded by the browser
+directly: `media_server` serves a JPEG and an HLS clip made by
 ffmpeg (`imageio-ffmpeg`) over https on 127.0.0.1 (a self-signed certificate
 the test browser accepts), and `scripted_jockey` answers every question with
 the same text and citations pointing there (tests/reliability/hostile.py does

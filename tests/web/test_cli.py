@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from langchain_jockey.emulator import Emulator
+from langchain_jockey.emulator import Emulator, library_dir
 from langchain_jockey.web._cli import _settings
 
 ENV = {k: v for k, v in os.environ.items() if "TWELVE" not in k}
@@ -89,6 +90,19 @@ def test_without_a_key_it_says_so_serves_the_demo_store_and_stops_on_sigint(
         store = httpx.get(f"{url}/api/store").json()["store"]
         assert store["name"].startswith("Demo")
         assert httpx.get(url).status_code == 200
+        # The demo store's media, made by the library's emulator, through the page.
+        question = {"question": "When do the fishing boats leave?"}
+        with httpx.stream("POST", f"{url}/api/ask", json=question) as answer:
+            (card,) = [
+                json.loads(line[5:])["citations"][0]
+                for line in answer.iter_lines()
+                if line.startswith("data:") and '"citations"' in line
+            ]
+        thumbnail = httpx.get(url + card["thumbnail_url"], timeout=60)
+        assert thumbnail.status_code == 200
+        assert thumbnail.headers["content-type"] == "image/jpeg"
+        item = card["thumbnail_url"].split("/")[-2]
+        assert (library_dir() / "media" / "demo-1" / item / "thumb_42.jpg").is_file()
         proc.send_signal(signal.SIGINT)
         assert stopped_within(proc, 5) < 5
         assert proc.returncode == 0

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from langchain_jockey._media import sample_video
-from langchain_jockey.emulator import DEMO_STORE_ID, Emulator
+from langchain_jockey.emulator import DEMO_STORE_ID, Emulator, _clips
 from langchain_jockey.web import WebSettings, create_app
 from tests.web.conftest import KEY, serve, settings_for
 from tests.web.scripted import STORE, answer_with, media_server, scripted_jockey
@@ -94,8 +94,9 @@ def test_progress_shows_before_the_first_token_and_the_answer_grows_in_steps(
 
 
 def test_each_citation_is_a_card_without_a_picture_when_it_has_no_media(
-    page, site
+    page, site, monkeypatch
 ) -> None:
+    monkeypatch.setattr(_clips, "ffmpeg", lambda: None)  # the emulator cannot make any
     open_page(page, site.url)
     ask(page, "Who scores first?")
     wait_answered(page, 1)
@@ -214,7 +215,7 @@ def media_site(tmp_path) -> Any:
 
 @pytest.mark.parametrize("player", ["native HLS", "hls.js"])
 def test_a_card_shows_its_thumbnail_and_plays_its_moment_from_the_cited_start(
-    page, media_site, tmp_path, player, request
+    page, media_site, player, request
 ) -> None:
     if player == "hls.js":  # as in a browser without HLS: Firefox
         page.add_init_script("HTMLMediaElement.prototype.canPlayType = () => ''")
@@ -243,6 +244,49 @@ def test_a_card_shows_its_thumbnail_and_plays_its_moment_from_the_cited_start(
     assert len(vendored) == (player == "hls.js")  # loaded only when needed
     if player == "hls.js":
         assert page.evaluate("document.getElementById('video').src").startswith("blob:")
+
+
+# Records when the player first played, and where it was then.
+STARTED = """() => { const v = document.getElementById('video'); window.started = null;
+  v.addEventListener('timeupdate', () => {
+    if (window.started === null && !v.paused && v.currentTime > 0)
+      window.started = v.currentTime; }); }"""
+
+
+@pytest.mark.parametrize("player", ["native HLS", "hls.js"])
+def test_on_the_demo_store_a_cards_thumbnail_shows_and_it_plays_through_the_page(
+    page, site, tmp_path, player, request
+) -> None:
+    # The quickstart's store on the emulator, as the keyless page serves it: its
+    # stand-in media come through the page's own server, never from elsewhere.
+    if player == "hls.js":  # as in a browser without HLS: Firefox
+        page.add_init_script("HTMLMediaElement.prototype.canPlayType = () => ''")
+    open_page(page, site.url)
+    ask(page, "When do the fishing boats leave?")
+    wait_answered(page, 1)
+    card = page.get_by_label("Cited moments").get_by_role("button").first
+    thumb = card.get_by_role(
+        "img", name="Harbour at dawn (timelapse), 00:42\u201301:15"
+    )
+    thumb.wait_for()
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0",
+        arg=thumb.element_handle(),
+        timeout=30_000,  # made on its first request: about a second
+    )
+    assert thumb.get_attribute("src").startswith("/media/")
+    page.evaluate(STARTED)
+    card.click()
+    page.wait_for_function("() => window.started !== null", timeout=30_000)
+    assert 42.0 <= page.evaluate("window.started") < 43.5  # from the cited start
+    traffic = request.node.traffic.requests
+    media = [u for u in traffic if "/media/" in u]
+    assert all(u.startswith(f"{site.url}/media/") for u in media)
+    assert [u for u in media if u.endswith(".jpg")]
+    assert [u for u in media if u.endswith(".m3u8")]
+    assert [u for u in media if u.endswith(".ts")]  # segments: the token in the path
+    vendored = [u for u in traffic if u.endswith("/static/vendor/hls.light.min.js")]
+    assert len(vendored) == (player == "hls.js")
     shot = str(tmp_path / "web.png")
     if player == "native HLS":
         shot = os.environ.get("JOCKEY_WEB_SCREENSHOT") or shot

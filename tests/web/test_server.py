@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from langchain_jockey import KnowledgeStore
 from langchain_jockey._media import sample_video
-from langchain_jockey.emulator import DEMO_STORE_ID, Emulator
+from langchain_jockey.emulator import DEMO_STORE_ID, MEDIA_PATH, Emulator
 from langchain_jockey.errors import (
     JockeyAuthenticationError,
     JockeyRateLimitError,
@@ -21,7 +22,8 @@ from langchain_jockey.errors import (
 )
 from langchain_jockey.web import WebSettings, create_app
 from langchain_jockey.web._chat import failure_message
-from langchain_jockey.web._settings import media_url
+from langchain_jockey.web._settings import emulator_media, media_url
+from tests.media import jpeg_size, segments
 from tests.web.conftest import KEY, serve, settings_for
 
 
@@ -66,16 +68,18 @@ def test_an_answer_streams_as_progress_then_tokens_then_citations_then_done(
     assert "".join(s["text"] for s in citations["segments"]) == text
     (marker,) = [s for s in citations["segments"] if "cite" in s]
     assert marker == {"text": "[1]", "cite": 0}
-    assert citations["citations"] == [
-        {
-            "title": "Under-12 football final",
-            "start_sec": 70.0,
-            "end_sec": 95.0,
-            "range": "01:10\u201301:35",
-            "thumbnail_url": None,  # the emulator's .invalid URLs: never loaded
-            "hls_url": None,
-        }
-    ]
+    (card,) = citations["citations"]
+    media = {k: card.pop(k) for k in ("thumbnail_url", "hls_url")}
+    assert card == {
+        "title": "Under-12 football final",
+        "start_sec": 70.0,
+        "end_sec": 95.0,
+        "range": "01:10\u201301:35",
+    }
+    # The emulator's media, through the page's own server.
+    item = "ksi_0195d0e0-0000-7000-8000-0000000000a3"
+    assert re.fullmatch(rf"/media/[\w.-]+/{item}/thumb_70\.jpg", media["thumbnail_url"])
+    assert re.fullmatch(rf"/media/[\w.-]+/{item}/index\.m3u8", media["hls_url"])
     assert found[-1][1]["status"] == "completed"
 
 
@@ -309,6 +313,105 @@ def test_stores_lists_the_accounts_stores_newest_first(jockey, mode) -> None:
 )
 def test_media_urls_pass_only_when_https_and_resolvable(value, passes) -> None:
     assert media_url(value) == (value if passes else None)
+    assert media_url(value, "http://127.0.0.1:8600/v1.3") == (value if passes else None)
+
+
+EMULATOR = "http://127.0.0.1:8600/v1.3"
+MEDIA = "1796646791.abc_-/ksi_1/thumb_70.jpg"
+
+
+@pytest.mark.parametrize(
+    ("value", "base_url", "shown"),
+    [
+        (f"http://127.0.0.1:8600{MEDIA_PATH}{MEDIA}", EMULATOR, f"/media/{MEDIA}"),
+        (f"http://LOCALHOST:80{MEDIA_PATH}{MEDIA}", "http://localhost/v1", "/media/"),
+        (f"https://emu.example{MEDIA_PATH}{MEDIA}", "https://emu.example:443", "/m"),
+        # Not the configured Jockey's: another port, host or scheme.
+        (f"http://127.0.0.1:8601{MEDIA_PATH}{MEDIA}", EMULATOR, None),
+        (f"http://localhost:8600{MEDIA_PATH}{MEDIA}", EMULATOR, None),
+        (f"http://127.0.0.1:8600{MEDIA_PATH}{MEDIA}", "https://127.0.0.1:8600", None),
+        # The configured Jockey's, but not its media: never through the page.
+        ("http://127.0.0.1:8600/v1.3/knowledge-stores", EMULATOR, None),
+        (f"http://127.0.0.1:8600{MEDIA_PATH}{MEDIA}?x=1", EMULATOR, None),
+        (f"http://127.0.0.1:8600{MEDIA_PATH}t/../../v1.3/x", EMULATOR, None),
+        (f"http://127.0.0.1:8600{MEDIA_PATH}t/i/n/more", EMULATOR, None),
+        (f"http://127.0.0.1:8600{MEDIA_PATH}t/%2e%2e/n", EMULATOR, None),
+        (f"http://u:p@127.0.0.1:8600{MEDIA_PATH}{MEDIA}", EMULATOR, None),
+    ],
+)
+def test_the_emulators_media_urls_become_the_pages_own_route(
+    value, base_url, shown
+) -> None:
+    found = media_url(value, base_url)
+    if shown is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert found.startswith(shown)
+        assert found.endswith(MEDIA.rsplit("/", 1)[1])
+
+
+@pytest.mark.parametrize(
+    "rest",
+    ["t/i", "t/i/n/x", "../i/n", "t/../n", "t/i/.n", "t/i/n?x=1", "t/i/n%2F", ""],
+)
+def test_the_media_route_reaches_only_the_emulators_media(rest) -> None:
+    assert emulator_media(EMULATOR, rest) is None
+    assert emulator_media(EMULATOR, "t.1/ksi_1/index.m3u8") == (
+        f"http://127.0.0.1:8600{MEDIA_PATH}t.1/ksi_1/index.m3u8"
+    )
+    assert emulator_media("ftp://127.0.0.1/v1.3", "t/i/n") is None
+
+
+def cited(url: str, question: str) -> dict[str, Any]:
+    """The first card of the page's answer to `question`."""
+    with httpx.stream("POST", f"{url}/api/ask", json={"question": question}) as got:
+        (citations,) = [data for name, data in events(got) if name == "citations"]
+    return citations["citations"][0]
+
+
+def test_the_page_streams_the_emulators_media_with_their_types_and_no_key(
+    url, jockey: Emulator
+) -> None:
+    card = cited(url, "When do the fishing boats leave?")
+    thumbnail = httpx.get(url + card["thumbnail_url"], timeout=60)
+    assert thumbnail.status_code == 200
+    assert thumbnail.headers["content-type"] == "image/jpeg"
+    assert jpeg_size(thumbnail.content) == (320, 180)
+    playlist = httpx.get(url + card["hls_url"], timeout=60)
+    assert playlist.headers["content-type"] == "application/vnd.apple.mpegurl"
+    names, _ = segments(playlist.text)
+    segment = httpx.get(url + card["hls_url"].rsplit("/", 1)[0] + "/" + names[0])
+    assert segment.headers["content-type"] == "video/mp2t"
+    assert segment.content[0] == 0x47
+    assert "content-security-policy" in segment.headers  # the page's own headers
+    fetched = [r for r in jockey.requests if r.path.startswith(MEDIA_PATH)][-3:]
+    assert [r.path.rsplit("/", 1)[1] for r in fetched] == [
+        card["thumbnail_url"].rsplit("/", 1)[1],
+        "index.m3u8",
+        names[0],
+    ]
+    assert all("x-api-key" not in r.headers for r in fetched)  # the key stays home
+
+
+def test_the_media_route_keeps_the_emulators_403_and_the_pages_own_rules(
+    url,
+) -> None:
+    card = cited(url, "When do the fishing boats leave?")
+    token = card["hls_url"].split("/")[2]
+    forged = card["hls_url"].replace(
+        token, token[:-1] + ("A" if token[-1] != "A" else "B")
+    )
+    assert httpx.get(url + forged).status_code == 403
+    page = httpx.get(url + card["hls_url"], timeout=60)
+    assert page.status_code == 200
+    foreign = httpx.get(
+        url + card["hls_url"], headers={"host": f"evil.example:{port_of(url)}"}
+    )
+    assert foreign.status_code == 403
+    cross = httpx.get(url + card["hls_url"], headers={"origin": "https://evil.example"})
+    assert cross.status_code == 403
+    assert httpx.get(f"{url}/media/t/i/.hidden").status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -323,7 +323,7 @@ ui.newChat.addEventListener("click", () => {
 
 function isHls(url) {
   try {
-    return new URL(url).pathname.endsWith(".m3u8");
+    return new URL(url, location.href).pathname.endsWith(".m3u8"); // the emulator's: /media/…
   } catch (err) {
     return false;
   }
