@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from langchain_jockey.emulator import Emulator, library_dir
+from langchain_jockey.emulator import Emulator
 from langchain_jockey.web._cli import _settings
 
 ENV = {k: v for k, v in os.environ.items() if "TWELVE" not in k}
@@ -102,7 +102,8 @@ def test_without_a_key_it_says_so_serves_the_demo_store_and_stops_on_sigint(
         assert thumbnail.status_code == 200
         assert thumbnail.headers["content-type"] == "image/jpeg"
         item = card["thumbnail_url"].split("/")[-2]
-        assert (library_dir() / "media" / "demo-1" / item / "thumb_42.jpg").is_file()
+        library = tmp_path / "library"
+        assert (library / "media" / "demo-1" / item / "thumb_42.jpg").is_file()
         proc.send_signal(signal.SIGINT)
         assert stopped_within(proc, 5) < 5
         assert proc.returncode == 0
