@@ -3,10 +3,11 @@
 A source is a local file, a directory (its media files, `MAX_DEPTH` levels
 down at most, in name order) or an `http(s)` URL. Every source is checked
 before anything is sent, so a typo in the tenth path does not leave nine
-half-done uploads: the path exists, the file is not empty, its first bytes
-are a media container (its signature, not its name), it is within the API's
-size limits, and, when the container says (MP4 family), within the duration
-limits. Limits are the documented ones (docs/protocol.md, "Limits"):
+half-done uploads, and one error names every bad source, once: the path
+exists, the file is not empty, its first bytes are a media container (its
+signature, not its name), it is within the API's size limits, and, when the
+container says (MP4 family), within the duration limits. Limits are the
+documented ones (docs/protocol.md, "Limits"):
 
 - direct upload ≤ 200 MB and multipart upload ≤ 10 GB (SDK 1.3.6,
   `assets/client.py`, `multipart_upload/client.py`);
@@ -108,45 +109,62 @@ def sources_of(
     items: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     metadata: Metadata = None,
 ) -> list[Source]:
-    """Expand and check every source; raise on the first bad one, before any I/O.
+    """Expand and check every source, before any I/O; every bad one in one error.
 
     A file found in a directory that fails a check does not raise: its
     `Source` carries the `error`, and it fails alone while the others go on.
 
     Raises:
-        JockeyInputError: a missing path, an empty or unsupported file, one over
-            a limit, a directory with no media files, a non-`http(s)` or malformed
-            URL (see `url_problem`), or metadata the API would refuse; the
-            message names the source.
+        JockeyInputError: missing paths, empty or unsupported files, ones over
+            a limit, directories with no media files, non-`http(s)` or malformed
+            URLs (see `url_problem`), or metadata the API would refuse; the
+            message names each bad source once, with why.
     """
     given = [items] if isinstance(items, (str, os.PathLike)) else list(items)
     if not given:
         raise JockeyInputError("add() needs at least one file, directory or URL.")
     found: list[Source] = []
+    bad: list[str] = []
     for item in given:
         if not isinstance(item, (str, os.PathLike)):
-            msg = f"A source is a path or an http(s) URL, not {type(item).__name__}."
-            raise JockeyInputError(msg)
-        text = os.fspath(item)
-        if scheme := _SCHEME.match(text):
-            found.append(_url(text, scheme.group(1).lower(), metadata))
+            bad.append(
+                f"{item!r:.60}: a source is a path or an http(s) URL, "
+                f"not {type(item).__name__}."
+            )
             continue
-        path = Path(text).expanduser()
-        if path.is_dir():
-            files = _media_files(path, text)
-            if not files:
-                exts = ", ".join(sorted(VIDEO_EXTENSIONS))
-                msg = f"{text}: the directory holds no media files ({exts})."
-                raise JockeyInputError(msg)
-            found += [_found(p, metadata) for p in files]
-        elif path.exists():
-            found.append(_file(path, text, metadata))
-        else:
-            raise JockeyInputError(f"{text}: no such file or directory.")
+        text = os.fspath(item)
+        try:
+            found += _expand(text, metadata)
+        except JockeyInputError as why:
+            # A URL (which may hold spaces) and an odd name are named quoted.
+            odd = _SCHEME.match(text) or not text.isprintable()
+            bad.append(f"{text!r}: {why}" if odd else f"{text}: {why}")
+    if len(bad) == 1:
+        raise JockeyInputError(bad[0])
+    if bad:
+        lines = "\n".join(f"- {b}" for b in bad)
+        raise JockeyInputError(f"{len(bad)} sources cannot be added:\n{lines}")
     return found
 
 
-def _media_files(root: Path, name: str) -> list[Path]:
+def _expand(text: str, metadata: Metadata) -> list[Source]:
+    """The sources `text` names; a `JockeyInputError` saying why (not naming it)."""
+    if scheme := _SCHEME.match(text):
+        return [_url(text, scheme.group(1).lower(), metadata)]
+    path = Path(text).expanduser()
+    if path.is_dir():
+        files = _media_files(path)
+        if not files:
+            exts = ", ".join(sorted(VIDEO_EXTENSIONS))
+            msg = f"the directory holds no media files ({exts})."
+            raise JockeyInputError(msg)
+        return [_found(p, metadata) for p in files]
+    if path.exists():
+        return [_file(path, text, metadata)]
+    raise JockeyInputError("no such file or directory.")
+
+
+def _media_files(root: Path) -> list[Path]:
     """The media files under `root`, in name order, walked without recursion.
 
     As `Path.rglob` did: folders linked to are not entered (a link may loop),
@@ -167,8 +185,8 @@ def _media_files(root: Path, name: str) -> list[Path]:
                     if entry.is_dir(follow_symlinks=False):
                         if depth == MAX_DEPTH:
                             msg = (
-                                f"{name}: folders nested over {MAX_DEPTH:,} levels "
-                                "deep; add the deep ones as sources of their own."
+                                f"folders nested over {MAX_DEPTH:,} levels deep; "
+                                "add the deep ones as sources of their own."
                             )
                             raise JockeyInputError(msg)
                         folders.append((Path(entry.path), depth + 1))
@@ -180,13 +198,16 @@ def _media_files(root: Path, name: str) -> list[Path]:
         except PermissionError:
             continue
         except OSError as exc:
-            msg = f"{folder}: the folder cannot be read ({exc.strerror})."
+            msg = f"the folder {folder} cannot be read ({exc.strerror})."
             raise JockeyInputError(msg) from None
     return sorted(files)
 
 
 def _found(path: Path, metadata: Metadata) -> Source:
-    """A file of a directory: one that fails the checks fails alone, later."""
+    """A file of a directory: one that fails the checks fails alone, later.
+
+    Its `error` says why, without its name: results name their source.
+    """
     try:
         return _file(path, str(path), metadata)
     except JockeyInputError as exc:
@@ -196,12 +217,12 @@ def _found(path: Path, metadata: Metadata) -> Source:
 def _url(text: str, scheme: str, metadata: Metadata) -> Source:
     if scheme not in ("http", "https"):
         msg = (
-            f"{text}: only http(s) URLs can be imported (the API fetches them); "
+            "only http(s) URLs can be imported (the API fetches them); "
             "download the file and pass its path instead."
         )
         raise JockeyInputError(msg)
     if why := url_problem(text):
-        raise JockeyInputError(f"{text!r}: not a URL the API can fetch: {why}.")
+        raise JockeyInputError(f"not a URL the API can fetch: {why}.")
     return Source(text, None, text, 0, "video/mp4", _metadata(text, metadata))
 
 
@@ -235,12 +256,12 @@ def url_problem(text: str) -> str | None:
 
 def _file(path: Path, name: str, metadata: Metadata) -> Source:
     if not path.is_file():
-        raise JockeyInputError(f"{name}: not a regular file.")
+        raise JockeyInputError("not a regular file.")
     size = path.stat().st_size
     if size == 0:
-        raise JockeyInputError(f"{name}: the file is empty.")
+        raise JockeyInputError("the file is empty.")
     if size > MAX_FILE_SIZE:
-        msg = f"{name}: {size:,} bytes is over the API's {MAX_FILE_SIZE:,}-byte limit."
+        msg = f"{size:,} bytes is over the API's {MAX_FILE_SIZE:,}-byte limit."
         raise JockeyInputError(msg)
     try:
         with open_file(path) as file:
@@ -248,16 +269,16 @@ def _file(path: Path, name: str, metadata: Metadata) -> Source:
             file.seek(0)
             seconds = duration(file) if container else None
     except OSError as exc:
-        raise JockeyInputError(f"{name}: cannot be read ({exc.strerror}).") from None
+        raise JockeyInputError(f"cannot be read ({exc.strerror}).") from None
     if container is None:
         msg = (
-            f"{name}: not a supported video or audio file (its first bytes match "
+            "not a supported video or audio file (its first bytes match "
             "no media container: MP4, MOV, WebM, MKV, AVI, MPEG-TS, …)."
         )
         raise JockeyInputError(msg)
     if seconds is not None and not MIN_DURATION <= seconds <= MAX_DURATION:
         msg = (
-            f"{name}: {seconds:g} s long; videos are indexed from {MIN_DURATION:g} s "
+            f"{seconds:g} s long; videos are indexed from {MIN_DURATION:g} s "
             f"to {MAX_DURATION / 3600:g} h."
         )
         raise JockeyInputError(msg)
@@ -270,12 +291,10 @@ def _metadata(name: str, metadata: Metadata) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        msg = f"{name}: metadata must be a mapping, not {type(value).__name__}."
+        msg = f"metadata must be a mapping, not {type(value).__name__}."
         raise JockeyInputError(msg)
     if len(value) > _MAX_PAIRS - 1:  # one pair is ours: the content hash
-        raise JockeyInputError(
-            f"{name}: metadata takes at most {_MAX_PAIRS - 1} pairs."
-        )
+        raise JockeyInputError(f"metadata takes at most {_MAX_PAIRS - 1} pairs.")
     for key, item in value.items():
         flat = isinstance(item, (str, int, float, bool)) or (
             isinstance(item, list) and all(isinstance(x, str) for x in item)
@@ -283,7 +302,7 @@ def _metadata(name: str, metadata: Metadata) -> dict[str, Any]:
         shown = repr(key[:40] + "…" if isinstance(key, str) and len(key) > 40 else key)
         if not isinstance(key, str) or not 0 < len(key) <= 128 or not flat:
             msg = (
-                f"{name}: metadata[{shown}]: keys are 1-128 characters; values "
+                f"metadata[{shown}]: keys are 1-128 characters; values "
                 "are strings, numbers, booleans or lists of strings."
             )
             raise JockeyInputError(msg)
@@ -293,13 +312,13 @@ def _metadata(name: str, metadata: Metadata) -> dict[str, Any]:
             )
             (key + sent).encode()
         except ValueError as exc:
-            msg = f"{name}: metadata[{shown}] cannot be sent ({exc})."
+            msg = f"metadata[{shown}] cannot be sent ({exc})."
             raise JockeyInputError(msg) from None
         # A string's characters; anything else (a list too) as JSON text.
         size = len(item) if isinstance(item, str) else len(sent)
         if size > _MAX_VALUE:
             what = "characters" if isinstance(item, str) else "characters as JSON"
-            msg = f"{name}: metadata[{shown}] is over {_MAX_VALUE:,} {what}."
+            msg = f"metadata[{shown}] is over {_MAX_VALUE:,} {what}."
             raise JockeyInputError(msg)
     return dict(value)
 
@@ -326,7 +345,7 @@ def open_file(path: Path) -> BinaryIO:
         os.close(fd)
         raise
     os.close(fd)
-    msg = f"{path}: not a regular file any more (it was replaced after the checks)."
+    msg = "not a regular file any more (it was replaced after the checks)."
     raise JockeyInputError(msg)
 
 
@@ -389,7 +408,7 @@ class Hashed:
         state = FileState.of(path)
         sha256 = sha256_file(path)
         if state.size != size or FileState.of(path) != state:
-            raise FileChangedError(f"{path}: the file changed while it was hashed.")
+            raise FileChangedError("the file changed while it was hashed.")
         return cls(path, sha256, state)
 
     def seed(self, offset: int) -> HASH | None:
@@ -409,20 +428,20 @@ class Hashed:
             and digest.hexdigest() != self.sha256
         ):
             msg = (
-                f"{self.path}: the file changed while it was uploaded (it is not "
-                "the file that was hashed); nothing was recorded for it. Add it "
-                "again once it is complete."
+                "the file changed while it was uploaded (it is not the file that "
+                "was hashed); nothing was recorded for it. Add it again once it "
+                "is complete."
             )
             raise FileChangedError(msg)
         if digest is not None:
             self._digest, self._end = digest, end
 
 
-def _read(file: BinaryIO, size: int, digest: HASH | None, path: Path) -> bytes:
+def _read(file: BinaryIO, size: int, digest: HASH | None) -> bytes:
     """The next `size` bytes of `file`, added to `digest`."""
     block = file.read(size)
     if not block:
-        raise FileChangedError(f"{path}: the file shrank while it was uploaded.")
+        raise FileChangedError("the file shrank while it was uploaded.")
     if digest is not None:
         digest.update(block)
     return block
@@ -470,7 +489,7 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
             yield self.prefix
             done, digest = 0, self._digest()
             while done < self.length:
-                block = _read(file, min(BLOCK, self.length - done), digest, self.path)
+                block = _read(file, min(BLOCK, self.length - done), digest)
                 done += len(block)
                 self.sent(done)
                 if done == self.length and self.hashed is not None:
@@ -490,7 +509,7 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
             done, digest = 0, self._digest()
             while done < self.length:
                 block = await asyncio.to_thread(
-                    _read, file, min(BLOCK, self.length - done), digest, self.path
+                    _read, file, min(BLOCK, self.length - done), digest
                 )
                 done += len(block)
                 self.sent(done)
