@@ -31,17 +31,15 @@ import secrets
 import stat
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 import httpx
 
 from langchain_jockey._media import SNIFF_BYTES, VIDEO_EXTENSIONS, duration, sniff
 from langchain_jockey.errors import JockeyInputError
-
-if TYPE_CHECKING:
-    from _hashlib import HASH
 
 __all__ = [
     "MAX_DURATION",
@@ -379,24 +377,33 @@ class FileState:
 
 
 class Hashed:
-    """A file's SHA-256, and its state when hashed; `check` holds what is sent to them.
+    """A file's SHA-256, and what `check` holds every byte sent to.
 
-    The streams that send the file's regions hash the bytes they read, going
-    on from where the last region sent in this run ended (`seed`). At the end
-    of each region, before its last bytes go (`check`): the file's state is
-    the one it was hashed in, and when every byte of the file went through
-    that hash, in order, it is the hash recorded. Otherwise the region fails
-    unsent with `FileChangedError`.
+    Read once (`of`): the file's SHA-256, its state, and the SHA-256 of each
+    `grain` of it (a power of two from 64 KiB to `BLOCK`, so that the file has
+    at most `_GRAINS` of them: 320 KB of digests for 10 GB). A stream that
+    sends a region of the file checks each grain it reads whole against its
+    digest before sending it (`check_grains`), in whatever order the regions
+    go (the parts of a multipart upload, several at once), and the file's
+    state at the end of the region before its last bytes go (`check`). So
+    the bytes sent are the bytes hashed: a changed byte fails the region
+    unsent with `FileChangedError`. Only a grain cut by a region's edge (a
+    part size that is no multiple of the grain: the API's are) is held to
+    the state alone.
 
     Attributes:
         path: The file.
         sha256: Its SHA-256 (hex), read before any byte was sent.
         state: Its state before it was hashed.
+        grain: The bytes each digest of `grains` covers.
+        grains: The SHA-256 of each grain, one after the other.
     """
 
-    def __init__(self, path: Path, sha256: str, state: FileState) -> None:
+    def __init__(
+        self, path: Path, sha256: str, state: FileState, grain: int, grains: bytes
+    ) -> None:
         self.path, self.sha256, self.state = path, sha256, state
-        self._digest, self._end = hashlib.sha256(), 0  # of bytes [0, _end) sent
+        self.grain, self.grains = grain, grains
 
     @classmethod
     def of(cls, path: Path, size: int) -> Hashed:
@@ -406,45 +413,110 @@ class Hashed:
             FileChangedError: its size is not `size`, or it changed meanwhile.
         """
         state = FileState.of(path)
-        sha256 = sha256_file(path)
+        grain = _GRAIN
+        while -(-size // grain) > _GRAINS and grain < BLOCK:
+            grain *= 2
+        digest, grains = hashlib.sha256(), bytearray()
+        with open_file(path) as file:
+            while block := file.read(BLOCK):
+                digest.update(block)
+                view = memoryview(block)
+                for at in range(0, len(block), grain):
+                    grains += hashlib.sha256(view[at : at + grain]).digest()
         if state.size != size or FileState.of(path) != state:
             raise FileChangedError("the file changed while it was hashed.")
-        return cls(path, sha256, state)
+        return cls(path, digest.hexdigest(), state, grain, bytes(grains))
 
-    def seed(self, offset: int) -> HASH | None:
-        """The hash to go on with for a region at `offset` (`None`: a gap before it)."""
-        return self._digest.copy() if offset == self._end else None
+    def check_grains(self, offset: int, block: bytes) -> None:
+        """Before `block` (read at `offset`) goes: is each whole grain of it as hashed?
 
-    def check(self, offset: int, length: int, digest: HASH | None) -> None:
+        Raises:
+            FileChangedError: one is not; the block is not sent.
+        """
+        view, grain = memoryview(block), self.grain
+        start = -(-offset // grain) * grain  # the first grain that begins in it
+        for at in range(start, offset + len(block), grain):
+            end = min(at + grain, self.state.size)
+            if end > offset + len(block):
+                return  # cut by the block's end: the next block holds it whole
+            index = at // grain
+            want = self.grains[32 * index : 32 * index + 32]
+            if hashlib.sha256(view[at - offset : end - offset]).digest() != want:
+                raise FileChangedError(_CHANGED)
+
+    def check(self) -> None:
         """At the end of a region, before its last bytes go: is the file as hashed?
 
         Raises:
-            FileChangedError: it is not; the region is not sent.
+            FileChangedError: its state changed; the region is not sent.
         """
-        end = offset + length
-        if FileState.of(self.path) != self.state or (
-            digest is not None
-            and end == self.state.size
-            and digest.hexdigest() != self.sha256
-        ):
-            msg = (
-                "the file changed while it was uploaded (it is not the file that "
-                "was hashed); nothing was recorded for it. Add it again once it "
-                "is complete."
-            )
-            raise FileChangedError(msg)
-        if digest is not None:
-            self._digest, self._end = digest, end
+        if FileState.of(self.path) != self.state:
+            raise FileChangedError(_CHANGED)
 
 
-def _read(file: BinaryIO, size: int, digest: HASH | None) -> bytes:
-    """The next `size` bytes of `file`, added to `digest`."""
+_GRAIN = 64 << 10  # the smallest grain `Hashed` keeps a digest of
+_GRAINS = 10_000  # grains of a file at most (BLOCK-sized ones past that)
+_CHANGED = (
+    "the file changed while it was uploaded (it is not the file that was "
+    "hashed); nothing was recorded for it. Add it again once it is complete."
+)
+
+
+def _block(
+    file: BinaryIO, at: int, size: int, hashed: Hashed | None, last: bool
+) -> bytes:
+    """The `size` bytes of `file` at `at`, checked against `hashed` (blocking).
+
+    `last`: the region's last block, after which the file's state is checked.
+    """
     block = file.read(size)
-    if not block:
+    if len(block) < size:
         raise FileChangedError("the file shrank while it was uploaded.")
-    if digest is not None:
-        digest.update(block)
+    if hashed is not None:
+        hashed.check_grains(at, block)
+        if last:
+            hashed.check()
     return block
+
+
+def _read(
+    file: BinaryIO,
+    at: int,
+    size: int,
+    hashed: Hashed | None,
+    last: bool,
+    *,
+    close: bool,
+) -> bytes:
+    """`_block`; with `close`, the file is closed after the last one, or a failure."""
+    try:
+        block = _block(file, at, size, hashed, last)
+    except BaseException:
+        if close:
+            file.close()
+        raise
+    if close and last:
+        file.close()
+    return block
+
+
+def _first(
+    path: Path,
+    at: int,
+    size: int,
+    hashed: Hashed | None,
+    last: bool,
+    *,
+    close: bool,
+) -> tuple[BinaryIO, bytes]:
+    """`path` opened at `at`, and its first block read (see `_read`)."""
+    file = open_file(path)
+    try:
+        file.seek(at)
+    except BaseException:
+        file.close()
+        raise
+    return file, _read(file, at, size, hashed, last, close=close)
 
 
 class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
@@ -453,7 +525,10 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
     Reads `BLOCK` bytes at a time, so memory does not grow with the file. Each
     iteration starts over (a retry re-sends it whole), and `sent(n)` is told
     how many of the file's bytes have gone so far. With `hashed`, the bytes
-    read are checked against the file's hash (`Hashed`).
+    read are checked against the file's hash (`Hashed`). The async iteration
+    reads in a worker thread, opening the file with its first block and
+    closing it with its last: a file of one block (most small videos) costs
+    one hop to a thread.
     """
 
     def __init__(  # noqa: PLR0917 - the region and its framing
@@ -469,32 +544,35 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         self.path, self.offset, self.length = path, offset, length
         self.sent, self.prefix, self.suffix = sent, prefix, suffix
         self.hashed = hashed
-        self._seed = None if hashed is None else hashed.seed(offset)
 
     @property
     def size(self) -> int:
         """The content length in bytes."""
         return len(self.prefix) + self.length + len(self.suffix)
 
-    def _digest(self) -> HASH | None:
-        return None if self._seed is None else self._seed.copy()
+    def _next(self, done: int) -> tuple[int, int, bool]:
+        """Where the block after `done` bytes is, its size, whether it is the last."""
+        size = min(BLOCK, self.length - done)
+        return self.offset + done, size, done + size == self.length
 
     def __iter__(self) -> Iterator[bytes]:
         """The content, read from disk."""
         if self.path is None:
             yield self.prefix + self.suffix
             return
-        with open_file(self.path) as file:
-            file.seek(self.offset)
+        at, size, last = self._next(0)
+        file, block = _first(self.path, at, size, self.hashed, last, close=False)
+        with closing(file):
             yield self.prefix
-            done, digest = 0, self._digest()
-            while done < self.length:
-                block = _read(file, min(BLOCK, self.length - done), digest)
+            done = 0
+            while True:
                 done += len(block)
                 self.sent(done)
-                if done == self.length and self.hashed is not None:
-                    self.hashed.check(self.offset, self.length, digest)
                 yield block
+                if last:
+                    break
+                at, size, last = self._next(done)
+                block = _read(file, at, size, self.hashed, last, close=False)
             yield self.suffix
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -502,25 +580,27 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         if self.path is None:
             yield self.prefix + self.suffix
             return
-        file = await asyncio.to_thread(open_file, self.path)
+        at, size, last = self._next(0)
+        file, block = await asyncio.to_thread(
+            _first, self.path, at, size, self.hashed, last, close=True
+        )
         try:
-            await asyncio.to_thread(file.seek, self.offset)
             yield self.prefix
-            done, digest = 0, self._digest()
-            while done < self.length:
-                block = await asyncio.to_thread(
-                    _read, file, min(BLOCK, self.length - done), digest
-                )
+            done = 0
+            while True:
                 done += len(block)
                 self.sent(done)
-                if done == self.length and self.hashed is not None:
-                    await asyncio.to_thread(
-                        self.hashed.check, self.offset, self.length, digest
-                    )
                 yield block
+                if last:
+                    break
+                at, size, last = self._next(done)
+                block = await asyncio.to_thread(
+                    _read, file, at, size, self.hashed, last, close=True
+                )
             yield self.suffix
         finally:
-            await asyncio.to_thread(file.close)
+            if not file.closed:  # stopped early: a read closes it at the end
+                await asyncio.to_thread(file.close)
 
 
 def form_stream(
