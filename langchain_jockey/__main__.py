@@ -46,6 +46,8 @@ __all__ = ["INTERRUPTED", "main"]
 
 INTERRUPTED = 130  # 128 + SIGINT: how shells report a command stopped by Ctrl-C
 _LISTED = 20  # names listed per kind of unfinished source, then "…and N more"
+# The emulator processes in seconds, not minutes: polled faster than the API.
+_EMULATED = {"poll_interval": 0.25}
 T = TypeVar("T")
 
 
@@ -116,7 +118,7 @@ def _connection() -> Iterator[tuple[dict[str, Any], bool]]:
             )
             raise JockeyInputError(msg)
         _say(f"No TWELVE_LABS_API_KEY: using the Jockey emulator at {url}.")
-        yield {"base_url": url, "api_key": DEMO_API_KEY}, False
+        yield {"base_url": url, "api_key": DEMO_API_KEY, **_EMULATED}, False
         return
     with Emulator() as emu:
         _say(
@@ -124,7 +126,7 @@ def _connection() -> Iterator[tuple[dict[str, Any], bool]]:
             f"command ({emu.base_url}); its stores end with it. Set "
             "TWELVE_LABS_API_KEY for the live API."
         )
-        yield {"base_url": emu.base_url, "api_key": emu.api_key}, True
+        yield {"base_url": emu.base_url, "api_key": emu.api_key, **_EMULATED}, True
 
 
 def _bars() -> bool:
