@@ -4,9 +4,12 @@
   extension), so bad input is refused before anything is uploaded.
 - `duration` reads an ISO-BMFF file's (MP4, MOV, 3GP, M4V, M4A) duration from
   `moov/mvhd`, seeking over the other boxes: `mdat`, which may be gigabytes, is
-  never read. `duration_from_head` does the same on the first bytes of a file,
-  which is enough when `moov` comes before `mdat`. Both are one box walker.
-- `sample_video` writes a tiny MP4 that both recognise, of any duration and size.
+  never read. `duration_from_head` does the same on the first bytes of a file
+  (enough when `moov` comes before `mdat`), and on its first and last bytes
+  (enough when a small `moov` ends the file, ffmpeg's default). Both are one
+  box walker.
+- `sample_video` writes a tiny MP4 that both recognise, of any duration and
+  size, with `moov` first or last.
 
 Nothing here raises on malformed input: what cannot be read is `None`.
 """
@@ -21,7 +24,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 __all__ = [
     "SNIFF_BYTES",
@@ -310,19 +313,67 @@ def duration(file: BinaryIO) -> float | None:
             file.seek(position)
 
 
-def duration_from_head(head: bytes) -> float | None:
-    """`duration` of a file of which only the first bytes are at hand.
+def duration_from_head(
+    head: bytes, tail: bytes = b"", size: int | None = None
+) -> float | None:
+    """`duration` of a file of which only the first (and last) bytes are at hand.
 
-    Enough when `moov` precedes `mdat` (a "fast start" file, or
+    The head is enough when `moov` precedes `mdat` (a "fast start" file, or
     `sample_video`'s): the `mvhd` at the start of `moov` must be within `head`.
+    With the file's last bytes too, a `moov` that ends the file (ffmpeg's
+    default layout) is read when it starts within `tail`. What lies between is
+    never needed: the walk seeks over `mdat`.
 
     Args:
         head: The first bytes of the file.
+        tail: The last bytes of the file (they may overlap `head`).
+        size: The file's size in bytes; required with `tail`.
 
     Returns:
-        Seconds, or `None` as for `duration`, and when `mvhd` is not in `head`.
+        Seconds, or `None` as for `duration`, and when `mvhd` is in neither piece.
     """
-    return duration(io.BytesIO(head))
+    if not tail or size is None:
+        return duration(io.BytesIO(head))
+    pieces = _Pieces(size, {0: head, size - len(tail): tail})
+    return duration(io.BufferedReader(pieces))
+
+
+class _Pieces(io.RawIOBase):
+    """A read-only file of `size` bytes of which only some pieces are known.
+
+    Bytes outside the pieces read as zeros: a box header there has size 0 and
+    no known type, so a walk that reaches one ends without a duration.
+    """
+
+    def __init__(self, size: int, pieces: dict[int, bytes]) -> None:
+        super().__init__()
+        self._size, self._pieces, self._at = size, pieces, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._at
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self._size}
+        self._at = max(0, base[whence] + offset)
+        return self._at
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        count = max(0, min(len(view), self._size - self._at))
+        view[:count] = bytes(count)
+        at = self._at
+        for start, data in self._pieces.items():
+            low, high = max(start, at), min(start + len(data), at + count)
+            if low < high:
+                view[low - at : high - at] = data[low - start : high - start]
+        self._at += count
+        return count
 
 
 # Sample files -------------------------------------------------------------------
@@ -336,17 +387,22 @@ def _box(kind: bytes, body: bytes) -> bytes:
 
 
 def sample_video(
-    path: str | os.PathLike[str], *, seconds: float = 30.0, size: int | None = None
+    path: str | os.PathLike[str],
+    *,
+    seconds: float = 30.0,
+    size: int | None = None,
+    faststart: bool = True,
 ) -> Path:
     """Write a tiny MP4 that `sniff` calls mp4 and whose `duration` is `seconds`.
 
     For tests and examples that need video files (a folder of them to ingest,
     a file of some exact size) without shipping any. The file is an `ftyp`
     box (brand `isom`), a `moov` holding one `mvhd` (timescale 1000) and an
-    `mdat` box, in that order, so `duration_from_head` reads it too. It has no
-    tracks: it passes a check of the container and its duration, not a
-    decoder. `mdat` starts with the file's name, so samples with different
-    names have different content (and content hashes).
+    `mdat` box, in that order, so `duration_from_head` reads it too; with
+    `faststart=False`, `moov` comes last, after `mdat`, as ffmpeg writes a file
+    by default. It has no tracks: it passes a check of the container and its
+    duration, not a decoder. `mdat` starts with the file's name, so samples
+    with different names have different content (and content hashes).
 
     With `size`, `mdat` is padded with zeros so that the file is exactly
     `size` bytes: the file is extended by truncation (sparse where the file
@@ -365,6 +421,7 @@ def sample_video(
             (`mvhd` version 1 beyond 2**32 ms).
         size: The exact size in bytes of the file, or `None` for the smallest
             one. At least the size of the boxes: 152 bytes (164 for `mvhd` v1).
+        faststart: `moov` before `mdat` (the default), else after it.
 
     Returns:
         `path`, as a `Path`.
@@ -382,19 +439,27 @@ def sample_video(
     # rate 1.0, volume 1.0, reserved, the identity matrix, pre_defined, next_track_ID
     mvhd += struct.pack(">IH10x9I24xI", 0x10000, 0x100, *_MATRIX, 1)
     ftyp = _box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2mp41")
-    prefix = ftyp + _box(b"moov", _box(b"mvhd", mvhd))
+    moov = _box(b"moov", _box(b"mvhd", mvhd))
+    boxes = len(ftyp) + len(moov)
     name = target.name.encode(errors="replace")
     if size is None:
-        size = len(prefix) + 8 + len(name)
-    room = size - len(prefix)  # mdat, header included
+        size = boxes + 8 + len(name)
+    room = size - boxes  # mdat, header included
     header = (
         struct.pack(">I4s", room, b"mdat")
         if room <= 0xFFFFFFFF
         else struct.pack(">I4sQ", 1, b"mdat", room)
     )
     if room < len(header):
-        raise ValueError(f"size must be at least {len(prefix) + 8} bytes, not {size}")
+        raise ValueError(f"size must be at least {boxes + 8} bytes, not {size}")
+    mdat = header + name[: room - len(header)]
     with target.open("wb") as out:
-        out.write(prefix + header + name[: room - len(header)])
-        out.truncate(size)
+        if faststart:
+            out.write(ftyp + moov + mdat)
+            out.truncate(size)
+        else:
+            out.write(ftyp + mdat)
+            out.truncate(size - len(moov))
+            out.seek(size - len(moov))
+            out.write(moov)
     return target

@@ -29,6 +29,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import closing
@@ -49,8 +50,12 @@ __all__ = [
     "FileState",
     "FileStream",
     "Hashed",
+    "Known",
+    "Recall",
     "Source",
+    "checked_metadata",
     "form_stream",
+    "item_metadata",
     "open_file",
     "sha256_file",
     "sources_of",
@@ -85,6 +90,9 @@ class Source:
         metadata: The item metadata to set (the user's, checked).
         error: Why a file found in a directory cannot be added: it fails alone
             (a path named explicitly raises instead).
+        state: The file's state when it was checked.
+        sha256: Its SHA-256 when the quick check knew it (`Known`): the file
+            was not opened.
     """
 
     name: str
@@ -94,6 +102,8 @@ class Source:
     mime: str
     metadata: dict[str, Any]
     error: str | None = None
+    state: FileState | None = None
+    sha256: str | None = None
 
     @property
     def filename(self) -> str:
@@ -106,11 +116,15 @@ class Source:
 def sources_of(
     items: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     metadata: Metadata = None,
+    recall: Recall | None = None,
 ) -> list[Source]:
     """Expand and check every source, before any I/O; every bad one in one error.
 
     A file found in a directory that fails a check does not raise: its
     `Source` carries the `error`, and it fails alone while the others go on.
+    With `recall` (the quick check), a file it knows in its present state
+    passed the checks in that state and is not opened: its container and hash
+    are the ones recalled.
 
     Raises:
         JockeyInputError: missing paths, empty or unsupported files, ones over
@@ -132,7 +146,7 @@ def sources_of(
             continue
         text = os.fspath(item)
         try:
-            found += _expand(text, metadata)
+            found += _expand(text, metadata, recall)
         except JockeyInputError as why:
             # A URL (which may hold spaces) and an odd name are named quoted.
             odd = _SCHEME.match(text) or not text.isprintable()
@@ -145,7 +159,7 @@ def sources_of(
     return found
 
 
-def _expand(text: str, metadata: Metadata) -> list[Source]:
+def _expand(text: str, metadata: Metadata, recall: Recall | None) -> list[Source]:
     """The sources `text` names; a `JockeyInputError` saying why (not naming it)."""
     if scheme := _SCHEME.match(text):
         return [_url(text, scheme.group(1).lower(), metadata)]
@@ -156,9 +170,9 @@ def _expand(text: str, metadata: Metadata) -> list[Source]:
             exts = ", ".join(sorted(VIDEO_EXTENSIONS))
             msg = f"the directory holds no media files ({exts})."
             raise JockeyInputError(msg)
-        return [_found(p, metadata) for p in files]
+        return [_found(p, metadata, recall) for p in files]
     if path.exists():
-        return [_file(path, text, metadata)]
+        return [_file(path, text, metadata, recall)]
     raise JockeyInputError("no such file or directory.")
 
 
@@ -201,13 +215,13 @@ def _media_files(root: Path) -> list[Path]:
     return sorted(files)
 
 
-def _found(path: Path, metadata: Metadata) -> Source:
+def _found(path: Path, metadata: Metadata, recall: Recall | None) -> Source:
     """A file of a directory: one that fails the checks fails alone, later.
 
     Its `error` says why, without its name: results name their source.
     """
     try:
-        return _file(path, str(path), metadata)
+        return _file(path, str(path), metadata, recall)
     except JockeyInputError as exc:
         return Source(str(path), path, None, 0, "", {}, str(exc))
 
@@ -252,10 +266,20 @@ def url_problem(text: str) -> str | None:
     return None
 
 
-def _file(path: Path, name: str, metadata: Metadata) -> Source:
-    if not path.is_file():
+def _file(path: Path, name: str, metadata: Metadata, recall: Recall | None) -> Source:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise JockeyInputError(f"cannot be read ({exc.strerror}).") from None
+    if not stat.S_ISREG(st.st_mode):
         raise JockeyInputError("not a regular file.")
-    size = path.stat().st_size
+    size, state = st.st_size, FileState.of_stat(st)
+    known = None if recall is None else recall(state)
+    if known is not None:  # checked in this state before: not opened again
+        meta = _metadata(name, metadata)
+        return Source(
+            name, path, None, size, known.mime, meta, None, state, known.sha256
+        )
     if size == 0:
         raise JockeyInputError("the file is empty.")
     if size > MAX_FILE_SIZE:
@@ -280,19 +304,48 @@ def _file(path: Path, name: str, metadata: Metadata) -> Source:
             f"to {MAX_DURATION / 3600:g} h."
         )
         raise JockeyInputError(msg)
-    return Source(name, path, None, size, container.mime, _metadata(name, metadata))
+    meta = _metadata(name, metadata)
+    return Source(name, path, None, size, container.mime, meta, None, state)
 
 
 def _metadata(name: str, metadata: Metadata) -> dict[str, Any]:
-    """The item metadata for `name`, checked against the API's rules."""
+    """The item metadata for `name`; an error saying why, not naming it."""
     value = metadata(name) if callable(metadata) else metadata
+    return _checked_metadata(value, _MAX_PAIRS - 1, _MAX_VALUE)  # 1 is the hash
+
+
+def item_metadata(name: str, value: object) -> dict[str, Any]:
+    """`value` as the metadata of the item of `name` (see `checked_metadata`)."""
+    return checked_metadata(name, value, _MAX_PAIRS - 1, _MAX_VALUE)  # 1 is the hash
+
+
+def checked_metadata(
+    name: str, value: object, pairs: int, longest: int
+) -> dict[str, Any]:
+    """`value` as metadata the API takes, or an error naming `name`.
+
+    At most `pairs` pairs; keys of 1-128 characters; values strings (of at
+    most `longest` characters), numbers, booleans or lists of strings (8,192
+    characters as JSON: ours). An item takes 50 pairs and strings to 8,192
+    characters, a store 10 pairs and strings to 2,048 (SDK 1.3.6).
+
+    Raises:
+        JockeyInputError: it is not a mapping, or breaks a rule.
+    """
+    try:
+        return _checked_metadata(value, pairs, longest)
+    except JockeyInputError as why:
+        raise JockeyInputError(f"{name}: {why}") from None
+
+
+def _checked_metadata(value: object, pairs: int, longest: int) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         msg = f"metadata must be a mapping, not {type(value).__name__}."
         raise JockeyInputError(msg)
-    if len(value) > _MAX_PAIRS - 1:  # one pair is ours: the content hash
-        raise JockeyInputError(f"metadata takes at most {_MAX_PAIRS - 1} pairs.")
+    if len(value) > pairs:
+        raise JockeyInputError(f"metadata takes at most {pairs} pairs.")
     for key, item in value.items():
         flat = isinstance(item, (str, int, float, bool)) or (
             isinstance(item, list) and all(isinstance(x, str) for x in item)
@@ -313,10 +366,12 @@ def _metadata(name: str, metadata: Metadata) -> dict[str, Any]:
             msg = f"metadata[{shown}] cannot be sent ({exc})."
             raise JockeyInputError(msg) from None
         # A string's characters; anything else (a list too) as JSON text.
-        size = len(item) if isinstance(item, str) else len(sent)
-        if size > _MAX_VALUE:
+        size, most = (
+            (len(item), longest) if isinstance(item, str) else (len(sent), _MAX_VALUE)
+        )
+        if size > most:
             what = "characters" if isinstance(item, str) else "characters as JSON"
-            msg = f"metadata[{shown}] is over {_MAX_VALUE:,} {what}."
+            msg = f"metadata[{shown}] is over {most:,} {what}."
             raise JockeyInputError(msg)
     return dict(value)
 
@@ -362,7 +417,12 @@ class FileChangedError(JockeyInputError):
 
 @dataclass(frozen=True)
 class FileState:
-    """What `stat` says of a file's version: size, modification time, inode."""
+    """What `stat` says of a file's version: size, modification time, inode, device.
+
+    The quick check, as rsync's: a file in the same state is taken to hold the
+    same bytes (a rewrite that restores the time is the exception, which
+    `add(verify=True)` catches).
+    """
 
     size: int
     mtime_ns: int
@@ -372,49 +432,93 @@ class FileState:
     @classmethod
     def of(cls, path: Path) -> FileState:
         """The state of `path` now."""
-        st = path.stat()
+        return cls.of_stat(path.stat())
+
+    @classmethod
+    def of_stat(cls, st: os.stat_result) -> FileState:
+        """The state `st` says."""
         return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+    @property
+    def key(self) -> str:
+        """The state as a name (for files named after it)."""
+        return f"{self.device}-{self.inode}-{self.size}-{self.mtime_ns}"
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the quick check knows of a file in one state (see `FileState`).
+
+    Attributes:
+        sha256: Its SHA-256 (hex).
+        mime: Its container's MIME type, as the checks found it.
+    """
+
+    sha256: str
+    mime: str
+
+
+Recall = Callable[[FileState], Known | None]
+"""The quick check: what is known of a file in a state, if anything."""
 
 
 class Hashed:
-    """A file's SHA-256, and what `check` holds every byte sent to.
+    """A file in the state it was checked in, its SHA-256, and what the bytes sent meet.
 
-    Read once (`of`): the file's SHA-256, its state, and the SHA-256 of each
-    `grain` of it (a power of two from 64 KiB to `BLOCK`, so that the file has
-    at most `_GRAINS` of them: 320 KB of digests for 10 GB). A stream that
-    sends a region of the file checks each grain it reads whole against its
-    digest before sending it (`check_grains`), in whatever order the regions
-    go (the parts of a multipart upload, several at once), and the file's
-    state at the end of the region before its last bytes go (`check`). So
-    the bytes sent are the bytes hashed: a changed byte fails the region
-    unsent with `FileChangedError`. Only a grain cut by a region's edge (a
-    part size that is no multiple of the grain: the API's are) is held to
-    the state alone.
+    The hash is known before any byte is sent (`expected`: remembered by the
+    quick check, or read in a pass of its own, `of`), or read from the bytes
+    as they are sent. The pass of its own also keeps the SHA-256 of each
+    `grain` of the file (a power of two from 64 KiB to `BLOCK`, so that the
+    file has at most `_GRAINS` of them: 320 KB of digests for 10 GB): a
+    stream sending a region checks each grain it reads whole against its
+    digest before it goes, in whatever order the regions go. Only a grain cut
+    by a region's edge (a part size that is no multiple of the grain: the
+    API's are) is held to the state alone.
+
+    Otherwise the bytes read to be sent feed one hash in the file's order
+    (`feed`). Regions sent at once (the parts of a multipart upload) each
+    feed it when their turn comes: a block read past the bytes hashed so far
+    first has the gap hashed, read again from the file (the page cache: its
+    part went, or goes, from another stream). So the file is hashed once,
+    while its parts go in parallel, and `finish` reads only what no stream
+    read (the parts a resumed upload sent in earlier runs). At the end of
+    each region, before its last bytes go (`check`): the file's state is the
+    one it was checked in, and once every byte went through the hash it is
+    the hash expected, or becomes the file's hash. Otherwise the region fails
+    unsent with `FileChangedError`. Streams on several threads share it (a
+    lock).
 
     Attributes:
         path: The file.
-        sha256: Its SHA-256 (hex), read before any byte was sent.
-        state: Its state before it was hashed.
+        state: Its state when it was checked.
+        expected: Its SHA-256 (hex), when known before any byte was sent.
         grain: The bytes each digest of `grains` covers.
-        grains: The SHA-256 of each grain, one after the other.
+        grains: The SHA-256 of each grain, one after the other (`of` only).
     """
 
     def __init__(
-        self, path: Path, sha256: str, state: FileState, grain: int, grains: bytes
+        self,
+        path: Path,
+        state: FileState,
+        expected: str | None = None,
+        grain: int = 0,
+        grains: bytes = b"",
     ) -> None:
-        self.path, self.sha256, self.state = path, sha256, state
+        self.path, self.state, self.expected = path, state, expected
         self.grain, self.grains = grain, grains
+        self._lock = threading.Lock()
+        self._digest, self._end = hashlib.sha256(), 0  # of bytes [0, _end)
+        self._read: str | None = None  # the hash of every byte, in order
 
     @classmethod
-    def of(cls, path: Path, size: int) -> Hashed:
-        """Hash `path`, of `size` bytes when it was checked (blocking).
+    def of(cls, path: Path, state: FileState) -> Hashed:
+        """Hash `path`, in `state` when it was checked, in a pass of its own (blocking).
 
         Raises:
-            FileChangedError: its size is not `size`, or it changed meanwhile.
+            FileChangedError: it is not in `state`, or it changed meanwhile.
         """
-        state = FileState.of(path)
         grain = _GRAIN
-        while -(-size // grain) > _GRAINS and grain < BLOCK:
+        while -(-state.size // grain) > _GRAINS and grain < BLOCK:
             grain *= 2
         digest, grains = hashlib.sha256(), bytearray()
         with open_file(path) as file:
@@ -423,16 +527,64 @@ class Hashed:
                 view = memoryview(block)
                 for at in range(0, len(block), grain):
                     grains += hashlib.sha256(view[at : at + grain]).digest()
-        if state.size != size or FileState.of(path) != state:
+        if FileState.of(path) != state:
             raise FileChangedError("the file changed while it was hashed.")
-        return cls(path, digest.hexdigest(), state, grain, bytes(grains))
+        return cls(path, state, digest.hexdigest(), grain, bytes(grains))
 
-    def check_grains(self, offset: int, block: bytes) -> None:
-        """Before `block` (read at `offset`) goes: is each whole grain of it as hashed?
+    @property
+    def sha256(self) -> str | None:
+        """The hash: expected, or of every byte sent; `None` until one is known."""
+        return self.expected or self._read
+
+    def finish(self) -> str:
+        """The hash; the bytes no stream read are read for it (blocking).
+
+        Those are the parts a resumed upload sent in earlier runs.
 
         Raises:
-            FileChangedError: one is not; the block is not sent.
+            FileChangedError: the file is not in its state, or changed meanwhile.
         """
+        if self.sha256 is not None:
+            return self.sha256
+        with self._lock:
+            self._catch_up(self.state.size)
+            sha256 = self._digest.hexdigest()
+        if FileState.of(self.path) != self.state:  # since it was checked
+            raise FileChangedError("the file changed while it was hashed.")
+        self._read = sha256
+        return sha256
+
+    def _catch_up(self, offset: int) -> None:
+        """Hash the bytes from `_end` to `offset`, read from the file (lock held)."""
+        if self._end >= offset:
+            return
+        with open_file(self.path) as file:
+            file.seek(self._end)
+            while self._end < offset:
+                block = file.read(min(BLOCK, offset - self._end))
+                if not block:
+                    raise FileChangedError("the file shrank while it was hashed.")
+                self._digest.update(block)
+                self._end += len(block)
+
+    def feed(self, offset: int, block: bytes) -> None:
+        """Before `block` (read at `offset`) goes: checked, or hashed in order.
+
+        Raises:
+            FileChangedError: a whole grain of it is not as hashed; it is not sent.
+        """
+        if self.grains:
+            self._check_grains(offset, block)
+            return
+        end = offset + len(block)
+        with self._lock:
+            if end <= self._end:  # hashed already (a retry)
+                return
+            self._catch_up(offset)
+            self._digest.update(memoryview(block)[self._end - offset :])
+            self._end = end
+
+    def _check_grains(self, offset: int, block: bytes) -> None:
         view, grain = memoryview(block), self.grain
         start = -(-offset // grain) * grain  # the first grain that begins in it
         for at in range(start, offset + len(block), grain):
@@ -445,13 +597,23 @@ class Hashed:
                 raise FileChangedError(_CHANGED)
 
     def check(self) -> None:
-        """At the end of a region, before its last bytes go: is the file as hashed?
+        """At the end of a region, before its last bytes go: is the file as checked?
 
         Raises:
-            FileChangedError: its state changed; the region is not sent.
+            FileChangedError: it is not; the region is not sent.
         """
         if FileState.of(self.path) != self.state:
             raise FileChangedError(_CHANGED)
+        if self.grains:
+            return
+        with self._lock:
+            if self._end != self.state.size:
+                return
+            sha256 = self._digest.hexdigest()
+        if self.expected not in (None, sha256):
+            raise FileChangedError(_CHANGED)
+        if self.expected is None:
+            self._read = sha256
 
 
 _GRAIN = 64 << 10  # the smallest grain `Hashed` keeps a digest of
@@ -465,15 +627,15 @@ _CHANGED = (
 def _block(
     file: BinaryIO, at: int, size: int, hashed: Hashed | None, last: bool
 ) -> bytes:
-    """The `size` bytes of `file` at `at`, checked against `hashed` (blocking).
+    """The `size` bytes of `file` at `at`, fed to `hashed` (blocking).
 
-    `last`: the region's last block, after which the file's state is checked.
+    `last`: the region's last block, after which the file is checked.
     """
     block = file.read(size)
     if len(block) < size:
         raise FileChangedError("the file shrank while it was uploaded.")
     if hashed is not None:
-        hashed.check_grains(at, block)
+        hashed.feed(at, block)
         if last:
             hashed.check()
     return block

@@ -36,7 +36,13 @@ from typing_extensions import is_typeddict
 
 from langchain_jockey.errors import JockeyInputError, warn
 
-__all__ = ["JockeyJsonParser", "response_format", "structured", "text_format"]
+__all__ = [
+    "JockeyJsonParser",
+    "enrichment_schema",
+    "response_format",
+    "structured",
+    "text_format",
+]
 
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 # Everything up to an unterminated string: text outside strings, and whole
@@ -92,7 +98,9 @@ def _rename_definitions(node: Any) -> Any:
     return node
 
 
-def _json_schema(schema: Any) -> tuple[str, dict[str, Any]]:
+def _json_schema(
+    schema: Any, taker: str = "with_structured_output"
+) -> tuple[str, dict[str, Any]]:
     """A title and a JSON schema for any schema form LangChain users pass."""
     if isinstance(schema, type) and issubclass(schema, pydantic.BaseModel):
         return schema.__name__, schema.model_json_schema()
@@ -106,10 +114,183 @@ def _json_schema(schema: Any) -> tuple[str, dict[str, Any]]:
             return str(converted.get("title") or "response"), converted
         return str(schema.get("title") or "response"), schema
     msg = (
-        "with_structured_output takes a Pydantic model (v2 or v1), a TypedDict or a "
+        f"{taker} takes a Pydantic model (v2 or v1), a TypedDict or a "
         f"JSON schema dict, not {schema!r}."
     )
     raise JockeyInputError(msg)
+
+
+# A knowledge store's enrichment schema: the keywords the platform takes, and
+# those it refuses that a generated schema carries as annotations only (SDK
+# `types/enrichment_config_json_schema.py`; docs/protocol.md).
+_ENRICH_KEYWORDS = frozenset(
+    {
+        "type",
+        "title",
+        "description",
+        "enum",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "prefixItems",
+        "minItems",
+        "maxItems",
+        "minimum",
+        "maximum",
+        "format",
+    }
+)
+_ENRICH_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean"})
+_ANNOTATIONS = frozenset(
+    {
+        "default",
+        "examples",
+        "readOnly",
+        "writeOnly",
+        "$schema",
+        "$comment",
+        "$defs",
+        "definitions",
+    }
+)
+
+
+def enrichment_schema(schema: Any) -> dict[str, Any]:
+    """The JSON schema a knowledge store's enrichment takes, from any schema form.
+
+    Takes what `with_structured_output` takes (a Pydantic model class, v2 or
+    v1, a TypedDict, a JSON schema dict) and writes it as the platform reads
+    it: `$ref`s inlined, annotations dropped (`default`, `examples`,
+    `readOnly`, `writeOnly`, `$schema`, `$comment`), an optional field
+    (`anyOf` with `null`) as its one type, and `const` as a one-value `enum`.
+    What is left is checked against the platform's rules: an object at the
+    root, a `description` on every property, nested ones too, and only the
+    keywords it takes (docs/protocol.md, "Knowledge stores").
+
+    Raises:
+        JockeyInputError: another form, or a schema the platform would refuse
+            (it answers 422); the message says where.
+    """
+    _, raw = _json_schema(schema, "enrichment")
+    defs = {
+        name: node
+        for key in ("definitions", "$defs")
+        if isinstance(raw.get(key), dict)
+        for name, node in raw[key].items()
+    }
+    found = _enrich_node(raw, defs, "", frozenset())
+    if found.get("type") != "object" or not isinstance(found.get("properties"), dict):
+        msg = "enrichment: the schema's root is an object with properties."
+        raise JockeyInputError(msg)
+    try:
+        json.dumps(found, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        msg = f"enrichment: the schema cannot be sent as JSON ({exc})."
+        raise JockeyInputError(msg) from None
+    return found
+
+
+def _enrich_bad(where: str, why: str) -> JockeyInputError:
+    """An error at `where`: a dotted path of property names ("" is the root)."""
+    at = f"property {where!r}" if where else "the schema"
+    return JockeyInputError(f"enrichment: {at}: {why}.")
+
+
+def _enrich_node(
+    node: Any, defs: dict[str, Any], where: str, seen: frozenset[str]
+) -> dict[str, Any]:
+    """One schema node as the platform takes it (see `enrichment_schema`)."""
+    if not isinstance(node, dict):
+        raise _enrich_bad(where, "a schema is a JSON object")
+    node, seen = _enrich_plain(node, defs, where, seen)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _ANNOTATIONS:
+            continue
+        if key not in _ENRICH_KEYWORDS:
+            taken = ", ".join(sorted(_ENRICH_KEYWORDS))
+            raise _enrich_bad(
+                where, f"{key!r} is not a keyword the platform takes ({taken})"
+            )
+        if key == "properties":
+            if not isinstance(value, dict):
+                raise _enrich_bad(where, "'properties' is an object")
+            out[key] = {}
+            for name, sub in value.items():
+                inner = f"{where}.{name}" if where else str(name)
+                prop = _enrich_node(sub, defs, inner, seen)
+                if (
+                    not isinstance(prop.get("description"), str)
+                    or not prop["description"]
+                ):
+                    why = (
+                        "has no description; the platform needs one on every property "
+                        "(in Pydantic: Field(description=...))"
+                    )
+                    raise _enrich_bad(inner, why)
+                out[key][name] = prop
+        elif key == "items":
+            out[key] = _enrich_node(value, defs, f"{where}[]", seen)
+        elif key == "prefixItems":
+            if not isinstance(value, list):
+                raise _enrich_bad(where, "'prefixItems' is a list of schemas")
+            out[key] = [_enrich_node(v, defs, f"{where}[]", seen) for v in value]
+        elif key == "type" and (
+            not isinstance(value, str) or value not in _ENRICH_TYPES
+        ):
+            kinds = ", ".join(sorted(_ENRICH_TYPES))
+            raise _enrich_bad(where, f"'type' is one of {kinds} (no null, no lists)")
+        elif key == "additionalProperties" and not isinstance(value, bool):
+            raise _enrich_bad(where, "'additionalProperties' is true or false")
+        else:
+            out[key] = value
+    return out
+
+
+def _enrich_plain(
+    node: dict[str, Any], defs: dict[str, Any], where: str, seen: frozenset[str]
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """`node` without a `$ref`, a one-branch `allOf`, a nullable `anyOf` or `const`.
+
+    Also the definitions `seen` on the way down, so that a recursive one is found.
+    """
+    while True:
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            name = ref.rsplit("/", 1)[-1]
+            if name not in defs or not ref.startswith(("#/$defs/", "#/definitions/")):
+                raise _enrich_bad(where, f"{ref!r} names no definition of the schema")
+            if name in seen:
+                raise _enrich_bad(
+                    where,
+                    f"{name!r} contains itself; the platform takes no recursive schema",
+                )
+            seen |= {name}
+            rest = {k: v for k, v in node.items() if k != "$ref"}
+            node = {**defs[name], **rest}
+            continue
+        for key in ("anyOf", "oneOf", "allOf"):
+            branches = node.get(key)
+            if isinstance(branches, list):
+                kept = [b for b in branches if b != {"type": "null"}]
+                if len(kept) != 1 or not isinstance(kept[0], dict):
+                    raise _enrich_bad(
+                        where, f"{key!r} is not taken (one type per field)"
+                    )
+                rest = {k: v for k, v in node.items() if k != key}
+                node = {**kept[0], **rest}
+                break
+        else:
+            break
+    kinds = node.get("type")
+    if isinstance(kinds, list) and len([k for k in kinds if k != "null"]) == 1:
+        node = {**node, "type": next(k for k in kinds if k != "null")}
+    if "const" in node:
+        node = {k: v for k, v in node.items() if k != "const"} | {
+            "enum": [node["const"]]
+        }
+    return node, seen
 
 
 def response_format(schema: Any, *, strict: bool | None = None) -> dict[str, Any]:

@@ -16,10 +16,11 @@ added is written once, in `_ingest.py`; this module runs it, sync or async.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from contextlib import closing
@@ -64,8 +65,10 @@ from langchain_jockey._ingest import (
     text,
 )
 from langchain_jockey._progress import progress_bar
-from langchain_jockey._sources import Metadata, sources_of
-from langchain_jockey.errors import JockeyIngestError, JockeyInputError
+from langchain_jockey._sources import Metadata, checked_metadata, sources_of
+from langchain_jockey._state import StateLog
+from langchain_jockey._structured import enrichment_schema
+from langchain_jockey.errors import JockeyIngestError, JockeyInputError, warn
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -79,6 +82,10 @@ __all__ = ["AddResult", "IngestEvent", "KnowledgeStore", "StoreInfo", "StoreItem
 T = TypeVar("T")
 _THREADS = 256  # sources of one sync add running at once, at most
 Sources = str | PathLike[str] | Iterable[str | PathLike[str]]
+Enrichment = str | Mapping[str, Any] | type[Any] | None
+"""A store's enrichment: a description of what to extract, or a JSON schema (a
+dict, or a Pydantic model class or TypedDict, as `with_structured_output` takes)."""
+_STORE_PAIRS, _STORE_VALUE = 10, 2048  # store metadata (SDK 1.3.6 knowledge_stores)
 
 
 def _state_dir() -> Path:
@@ -99,20 +106,27 @@ async def _aunwatched(call: Watch) -> Any:
 
 @dataclass(frozen=True)
 class StoreInfo:
-    """A knowledge store's name and items.
+    """A knowledge store's name, settings and items.
 
     Attributes:
         knowledge_store_id: Its id (`ks_…`).
         name: Its name.
         description: Its description.
         counts: Items by status (`queued`, `pending`, `processing`, `ready`,
-            `failed`), counted from the item list: the API gives one total.
+            `failed`), counted from the item list: the API gives one total
+            (empty in `KnowledgeStore.stores()`, which reads no items).
+        metadata: The store's own metadata.
+        enrichment: What the platform extracts from each video, set when the
+            store was made: a description (`str`), a JSON schema (`dict`), or
+            `None`.
     """
 
     knowledge_store_id: str
     name: str
     description: str
     counts: dict[str, int] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    enrichment: str | dict[str, Any] | None = None
 
     @property
     def item_count(self) -> int:
@@ -206,33 +220,99 @@ class KnowledgeStore(JockeyConnection):
     _claims: Claims = PrivateAttr(default_factory=Claims)
 
     state_dir: Path = Field(default_factory=_state_dir)
-    """Where uploads under way are recorded, so that a new run resumes them.
-    Default: `$XDG_CACHE_HOME/langchain-jockey/uploads` (`~/.cache/…`)."""
+    """Where uploads under way are recorded, so that a new run resumes them, with
+    the hashes of the files hashed (an unchanged file is not read again) and the
+    locks that keep processes of this machine from adding the same content at
+    once. Default: `$XDG_CACHE_HOME/langchain-jockey/uploads` (`~/.cache/…`)."""
 
     # -- making and opening -----------------------------------------------------
 
     @classmethod
     def create(
-        cls, name: str, *, description: str | None = None, **kwargs: Any
+        cls,
+        name: str,
+        *,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        enrichment: Enrichment = None,
+        **kwargs: Any,
     ) -> Self:
-        """Create a new knowledge store; `kwargs` are the connection settings."""
+        """Create a new knowledge store; `kwargs` are the connection settings.
+
+        Args:
+            name: Its name (several stores may share one: see `find`).
+            description: Its description.
+            metadata: Its own metadata: up to 10 pairs, strings up to 2,048
+                characters, numbers, booleans or lists of strings.
+            enrichment: What the platform extracts from every video added,
+                fixed once the store is made: a description of it in words,
+                or a JSON schema (a dict, or a Pydantic model class or
+                TypedDict, as `with_structured_output` takes), written as the
+                platform takes it (`$ref`s inlined, annotations dropped).
+            **kwargs: The connection settings (`api_key`, `base_url`, …).
+
+        Raises:
+            JockeyInputError: a bad argument (an enrichment schema the
+                platform would refuse, metadata over its limits), before any
+                request.
+        """
         store = cls(**kwargs)
-        store.knowledge_store_id = store._drive(_create(name, description))
+        flow = _create(name, description, metadata, enrichment)
+        store.knowledge_store_id = store._drive(flow)
         return store
 
     @classmethod
     async def acreate(
-        cls, name: str, *, description: str | None = None, **kwargs: Any
+        cls,
+        name: str,
+        *,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        enrichment: Enrichment = None,
+        **kwargs: Any,
     ) -> Self:
         """Async twin of `create`."""
         store = cls(**kwargs)
-        store.knowledge_store_id = await store._adrive(_create(name, description))
+        flow = _create(name, description, metadata, enrichment)
+        store.knowledge_store_id = await store._adrive(flow)
         return store
+
+    @classmethod
+    def find(cls, name: str, **kwargs: Any) -> list[str]:
+        """The ids of the stores named `name`, as the API lists them (newest first).
+
+        `kwargs` are the connection settings. Names are not unique: a store
+        made twice under one name is found twice.
+        """
+        finder = cls(**kwargs)
+        return finder._drive(_named(name))
+
+    @classmethod
+    async def afind(cls, name: str, **kwargs: Any) -> list[str]:
+        """Async twin of `find`."""
+        finder = cls(**kwargs)
+        return await finder._adrive(_named(name))
+
+    @classmethod
+    def stores(cls, **kwargs: Any) -> list[StoreInfo]:
+        """The account's knowledge stores, newest first; `kwargs`: connection settings.
+
+        Their `counts` are empty: a listing does not read each store's items
+        (`info()` does).
+        """
+        connection = cls(**kwargs)
+        return connection._drive(_stores())
+
+    @classmethod
+    async def astores(cls, **kwargs: Any) -> list[StoreInfo]:
+        """Async twin of `stores`."""
+        connection = cls(**kwargs)
+        return await connection._adrive(_stores())
 
     # -- reading and removing -----------------------------------------------------
 
     def info(self) -> StoreInfo:
-        """The store's name, description and item counts by status."""
+        """The store's name, description, metadata, enrichment and item counts."""
         return self._drive(_info(self._path))
 
     async def ainfo(self) -> StoreInfo:
@@ -273,8 +353,20 @@ class KnowledgeStore(JockeyConnection):
         wait: bool = True,
         show_progress: bool = False,
         on_progress: Callable[[IngestEvent], None] | None = None,
+        replace: bool = False,
+        verify: bool = False,
     ) -> list[AddResult]:
         """Upload and index files, directories (their media files) and URLs.
+
+        Content the store already holds is not uploaded again. When its item
+        has other metadata than `metadata` gives, the store keeps it, with a
+        warning, and the result's `previous_metadata` says so; with `replace`,
+        the same asset is added again as a new item with the new metadata (an
+        item cannot be updated), and the old item is removed once the new one
+        is `ready`.
+
+        A file hashed before and unchanged since (same device, inode, size and
+        modification time, remembered in `state_dir`) is not read again.
 
         Args:
             sources: A path or URL, or several.
@@ -283,6 +375,9 @@ class KnowledgeStore(JockeyConnection):
             wait: Wait until every item is `ready` or `failed`.
             show_progress: Draw progress bars (needs `tqdm`).
             on_progress: Called with an `IngestEvent` at every step.
+            replace: Replace the items whose metadata differs (needs `wait`).
+            verify: Read and hash every file again, unchanged or not (a file
+                rewritten with its modification time restored is found).
 
         Returns:
             One `AddResult` per source (a directory's files each), in order.
@@ -292,7 +387,14 @@ class KnowledgeStore(JockeyConnection):
             JockeyIngestError: after every source finished, when any failed.
             JockeyError: when the store cannot be read (a bad key, no such store).
         """
-        ctx, found = self._context(sources, metadata, wait, on_progress)
+        ctx, found = self._context(
+            sources,
+            metadata=metadata,
+            wait=wait,
+            on_progress=on_progress,
+            replace=replace,
+            verify=verify,
+        )
         with progress_bar(ctx.progress, show_progress):
             ctx.existing = self._drive(existing_flow(self._path))
             watcher = Watcher(ctx)
@@ -328,10 +430,20 @@ class KnowledgeStore(JockeyConnection):
         wait: bool = True,
         show_progress: bool = False,
         on_progress: Callable[[IngestEvent], None] | None = None,
+        replace: bool = False,
+        verify: bool = False,
     ) -> list[AddResult]:
         """Async twin of `add`."""
-        ctx, found = await asyncio.to_thread(  # reads every file's first bytes
-            self._context, sources, metadata, wait, on_progress
+        ctx, found = await asyncio.to_thread(  # reads every new file's first bytes
+            functools.partial(
+                self._context,
+                sources,
+                metadata=metadata,
+                wait=wait,
+                on_progress=on_progress,
+                replace=replace,
+                verify=verify,
+            )
         )
         with progress_bar(ctx.progress, show_progress):
             ctx.existing = await self._adrive(existing_flow(self._path))
@@ -355,20 +467,34 @@ class KnowledgeStore(JockeyConnection):
     def _context(
         self,
         sources: Sources,
+        *,
         metadata: Metadata,
         wait: bool,
         on_progress: Callable[[IngestEvent], None] | None,
+        replace: bool,
+        verify: bool,
     ) -> tuple[Context, list[Any]]:
         path = self._path  # no store: an error before anything else
-        found = sources_of(sources, metadata)
+        if replace and not wait:
+            msg = (
+                "add(replace=True) removes an old item once its new one is ready, "
+                "so it waits: pass wait=True."
+            )
+            raise JockeyInputError(msg)
+        records = StateLog(self.state_dir)
+        records.read()
+        found = sources_of(sources, metadata, None if verify else records.recall)
         journal = Journal(self.state_dir, f"{self.base_url} {self.knowledge_store_id}")
         journal.check()  # before any upload: else orphan assets and upload sessions
+        self._claims.enter(found)
         ctx = Context(
             path,
             Progress(found, on_progress, self._server_text),
             journal,
+            records,
             self._claims,
             self._claims.clock(),  # before the store is listed
+            verify=verify,
             multipart_threshold=self.multipart_threshold,
             part_concurrency=self.part_concurrency,
             wait=wait,
@@ -376,6 +502,7 @@ class KnowledgeStore(JockeyConnection):
             item_poll=self.poll_interval or ITEM_POLL,
             wait_timeout=self.wait_timeout,
             clean=self._server_text,
+            replace=replace,
         )
         return ctx, found
 
@@ -610,25 +737,99 @@ def _checked(outcomes: Sequence[AddResult | BaseException]) -> list[AddResult]:
         if isinstance(outcome, BaseException):
             raise outcome
         results.append(outcome)
+    _warn_kept(results)
     if any(not r.ok for r in results):
         raise JockeyIngestError.of(results)
     return results
+
+
+def _warn_kept(results: Sequence[AddResult]) -> None:
+    """Warn about the sources whose item kept other metadata than was given."""
+    kept = [
+        r.source
+        for r in results
+        if r.ok and r.previous_metadata is not None and r.replaced_item_id is None
+    ]
+    if kept:
+        shown = JockeyIngestError.SHOWN
+        listed = ", ".join(kept[:shown]) + (
+            f", …and {len(kept) - shown:,} more" if len(kept) > shown else ""
+        )
+        warn(
+            f"The store already held {len(kept):,} of these with other metadata, "
+            f"and kept it: {listed}. Their results' previous_metadata says what "
+            "it is; add(..., replace=True) replaces it."
+        )
 
 
 def _one(call: Call) -> Generator[Call, Any, Any]:
     return (yield call)
 
 
-def _create(name: str, description: str | None) -> Generator[Call, Any, str]:
+def enrichment_of(enrichment: Enrichment) -> str | dict[str, Any] | None:
+    """An enrichment as the platform takes it, and as `StoreInfo` reports it.
+
+    A description stays as it is; a schema is `enrichment_schema`'s.
+
+    Raises:
+        JockeyInputError: an empty description, or a schema the platform
+            would refuse.
+    """
+    if enrichment is None:
+        return None
+    if isinstance(enrichment, str):
+        if not enrichment.strip():
+            msg = "enrichment: a description of what to extract, not an empty string."
+            raise JockeyInputError(msg)
+        return enrichment
+    return enrichment_schema(enrichment)
+
+
+def _create(
+    name: str,
+    description: str | None,
+    metadata: Mapping[str, Any] | None,
+    enrichment: Enrichment,
+) -> Generator[Call, Any, str]:
     if not isinstance(name, str) or not name.strip():
         raise JockeyInputError("A knowledge store needs a name.")
-    body = (
-        {"name": name}
-        if description is None
-        else {"name": name, "description": description}
-    )
+    if description is not None and not isinstance(description, str):
+        msg = f"description is a string, not {type(description).__name__}."
+        raise JockeyInputError(msg)
+    body: dict[str, Any] = {"name": name}
+    if description is not None:
+        body["description"] = description
+    if metadata is not None:
+        where = f"knowledge store {name!r}"
+        body["metadata"] = checked_metadata(where, metadata, _STORE_PAIRS, _STORE_VALUE)
+    config = enrichment_of(enrichment)
+    if config is not None:
+        kind = "description" if isinstance(config, str) else "json_schema"
+        body["ingestion_config"] = {"enrichment_config": {"type": kind, kind: config}}
     made = yield Api("POST", "knowledge-stores", body, creates=True)
     return text(made, "_id", "the new knowledge store")
+
+
+def _named(name: str) -> Generator[Call, Any, list[str]]:
+    stores = yield from _stores()
+    return [s.knowledge_store_id for s in stores if s.name == name]
+
+
+def _stores() -> Generator[Call, Any, list[StoreInfo]]:
+    return [_store_info(raw, {}) for raw in (yield from pages("knowledge-stores"))]
+
+
+def _store_info(raw: dict[str, Any], counts: dict[str, int]) -> StoreInfo:
+    """A store as the API describes it, with its `counts` by status."""
+    metadata = raw.get("metadata")
+    return StoreInfo(
+        text(raw, "_id", "a knowledge store"),
+        str(raw.get("name", "")),
+        str(raw.get("description") or ""),
+        counts,
+        dict(metadata) if isinstance(metadata, dict) else {},
+        _enrichment(raw.get("ingestion_config")),
+    )
 
 
 def _items(path: str) -> Generator[Call, Any, list[StoreItem]]:
@@ -638,9 +839,16 @@ def _items(path: str) -> Generator[Call, Any, list[StoreItem]]:
 def _info(path: str) -> Generator[Call, Any, StoreInfo]:
     raw = obj((yield Api("GET", path)), "the knowledge store")
     items = yield from _items(path)
-    return StoreInfo(
-        text(raw, "_id", "the knowledge store"),
-        str(raw.get("name", "")),
-        str(raw.get("description") or ""),
-        dict(Counter(i.status for i in items)),
+    return _store_info(raw, dict(Counter(i.status for i in items)))
+
+
+def _enrichment(config: object) -> str | dict[str, Any] | None:
+    """The enrichment of a store's `ingestion_config`: its description or schema."""
+    found = config.get("enrichment_config") if isinstance(config, dict) else None
+    kind = found.get("type") if isinstance(found, dict) else None
+    value = (
+        found.get(kind) if isinstance(found, dict) and isinstance(kind, str) else None
     )
+    if (kind, type(value)) in (("description", str), ("json_schema", dict)):
+        return cast("str | dict[str, Any]", value)
+    return None

@@ -6,17 +6,46 @@
   with a fresh one per test (fault counters and request logs start empty).
 - `llm`: a ChatJockey on that emulator.
 
+For the whole run, `XDG_DATA_HOME` and `LANGCHAIN_JOCKEY_LIBRARY` name a
+temporary directory, so the keyless tools' library (and any emulator they
+start on it, stopped at the end) is never in the home directory.
+
 Helpers tests import (`run`, `merged`, the scripted server) are in `support.py`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from langchain_jockey import ChatJockey
 from langchain_jockey.emulator import Emulator
+from langchain_jockey.emulator._home import LIBRARY_ENV, stop
+
+_DATA_HOME = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the run's data (the keyless library) in a temporary directory."""
+    home = Path(tempfile.mkdtemp(prefix="jockey-test-data-"))
+    config.stash[_DATA_HOME] = home
+    os.environ["XDG_DATA_HOME"] = str(home)
+    os.environ[LIBRARY_ENV] = str(home / "langchain-jockey" / "library")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the library's emulator if a test started one, and remove the data."""
+    home = config.stash.get(_DATA_HOME, None)
+    if home is not None:
+        with contextlib.suppress(RuntimeError, TimeoutError):
+            stop(home / "langchain-jockey" / "library")
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(params=["sync", "async"])

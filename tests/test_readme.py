@@ -26,6 +26,9 @@ def test_readme_quickstart_has_exactly_two_commands() -> None:
     assert "examples/quickstart.py" in main
     assert "pytest" in tests
     assert (ROOT / "examples" / "quickstart.py").exists()
+    # What pip cannot install (Chromium, PostgreSQL) is provisioned first.
+    assert tests.startswith("bash tests/provision.sh && ")
+    assert (ROOT / "tests" / "provision.sh").exists()
 
 
 def test_ci_runs_the_readme_test_command_verbatim() -> None:

@@ -12,7 +12,11 @@ add). Use it in-process::
     with Emulator() as emu:
         llm = ChatJockey(**emu.chat_kwargs())
 
-or as a server: `python -m langchain_jockey.emulator --port 8600`. Sessions can
+or as a server: `python -m langchain_jockey.emulator --port 8600`. With a data
+directory (`data_dir=`, `--data-dir`) its stores, items, assets and uploaded
+files survive a restart; one emulator serves a directory at a time. The keyless
+tools share one, the library (`library_dir()`, served by `serve_library()`).
+Sessions can
 be ended under a conversation, as a restart of the real server would:
 `session_ttl` (`--session-ttl`), `Emulator.expire_sessions()`, or
 `POST /emulator/sessions/expire` with an accepted key. For agents
@@ -33,6 +37,13 @@ from its title, description and transcript; with only a file name, its title.
 
 from langchain_jockey._media import sample_video
 from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
+from langchain_jockey.emulator._home import (
+    EmulatorBusyError,
+    Served,
+    library_dir,
+    serve_library,
+)
+from langchain_jockey.emulator._home import stop as stop_library
 from langchain_jockey.emulator._planner import ScriptedPlanner
 from langchain_jockey.emulator._runner import Emulator, spawn
 from langchain_jockey.emulator._server import (
@@ -52,11 +63,16 @@ __all__ = [
     "LENGTH_HEADER",
     "STORES",
     "Emulator",
+    "EmulatorBusyError",
     "EmulatorConfig",
     "EmulatorServer",
     "Fault",
     "ReceivedRequest",
     "ScriptedPlanner",
+    "Served",
+    "library_dir",
     "sample_video",
+    "serve_library",
     "spawn",
+    "stop_library",
 ]

@@ -4,15 +4,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import re
+import signal
 import sys
+from pathlib import Path
 
 from langchain_jockey.emulator._faults import Fault
+from langchain_jockey.emulator._home import EmulatorBusyError, library_dir, stop
+from langchain_jockey.emulator._persist import DEFAULT_MAX_DISK
 from langchain_jockey.emulator._server import (
     DEMO_API_KEY,
     EmulatorConfig,
     EmulatorServer,
 )
 from langchain_jockey.emulator._store import STORES
+
+_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_IDLE_CHECK = 1.0  # seconds between looks at how long the emulator has been idle
+
+
+def _size(text: str) -> int:
+    """`20G`, `500M`, `1.5T`, `100000`: bytes (decimal units, an optional B)."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*", text.upper())
+    if found is None:
+        msg = f"{text!r} is not a size: bytes, or a number and K, M, G or T"
+        raise argparse.ArgumentTypeError(msg)
+    return int(float(found[1]) * _UNITS[found[2]])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,7 +148,53 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="a server-wide fault, e.g. 'drop_after=5' (repeatable)",
     )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep stores, items, assets and uploaded files in DIR across "
+        "restarts (default: all in memory)",
+    )
+    where.add_argument(
+        "--library",
+        action="store_true",
+        help=f"keep them in the keyless tools' library ({library_dir()})",
+    )
+    p.add_argument(
+        "--max-disk",
+        type=_size,
+        default=DEFAULT_MAX_DISK,
+        metavar="SIZE",
+        help="with a data dir, the most bytes of uploaded files it holds, e.g. "
+        "500M or 1T; past it an upload gets 413 (default 20G)",
+    )
+    p.add_argument(
+        "--idle-exit",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop after S seconds without a request (default: never)",
+    )
+    p.add_argument(
+        "--stop",
+        action="store_true",
+        help="stop the emulator (the process) serving the data dir (default: the "
+        "library) and exit",
+    )
     return p
+
+
+def _stop(root: Path) -> None:
+    """`--stop`: stop the emulator serving `root`, and say so."""
+    try:
+        pid = stop(root)
+    except TimeoutError as exc:
+        sys.exit(f"{exc}")
+    if pid is None:
+        print(f"No emulator serves {root}.")
+    else:
+        print(f"Stopped the emulator (pid {pid}) serving {root}.")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -145,6 +209,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.rate_limit:
         count, _, window = args.rate_limit.partition("/")
         rate_limit, rate_window = int(count), float(window or 60)
+    data_dir = library_dir() if args.library else args.data_dir
+    if args.stop:
+        _stop(data_dir or library_dir())
+        return
     config = EmulatorConfig(
         api_keys=tuple(args.api_keys or (DEMO_API_KEY,)),
         first_token_delay=args.first_token_delay,
@@ -163,13 +231,16 @@ def main(argv: list[str] | None = None) -> None:
         fail_processing=tuple(args.fail_processing),
         session_ttl=args.session_ttl,
         request_log=0,  # nobody reads it here: keep none
+        data_dir=data_dir,
+        max_disk=args.max_disk,
     )
 
     async def serve() -> None:
         server = EmulatorServer(config)
         host, port = await server.start(args.host, args.port)
+        shown = f"[{host}]" if ":" in host else host
         print(
-            f"Jockey emulator on http://{host}:{port}/v1.3 "
+            f"Jockey emulator on http://{shown}:{port}/v1.3 "
             f"(x-api-key: {config.api_keys[0]})",
             flush=True,
         )
@@ -179,8 +250,19 @@ def main(argv: list[str] | None = None) -> None:
                 f"{len(store.videos)} videos",
                 flush=True,
             )
+        if data_dir is not None:
+            print(f"  data directory: {data_dir}", flush=True)
+        stopping = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not Windows
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
         try:
-            await asyncio.Event().wait()
+            while not stopping.is_set():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), _IDLE_CHECK)
+                idle = server.idle_for()
+                if args.idle_exit is not None and idle >= args.idle_exit:
+                    print(f"Stopping: no request for {idle:.0f} s.", flush=True)
+                    break
         finally:
             await server.aclose()
 
@@ -188,6 +270,10 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(serve())
     except KeyboardInterrupt:
         sys.exit(0)
+    except EmulatorBusyError as exc:
+        sys.exit(f"{exc}")
+    except Exception as exc:  # noqa: BLE001 - a port taken, a data dir unusable…
+        sys.exit(f"The emulator did not start: {type(exc).__name__}: {exc}")
 
 
 if __name__ == "__main__":

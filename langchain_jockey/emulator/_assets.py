@@ -1,9 +1,13 @@
 """Assets and multipart uploads, as the API keeps them (docs/protocol.md).
 
-The emulator keeps what an asset is, never its bytes: its size, its first
-bytes (`_media.SNIFF_BYTES`, enough to recognise the container by signature
-and, for MP4 with `moov` first, read its duration), and for a multipart upload
-each part's size and ETag. So a 10 GB upload costs it kilobytes.
+The emulator keeps what an asset is: its size, its first bytes (enough to
+recognise the container by signature), its duration, and for a multipart
+upload each part's size and ETag. With a data directory (`_persist.py`) it
+keeps the file too, and reads an MP4's duration from it wherever `moov` is.
+Without one it keeps no file, so a 10 GB upload costs it kilobytes: the
+duration is read from the file's first bytes and its last `TAIL_BYTES` (a
+`moov` that ends the file, ffmpeg's default, is found there), which a
+multipart upload holds only until its last part is reported.
 
 Processing takes simulated time (`EmulatorConfig.asset_time`); an asset whose
 first bytes are no media container, or that is empty, ends `failed` with an
@@ -14,15 +18,17 @@ media extension fails processing, as a link to a player page would.
 
 from __future__ import annotations
 
+import base64
 import math
 import secrets
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import PurePosixPath
 from typing import Any
 
-from langchain_jockey._media import VIDEO_EXTENSIONS, duration_from_head, sniff
+from langchain_jockey._media import SNIFF_BYTES, VIDEO_EXTENSIONS, sniff
+from langchain_jockey.emulator._persist import monotonic, wall
 from langchain_jockey.emulator._requests import ApiError, _bad
 from langchain_jockey.emulator._responses import new_id, rfc3339
 
@@ -30,6 +36,7 @@ __all__ = [
     "DIRECT_LIMIT",
     "MULTIPART_LIMIT",
     "PART_PATH",
+    "TAIL_BYTES",
     "Asset",
     "Upload",
     "in_seconds",
@@ -43,6 +50,9 @@ MULTIPART_LIMIT = 10_000_000_000
 PART_PATH = "/emulator-uploads/"
 """Where the emulator serves the part URLs it hands out (no key; a token)."""
 _URL_BATCH = 50  # the most part URLs one response carries (the API's cap)
+TAIL_BYTES = 1 << 20
+"""How much of a file's end is kept while it arrives, without a data directory:
+enough for the `moov` of a video of about an hour."""
 
 
 def not_found(kind: str, ident: str) -> ApiError:
@@ -80,7 +90,8 @@ class Asset:
     """An uploaded or imported file: what the emulator keeps of it.
 
     `ready_at` is when processing ends (monotonic seconds); `None` while a
-    multipart upload still misses parts.
+    multipart upload still misses parts. `seconds` is the duration read from
+    the file, when its container says.
     """
 
     asset_id: str
@@ -92,6 +103,25 @@ class Asset:
     ready_at: float | None
     error: str | None = None
     created_at: str = field(default_factory=rfc3339)
+    seconds: float | None = None
+
+    def record(self) -> dict[str, Any]:
+        """Every field, as JSON values (times on the wall clock), to persist."""
+        found = {f.name: getattr(self, f.name) for f in fields(self)}
+        found["head"] = base64.b64encode(self.head).decode()
+        if self.ready_at is not None:
+            found["ready_at"] = wall(self.ready_at)
+        return found
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Asset:
+        """The asset a `record` describes."""
+        known = {f.name for f in fields(cls)}
+        asset = cls(**{k: v for k, v in record.items() if k in known})
+        asset.head = base64.b64decode(record["head"])
+        if asset.ready_at is not None:
+            asset.ready_at = monotonic(asset.ready_at)
+        return asset
 
     @classmethod
     def received(  # noqa: PLR0917 - the facts of one upload
@@ -104,13 +134,16 @@ class Asset:
         ready_at: float,
         asset_id: str | None = None,
     ) -> Asset:
-        """An asset whose bytes have all arrived; `failed` if they are no media."""
+        """An asset whose bytes have all arrived; `failed` if they are no media.
+
+        Of `head`, the first `SNIFF_BYTES` are kept: enough to tell the container.
+        """
         asset = cls(
             asset_id or new_id("asset"),
             method,
             filename,
             size,
-            head,
+            head[:SNIFF_BYTES],
             user_metadata,
             ready_at,
         )
@@ -148,8 +181,8 @@ class Asset:
 
     @property
     def duration(self) -> float | None:
-        """Seconds, when the container says (MP4 with `moov` before `mdat`)."""
-        return duration_from_head(self.head)
+        """Seconds, when the container says (an MP4's `moov`)."""
+        return self.seconds
 
     def status(self, now: float) -> str:
         """`processing`, then `ready` or `failed`."""
@@ -195,6 +228,37 @@ class Upload:
     created_at: str = field(default_factory=rfc3339)
     expires_at: str = field(default_factory=lambda: in_seconds(24 * 3600))
     """A session lasts 24 h (docs/protocol.md)."""
+    tail: bytearray = field(default_factory=bytearray)
+    """The file's last `TAIL_BYTES` as parts bring them (without a data
+    directory), until the duration is read at completion."""
+
+    def record(self) -> dict[str, Any]:
+        """The session's settings, to persist (its parts are kept apart)."""
+        return {
+            "upload_id": self.upload_id,
+            "asset_id": self.asset.asset_id,
+            "total_size": self.total_size,
+            "chunk_size": self.chunk_size,
+            "token": self.token,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], asset: Asset) -> Upload:
+        """The session a `record` describes, for `asset` (no parts yet)."""
+        settings = {k: v for k, v in record.items() if k != "asset_id"}
+        return cls(asset=asset, **settings)
+
+    def keep_tail(self, offset: int, data: bytes | bytearray) -> None:
+        """Keep what of `data`, found at `offset` in the file, lies in its tail."""
+        start = max(0, self.total_size - TAIL_BYTES)
+        low, high = max(offset, start), min(offset + len(data), self.total_size)
+        if low >= high:
+            return
+        if not self.tail:
+            self.tail = bytearray(self.total_size - start)
+        self.tail[low - start : high - start] = data[low - offset : high - offset]
 
     @property
     def total_chunks(self) -> int:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -51,9 +52,15 @@ class Connections:
     )
     """Connections waiting for a request (or for the rest of one), oldest first."""
     _cap: int = field(init=False)
+    _active: float = field(default_factory=time.monotonic)
+    """When a connection last opened or closed, or a request last came."""
 
     def __post_init__(self) -> None:
         self._cap = _connection_cap(self.config.max_connections)
+
+    def idle_for(self) -> float:
+        """Seconds since the last request or connection; 0 while one is open."""
+        return 0.0 if self._tasks else time.monotonic() - self._active
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Listen on `host:port` (port 0: a free one); return the bound address.
@@ -89,6 +96,7 @@ class Connections:
         if task is None:  # never: asyncio runs each connection in a task
             return
         self._tasks.add(task)
+        self._active = time.monotonic()
         full = len(self._tasks) > self._cap
         if full and self._waiting:
             # The connection that has waited longest for a request gives way.
@@ -118,7 +126,10 @@ class Connections:
                     self._waiting.pop(task, None)
                 if request is None:
                     return
-                keep = await self._answer(exchange, request, body)
+                try:
+                    keep = await self._answer(exchange, request, body)
+                finally:
+                    body.close()
                 if (
                     not keep
                     or conn.our_state is not h11.DONE
@@ -140,6 +151,7 @@ class Connections:
         finally:
             writer.close()
             self._tasks.discard(task)
+            self._active = time.monotonic()
 
     async def _answer(self, ex: Exchange, request: h11.Request, body: Body) -> bool:
         """`_handle`, with a 500 for a bug in it instead of no answer at all."""
@@ -176,7 +188,7 @@ class Connections:
         """The next request, its body fed to the sink `_body_for` chose.
 
         `(None, …)` when the client has gone, or when no byte of a request came
-        for `idle_timeout`.
+        for `idle_timeout`. A body not returned with its request is closed here.
 
         Raises:
             ApiError: for a request that is not valid HTTP/1.1, 413 for a body
@@ -185,6 +197,21 @@ class Connections:
                 `seconds_per_mb` for each MB of its content-length), or what
                 `_body_for` refuses from the head alone.
         """
+        opened: list[Body] = []
+        try:
+            request, body = await self._read(conn, reader, opened)
+        except BaseException:
+            for sink in opened:
+                sink.close()
+            raise
+        if request is None:
+            body.close()
+        return request, body
+
+    async def _read(
+        self, conn: h11.Connection, reader: asyncio.StreamReader, opened: list[Body]
+    ) -> tuple[h11.Request | None, Body]:
+        """`_read_request`, adding the body it opens to `opened`."""
         config, loop = self.config, asyncio.get_running_loop()
         idle_until = loop.time() + config.idle_timeout
         allowed = config.request_timeout
@@ -216,6 +243,7 @@ class Connections:
             elif isinstance(event, h11.Request):
                 request = event
                 body = self._body_for(event)
+                opened.append(body)
                 declared = int(dict(event.headers).get(b"content-length", b"0"))
                 if declared > body.limit:
                     raise _too_large(body.limit)
@@ -253,6 +281,9 @@ class Body(Protocol):
     def feed(self, data: bytes) -> None:
         """Take the next bytes of the body."""
 
+    def close(self) -> None:
+        """Free what the request did not keep: it was answered, or failed."""
+
 
 @dataclass
 class Buffer:
@@ -265,6 +296,9 @@ class Buffer:
     def feed(self, data: bytes) -> None:
         """Keep `data`."""
         self.data += data
+
+    def close(self) -> None:
+        """Nothing to free: the bytes go with the request."""
 
 
 def _too_large(limit: int) -> ApiError:

@@ -2,8 +2,9 @@
 
 `POST /v1.3/assets` carries a video of up to 200 MB. `FormParser` is fed the body
 in chunks of any size (down to one byte) and keeps, of a file part, only its
-size, its first `head_bytes` bytes and the SHA-256 of all of it; the rest is
-discarded as it streams. Between chunks it holds at most the bytes that could
+size, its first `head_bytes` and last `tail_bytes` bytes and the SHA-256 of all
+of it; the rest streams on to a sink (a file) when one is given, else is
+discarded. Between chunks it holds at most the bytes that could
 still be the start of a delimiter, so memory is bounded whatever the part sizes,
 and each byte is searched a bounded number of times, so time is linear.
 
@@ -30,12 +31,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import unquote
 
 from langchain_jockey.emulator._requests import ApiError
 
-__all__ = ["MAX_HEADER_BLOCK", "FilePart", "Form", "FormParser"]
+__all__ = ["MAX_HEADER_BLOCK", "FilePart", "Form", "FormParser", "Sink"]
 
 MAX_HEADER_BLOCK = 16 * 1024
 """The largest header block a part may have, in bytes."""
@@ -61,6 +65,7 @@ class FilePart:
         size: The content's length in bytes.
         head: The first `head_bytes` bytes of the content (all of a shorter one).
         sha256: The hex SHA-256 of the whole content.
+        tail: The last `tail_bytes` bytes of the content (all of a shorter one).
     """
 
     filename: str | None
@@ -68,6 +73,14 @@ class FilePart:
     size: int
     head: bytes
     sha256: str
+    tail: bytes = b""
+
+
+class Sink(Protocol):
+    """Where a file part's content goes as it arrives."""
+
+    def write(self, data: bytes | bytearray) -> None:
+        """Take the next bytes of the content."""
 
 
 @dataclass(frozen=True)
@@ -184,32 +197,51 @@ class _Field:
 
 
 class _File:
-    """A file part as it arrives: its size, head and running digest."""
+    """A file part as it arrives: its size, head, tail and running digest."""
 
-    def __init__(
-        self, name: str, filename: str | None, content_type: str | None, head: int
+    def __init__(  # noqa: PLR0917 - what one part needs
+        self,
+        name: str,
+        filename: str | None,
+        content_type: str | None,
+        head: int,
+        tail: int,
+        sink: Sink | None,
     ) -> None:
         self.name = name
         self.filename = filename
         self.content_type = content_type
         self.head_bytes = head
         self.head = bytearray()
+        self.tail_bytes = tail
+        self.tail: deque[bytes | bytearray] = deque()  # whole chunks, the last first
+        self.held = 0  # bytes in `tail`
         self.size = 0
         self.digest = hashlib.sha256()
+        self.sink = sink
 
     def write(self, data: bytes | bytearray) -> None:
+        if self.sink is not None:
+            self.sink.write(data)
         self.size += len(data)
         self.digest.update(data)
         if len(self.head) < self.head_bytes:
             self.head += data[: self.head_bytes - len(self.head)]
+        if self.tail_bytes and data:
+            self.tail.append(data)
+            self.held += len(data)
+            while self.held - len(self.tail[0]) >= self.tail_bytes:
+                self.held -= len(self.tail.popleft())
 
     def part(self) -> FilePart:
+        tail = b"".join(self.tail)
         return FilePart(
             filename=self.filename,
             content_type=self.content_type,
             size=self.size,
             head=bytes(self.head),
             sha256=self.digest.hexdigest(),
+            tail=tail[len(tail) - min(len(tail), self.tail_bytes) :],
         )
 
 
@@ -227,6 +259,9 @@ class FormParser:
     Args:
         content_type: The request's Content-Type header, with the boundary.
         head_bytes: How many leading bytes of each file part to keep.
+        tail_bytes: How many trailing bytes of each file part to keep.
+        sinks: Called with a file part's field name as the part begins: where
+            its content goes (`None`: nowhere).
         field_limit: The largest value a non-file field may have, in bytes.
         max_parts: The most parts a form may have.
 
@@ -240,11 +275,15 @@ class FormParser:
         content_type: str,
         *,
         head_bytes: int = 65536,
+        tail_bytes: int = 0,
+        sinks: Callable[[str], Sink | None] | None = None,
         field_limit: int = 65536,
         max_parts: int = 32,
     ) -> None:
         self._delimiter = b"\r\n--" + _boundary(content_type)
         self._head_bytes = head_bytes
+        self._tail_bytes = tail_bytes
+        self._sinks = sinks
         self._field_limit = field_limit
         self._max_parts = max_parts
         self._buffer = bytearray(b"\r\n")  # so that a leading delimiter has its CRLF
@@ -383,7 +422,15 @@ class FormParser:
         else:
             return _Field(name, self._field_limit)
         content_type = headers.get("content-type")
-        return _File(name, filename or None, content_type, self._head_bytes)
+        sink = self._sinks(name) if self._sinks is not None else None
+        return _File(
+            name,
+            filename or None,
+            content_type,
+            self._head_bytes,
+            self._tail_bytes,
+            sink,
+        )
 
     def _end_part(self) -> None:
         part, self._part = self._part, None

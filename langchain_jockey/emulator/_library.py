@@ -23,7 +23,10 @@ never do), 10,000 items a store and 100,000 in all (past that a new item gets
 strings ≤2,048 characters, an item's ≤50 pairs with strings ≤8,192; the emulator
 also holds a list of strings to 8,192 characters in all, an asset's
 `user_metadata` (undocumented) to the item rules, and a store's description to
-2,048 characters. The demo stores cannot be deleted: `DELETE` gets 403
+2,048 characters. A store's `ingestion_config` (its enrichment: a description or a
+JSON schema) is checked as documented (a bad shape 400, a schema the platform cannot
+use 422), kept as created and returned with the store; nothing is extracted from it.
+The demo stores cannot be deleted: `DELETE` gets 403
 `forbidden` (the API's answer for a store the key may not delete is not
 documented).
 """
@@ -34,12 +37,15 @@ import fnmatch
 import hmac
 import re
 import urllib.parse
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langchain_jockey._media import duration, duration_from_head
 from langchain_jockey.emulator._assets import (
     DIRECT_LIMIT,
     MULTIPART_LIMIT,
+    TAIL_BYTES,
     Asset,
     Upload,
     in_seconds,
@@ -47,15 +53,16 @@ from langchain_jockey.emulator._assets import (
     page_of,
     paging,
 )
+from langchain_jockey.emulator._persist import DataDir, monotonic, wall
 from langchain_jockey.emulator._requests import ApiError, _bad, loads
 from langchain_jockey.emulator._responses import new_id, rfc3339
 from langchain_jockey.emulator._search import item_object, search, store_object
 from langchain_jockey.emulator._store import STORES, KnowledgeStore, Video, build_video
+from langchain_jockey.emulator._uploads import FormBody, PartBody
 
 if TYPE_CHECKING:
     from collections.abc import Container
 
-    from langchain_jockey.emulator._forms import Form
     from langchain_jockey.emulator._server import EmulatorConfig
 
 __all__ = ["Item", "Library", "StoreRecord"]
@@ -67,6 +74,7 @@ _LOWER_FIRST = frozenset(
     "we you they he she his her our their now then".split()
 )
 _TIMED = re.compile(r"^\s*\[?(\d{1,3}):([0-5]\d)\]?\s+(.+)$")
+_NOT_RECORDED = frozenset({"base", "items"})  # a store's fields kept apart, or not
 
 
 @dataclass
@@ -95,6 +103,30 @@ class Item:
             self._video = _ingested(self)
         return self._video
 
+    def record(self) -> dict[str, Any]:
+        """The item, as JSON values (its asset's record inside), to persist."""
+        return {
+            "item_id": self.item_id,
+            "asset": self.asset.record(),
+            "metadata": self.metadata,
+            "created": wall(self.created),
+            "fails": self.fails,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], assets: dict[str, Asset]) -> Item:
+        """The item a `record` describes, on its asset if `assets` still holds it."""
+        asset = Asset.from_record(record["asset"])
+        return cls(
+            record["item_id"],
+            assets.get(asset.asset_id, asset),
+            record["metadata"],
+            monotonic(record["created"]),
+            record["fails"],
+            record["created_at"],
+        )
+
     def object(self, now: float, index_time: float) -> dict[str, Any]:
         """The `KnowledgeStoreItem`."""
         duration = self.asset.duration or _DEFAULT_DURATION
@@ -121,12 +153,18 @@ class Item:
 
 @dataclass
 class StoreRecord:
-    """A knowledge store: its settings, built-in videos (demo stores) and items."""
+    """A knowledge store: its settings, built-in videos (demo stores) and items.
+
+    With a data directory, every field but `base` and `items` persists as it is
+    (`record`), so a field added here is kept across restarts if its value is
+    JSON; items persist apart, one row each.
+    """
 
     store_id: str
     name: str
     description: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    ingestion_config: dict[str, Any] | None = None  # as created: it never changes
     base: KnowledgeStore | None = None
     items: dict[str, Item] = field(default_factory=dict)
     created_at: str = field(default_factory=rfc3339)
@@ -135,7 +173,7 @@ class StoreRecord:
         """The `KnowledgeStore` object."""
         if self.base is not None:
             return {**store_object(self.base), "item_count": self.count}
-        return {
+        found = {
             "_id": self.store_id,
             "name": self.name,
             "description": self.description,
@@ -144,6 +182,23 @@ class StoreRecord:
             "updated_at": self.created_at,
             "metadata": self.metadata,
         }
+        if self.ingestion_config is not None:
+            found["ingestion_config"] = self.ingestion_config
+        return found
+
+    def record(self) -> dict[str, Any]:
+        """The store's fields but `base` and `items`, to persist."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in _NOT_RECORDED
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> StoreRecord:
+        """The store a `record` describes (its items are added apart)."""
+        known = {f.name for f in fields(cls)} - _NOT_RECORDED
+        return cls(**{k: v for k, v in record.items() if k in known})
 
     def rows(self, now: float, index_time: float) -> dict[str, dict[str, Any]]:
         """Every item's object by id: built-in videos first, then added items."""
@@ -171,18 +226,104 @@ class _Req:
 
 @dataclass
 class Library:
-    """The stores, assets and uploads one emulator serves."""
+    """The stores, assets and uploads one emulator serves.
+
+    In memory, and with a data directory (`attach`) also on disk: every change
+    is written there as it is made, and `attach` reads back what an earlier run
+    left.
+    """
 
     config: EmulatorConfig
     stores: dict[str, StoreRecord] = field(init=False)
     assets: dict[str, Asset] = field(default_factory=dict)
     uploads: dict[str, Upload] = field(default_factory=dict)
+    disk: DataDir | None = None
 
     def __post_init__(self) -> None:
         self.stores = {
             sid: StoreRecord(sid, store.name, base=store)
             for sid, store in STORES.items()
         }
+
+    # -- the data directory -------------------------------------------------------
+
+    def attach(self, disk: DataDir) -> None:
+        """Keep everything in `disk` from now on, after reading what it holds."""
+        for key, _, record in disk.rows("store"):
+            self.stores[key] = StoreRecord.from_record(record)
+        for key, _, record in disk.rows("asset"):
+            asset = self.assets[key] = Asset.from_record(record)
+            if self._stored(asset):
+                disk.used += asset.size
+        for key, _, record in disk.rows("upload"):
+            owner = self.assets.get(record["asset_id"])
+            if owner is None:  # never: an upload goes with its asset
+                continue
+            upload = self.uploads[key] = Upload.from_record(record, owner)
+            for index, part, reported in disk.parts(key):
+                upload.received[index] = part
+                if reported:
+                    upload.reported.add(index)
+        for key, store_id, record in disk.rows("item"):
+            store = self.stores.get(store_id)
+            if store is not None:
+                store.items[key] = Item.from_record(record, self.assets)
+        self.disk = disk
+
+    def asset_file(self, asset_id: str) -> Path | None:
+        """The file of an uploaded asset, kept in the data directory.
+
+        `None` without a data directory, for a URL import, or for an asset the
+        emulator does not hold. The path is stable (`files/<asset_id>`) and the
+        file is deleted with its asset; it is whole once the asset is `ready`.
+        """
+        asset = self.assets.get(asset_id)
+        if self.disk is None or asset is None or not self._stored(asset):
+            return None
+        return self.disk.file(asset_id)
+
+    def _stored(self, asset: Asset) -> bool:
+        """Whether the data directory keeps (or will keep) the asset's file."""
+        return asset.method in ("direct", "multipart")
+
+    def _put_store(self, record: StoreRecord) -> None:
+        if self.disk is not None and record.base is None:
+            self.disk.put("store", record.store_id, record.record())
+
+    def _put_item(self, store: StoreRecord, item: Item) -> None:
+        if self.disk is not None:
+            self.disk.put("item", item.item_id, item.record(), store.store_id)
+
+    def _put_asset(self, asset: Asset) -> None:
+        if self.disk is not None:
+            self.disk.put("asset", asset.asset_id, asset.record())
+
+    def _put_upload(self, upload: Upload) -> None:
+        if self.disk is not None:
+            self.disk.put("upload", upload.upload_id, upload.record())
+
+    def _drop_store(self, store_id: str) -> None:
+        """Forget a store and its items."""
+        self.stores.pop(store_id, None)
+        if self.disk is not None:
+            self.disk.drop("store", store_id)
+            self.disk.drop_owned("item", store_id)
+
+    def _drop_asset(self, asset_id: str) -> None:
+        """Forget an asset, its upload sessions and its file."""
+        asset = self.assets.pop(asset_id, None)
+        gone = [k for k, u in self.uploads.items() if u.asset.asset_id == asset_id]
+        for key in gone:
+            self._drop_upload(key)
+        if self.disk is not None and asset is not None:
+            self.disk.drop("asset", asset_id)
+            if self._stored(asset):
+                self.disk.remove(asset_id, asset.size)
+
+    def _drop_upload(self, upload_id: str) -> None:
+        self.uploads.pop(upload_id, None)
+        if self.disk is not None:
+            self.disk.drop("upload", upload_id)
 
     # -- what answers and search read ------------------------------------------
 
@@ -238,7 +379,7 @@ class Library:
                     "the emulator: it cannot be deleted."
                 )
                 raise ApiError(403, "forbidden", msg)
-            del self.stores[record.store_id]
+            self._drop_store(record.store_id)
             return 204, None
         if tail == ["search"] and verb == "POST":
             store = self.knowledge_store(record.store_id, now)
@@ -261,6 +402,8 @@ class Library:
             if verb == "DELETE":
                 if record.items.pop(tail[1], None) is None:
                     raise _bad(f"Item {tail[1]} is built into the demo store.")
+                if self.disk is not None:
+                    self.disk.drop("item", tail[1])
                 return 204, None
         raise _no_route(verb, f"/knowledge-stores/{'/'.join(rest)}")
 
@@ -276,8 +419,12 @@ class Library:
         if not isinstance(description, str) or len(description) > _MAX_TEXT:
             raise _bad(f"description is a string of at most {_MAX_TEXT:,} characters.")
         metadata = _metadata(body.get("metadata"), "metadata", 10, _MAX_TEXT)
-        record = StoreRecord(new_id("ks"), name, description, metadata)
-        _keep(self.stores, record.store_id, record, keep=STORES)
+        ingestion = _ingestion(body.get("ingestion_config"))
+        record = StoreRecord(new_id("ks"), name, description, metadata, ingestion)
+        self.stores[record.store_id] = record
+        for gone in _over(self.stores, keep=STORES):
+            self._drop_store(gone)
+        self._put_store(record)
         return record
 
     def _add_item(self, record: StoreRecord, body: Any, now: float) -> Item:
@@ -304,6 +451,7 @@ class Library:
         )
         item = Item(new_id("ksi"), asset, metadata, now, fails)
         record.items[item.item_id] = item
+        self._put_item(record, item)
         return item
 
     # -- assets and uploads -----------------------------------------------------------
@@ -321,10 +469,7 @@ class Library:
             if verb == "GET":
                 return 200, asset.detail(now)
             if verb == "DELETE":
-                del self.assets[rest[0]]
-                self.uploads = {
-                    k: u for k, u in self.uploads.items() if u.asset is not asset
-                }
+                self._drop_asset(rest[0])
                 return 204, None
         raise _no_route(verb, "/assets/" + "/".join(rest))
 
@@ -348,8 +493,22 @@ class Library:
             and (not types or row["file_type"].split("/")[0] in types)
         ]
 
-    def create_asset(self, form: Form, now: float) -> dict[str, Any]:
+    def form_body(self, content_type: str, declared: int) -> FormBody:
+        """Where a direct upload's form goes: a spool in the data directory, if any.
+
+        Raises:
+            ApiError: 413 when the data directory has no room for `declared` bytes.
+        """
+        if self.disk is None:
+            return FormBody(
+                _FORM_LIMIT, content_type=content_type, tail_bytes=TAIL_BYTES
+            )
+        self.disk.check(declared)
+        return FormBody(_FORM_LIMIT, content_type=content_type, spool=self.disk.spool())
+
+    def create_asset(self, body: FormBody, now: float) -> dict[str, Any]:
         """`POST /assets` (multipart/form-data): a direct upload or a URL import."""
+        form = body.parser.close()
         method = form.fields.get("method")
         metadata = _user_metadata(form.fields.get("user_metadata"))
         ready_at = now + self.config.asset_time
@@ -364,6 +523,9 @@ class Library:
             asset = Asset.received(
                 "direct", name, part.size, part.head, metadata, ready_at
             )
+            if body.spool is not None and self.disk is not None:
+                body.spool.keep(self.disk.file(asset.asset_id))
+            asset.seconds = self._seconds(asset, part.head, part.tail)
         elif method == "url":
             url = form.fields.get("url", "")
             if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
@@ -371,8 +533,27 @@ class Library:
             asset = Asset.imported(url, metadata, ready_at)
         else:
             raise _bad("method must be 'direct' or 'url'.", "parameter_not_provided")
-        _keep(self.assets, asset.asset_id, asset)
+        self._add_asset(asset)
         return asset.detail(now)
+
+    def _add_asset(self, asset: Asset) -> None:
+        """Keep a new asset; past the cap the oldest goes, its file and uploads too."""
+        self.assets[asset.asset_id] = asset
+        for gone in _over(self.assets):
+            self._drop_asset(gone)
+        self._put_asset(asset)
+
+    def _seconds(
+        self, asset: Asset, head: bytes, tail: bytes | bytearray
+    ) -> float | None:
+        """An uploaded file's duration: from its file if kept, else from its ends."""
+        if self.disk is None:
+            return duration_from_head(head, bytes(tail), asset.size)
+        try:
+            with self.disk.file(asset.asset_id).open("rb") as file:
+                return duration(file)
+        except OSError:
+            return None
 
     def _uploads(self, req: _Req, rest: list[str]) -> tuple[int, Any]:
         verb, params, raw, now = req.verb, req.params, req.raw, req.now
@@ -398,27 +579,7 @@ class Library:
         if len(rest) == 1 and verb == "GET":
             return 200, upload.status(*paging(params))
         if len(rest) == 1 and verb == "POST":
-            processed, duplicates = upload.report(loads(raw))
-            answer = {
-                "processed_chunks": processed,
-                "duplicate_chunks": duplicates,
-                "total_completed": len(upload.reported),
-                "asset_id": upload.asset.asset_id,
-            }
-            if upload.complete:
-                if upload.asset.ready_at is None:
-                    finished = Asset.received(
-                        "multipart",
-                        upload.asset.filename,
-                        upload.total_size,
-                        upload.asset.head,
-                        upload.asset.user_metadata,
-                        now + self.config.asset_time,
-                        upload.asset.asset_id,
-                    )
-                    upload.asset = self.assets[finished.asset_id] = finished
-                answer["url"] = f"{req.origin}/v1.3/assets/{upload.asset.asset_id}"
-            return 200, answer
+            return 200, self._report(upload, loads(raw), now, req.origin)
         if rest[1:] == ["presigned-urls"] and verb == "POST":
             body = loads(raw)
             start, count = (
@@ -442,6 +603,40 @@ class Library:
             }
         raise _no_route(verb, "/assets/multipart-uploads/" + "/".join(rest))
 
+    def _report(
+        self, upload: Upload, body: Any, now: float, origin: str
+    ) -> dict[str, Any]:
+        """Take a batch of reported parts; the asset is made once all are in."""
+        before = set(upload.reported)
+        processed, duplicates = upload.report(body)
+        if self.disk is not None:
+            self.disk.report_parts(upload.upload_id, sorted(upload.reported - before))
+        answer = {
+            "processed_chunks": processed,
+            "duplicate_chunks": duplicates,
+            "total_completed": len(upload.reported),
+            "asset_id": upload.asset.asset_id,
+        }
+        if upload.complete:
+            if upload.asset.ready_at is None:
+                finished = Asset.received(
+                    "multipart",
+                    upload.asset.filename,
+                    upload.total_size,
+                    upload.asset.head,
+                    upload.asset.user_metadata,
+                    now + self.config.asset_time,
+                    upload.asset.asset_id,
+                )
+                finished.seconds = self._seconds(
+                    finished, upload.asset.head, upload.tail
+                )
+                upload.tail = bytearray()  # read: no longer needed
+                upload.asset = self.assets[finished.asset_id] = finished
+                self._put_asset(finished)
+            answer["url"] = f"{origin}/v1.3/assets/{upload.asset.asset_id}"
+        return answer
+
     def _create_upload(self, body: Any, origin: str) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise _bad("The body must be a JSON object.")
@@ -457,10 +652,15 @@ class Library:
         if type(size) is not int or not 1 <= size <= MULTIPART_LIMIT:
             raise _bad(f"total_size must be from 1 to {MULTIPART_LIMIT:,} bytes.")
         metadata = _metadata(body.get("user_metadata"), "user_metadata") or None
+        if self.disk is not None:
+            self.disk.reserve(size)  # the whole file, from now on
         asset = Asset(new_id("asset"), "multipart", name, size, b"", metadata, None)
         upload = Upload(new_id("upload"), asset, size, self.config.chunk_size)
-        _keep(self.uploads, upload.upload_id, upload)
-        _keep(self.assets, asset.asset_id, asset)
+        self._add_asset(asset)
+        self.uploads[upload.upload_id] = upload
+        for gone in _over(self.uploads):
+            self._drop_upload(gone)
+        self._put_upload(upload)
         return {
             "upload_id": upload.upload_id,
             "asset_id": asset.asset_id,
@@ -490,24 +690,52 @@ class Library:
             raise not_found("Chunk", index)
         return upload, int(index)
 
+    def part_body(self, upload_id: str, index: str, token: str) -> PartBody:
+        """Where a part PUT to its URL goes: in place in its asset's file, if kept.
+
+        Raises:
+            ApiError: what `upload_for_part` raises.
+        """
+        upload, chunk = self.upload_for_part(upload_id, index, token)
+        body = PartBody(upload.part_size(chunk), upload, chunk)
+        if self.disk is not None:
+            path = self.disk.file(upload.asset.asset_id)
+            path.touch()
+            body.out = path.open("r+b")
+            body.out.seek(body.offset)
+        return body
+
+    def store_part(self, body: PartBody) -> str:
+        """Record a part that arrived whole; its ETag.
+
+        Raises:
+            ApiError: 400 when the part is not the size the upload cut it to.
+        """
+        etag = body.store()
+        upload = body.upload
+        if self.disk is not None:
+            part = upload.received[body.index]
+            self.disk.put_part(upload.upload_id, body.index, part)
+            if body.index == 1:
+                self._put_asset(upload.asset)  # its head
+        return etag
+
 
 _MAX_KEPT = 10_000  # stores, assets or uploads one emulator keeps
 _MAX_ITEMS = 10_000  # items a store holds
 _MAX_ALL_ITEMS = 100_000  # items all stores hold
 _MAX_TEXT = 2048  # a store's description, a store metadata string
 _MAX_VALUE = 8192  # an item metadata string, or a list's strings in all
+_FORM_LIMIT = DIRECT_LIMIT + (1 << 20)  # a direct upload's form: the file and fields
 
 
-def _keep(
-    table: dict[str, Any], key: str, value: Any, keep: Container[str] = ()
-) -> None:
-    """Add to `table`; past `_MAX_KEPT` entries the oldest goes, but those in `keep`.
+def _over(table: dict[str, Any], keep: Container[str] = ()) -> list[str]:
+    """The keys of `table` past `_MAX_KEPT` entries, oldest first, but those in `keep`.
 
-    Items keep their asset (not its id), so they outlive its eviction here.
+    Items keep their asset (not its id), so they outlive its eviction.
     """
-    table[key] = value
-    while len(table) > _MAX_KEPT:
-        del table[next(k for k in table if k not in keep)]
+    extra = len(table) - _MAX_KEPT
+    return [k for k in table if k not in keep][: max(0, extra)]
 
 
 _ASSET_TYPES = frozenset({"image", "video", "audio", "document"})
@@ -574,14 +802,95 @@ def _metadata(
     return dict(value)
 
 
+_SCHEMA_KEYWORDS = frozenset(
+    {
+        "type",
+        "title",
+        "description",
+        "enum",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "prefixItems",
+        "minItems",
+        "maxItems",
+        "minimum",
+        "maximum",
+        "format",
+    }
+)
+
+
+def _ingestion(value: Any) -> dict[str, Any] | None:
+    """A store's `ingestion_config`, checked as the API documents it.
+
+    Its shape (an `enrichment_config` of `type` `description` with a text, or
+    `json_schema` with an object schema) is a 400; a schema the platform
+    cannot use (another keyword, a property without a `description`, a root
+    that is no object) is the documented 422 (SDK 1.3.6
+    `types/enrichment_config_json_schema.py`).
+    """
+    if value is None:
+        return None
+    config = value.get("enrichment_config") if isinstance(value, dict) else None
+    if not isinstance(config, dict):
+        msg = "ingestion_config is an object with an enrichment_config object."
+        raise _bad(msg)
+    kind = config.get("type")
+    if kind == "description":
+        text = config.get("description")
+        if not isinstance(text, str) or not text.strip():
+            raise _bad("enrichment_config.description is a non-empty string.")
+        return {"enrichment_config": {"type": kind, "description": text}}
+    if kind != "json_schema":
+        raise _bad("enrichment_config.type is 'description' or 'json_schema'.")
+    schema = config.get("json_schema")
+    if not isinstance(schema, dict):
+        raise _bad("enrichment_config.json_schema is a JSON schema object.")
+    if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
+        raise _unusable("the root is an object with properties")
+    _check_schema(schema, "json_schema")
+    return {"enrichment_config": {"type": kind, "json_schema": schema}}
+
+
+def _unusable(why: str) -> ApiError:
+    return ApiError(422, "parameter_invalid", f"enrichment_config.json_schema: {why}.")
+
+
+def _check_schema(node: Any, where: str) -> None:
+    """Only the keywords the platform takes; a `description` on every property."""
+    if not isinstance(node, dict):
+        raise _unusable(f"{where} is not a schema object")
+    unknown = sorted(set(node) - _SCHEMA_KEYWORDS)
+    if unknown:
+        raise _unusable(f"{where}: {unknown[0]!r} is not a supported keyword")
+    properties = node.get("properties", {})
+    if not isinstance(properties, dict):
+        raise _unusable(f"{where}.properties is not an object")
+    for name, prop in properties.items():
+        if not isinstance(prop, dict) or not isinstance(prop.get("description"), str):
+            raise _unusable(f"{where}.properties.{name} has no description")
+        _check_schema(prop, f"{where}.properties.{name}")
+    if "items" in node:
+        _check_schema(node["items"], f"{where}.items")
+    tuple_items = node.get("prefixItems", [])
+    if not isinstance(tuple_items, list):
+        raise _unusable(f"{where}.prefixItems is not a list")
+    for n, item in enumerate(tuple_items):
+        _check_schema(item, f"{where}.prefixItems[{n}]")
+
+
 def _sentences(text: str) -> list[str]:
-    """Sentences, each as the middle of a narration ("In Title, the boats leave.")."""
-    found = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
-    return [_mid_sentence(s) for s in found]
+    """The sentences of `text`, as written."""
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
 
 
 def _mid_sentence(text: str) -> str:
-    """`The boats leave.` → `the boats leave`; `I`, `TV` and names stay."""
+    """`The boats leave.` → `the boats leave`; `I`, `TV` and names stay.
+
+    The middle of a narration ("In Title, the boats leave.").
+    """
     text = text.rstrip(".")
     first, _, rest = text.partition(" ")
     if first.istitle() and first.lower() in _LOWER_FIRST:
@@ -590,30 +899,38 @@ def _mid_sentence(text: str) -> str:
 
 
 def _ingested(item: Item) -> Video:
-    """An uploaded video as answers see it: its moments from its metadata."""
+    """An uploaded video as answers and search see it: its moments from its metadata.
+
+    A description's sentences are seen; a transcript's lines are said too
+    (search returns them as the clip's `transcription`).
+    """
     meta = {**(item.asset.user_metadata or {}), **item.metadata}
     stem = item.asset.filename.rsplit(".", 1)[0]
     title = str(meta.get("title") or re.sub(r"[_\-]+", " ", stem).strip().capitalize())
     duration = float(item.asset.duration or _DEFAULT_DURATION)
     timed: list[tuple[float, str]] = []
-    spread = _sentences(str(meta.get("description") or ""))
+    spread: list[tuple[str, str | None]] = [  # (what is seen, what is said)
+        (_mid_sentence(s), None) for s in _sentences(str(meta.get("description") or ""))
+    ]
     for line in str(meta.get("transcript") or "").splitlines():
         match = _TIMED.match(line)
         if match and int(match[1]) * 60 + int(match[2]) < duration:
             at = int(match[1]) * 60 + int(match[2])
-            timed.append((at, _mid_sentence(match[3].strip())))
+            timed.append((at, match[3].strip()))
         else:
-            spread += _sentences(line)
+            spread += [(_mid_sentence(s), s) for s in _sentences(line)]
     if not spread and not timed:
-        spread = [title]
+        spread = [(title, None)]
     step = duration / max(1, len(spread))
-    lines = [f"{i * step:g}-{(i + 1) * step:g} {s}" for i, s in enumerate(spread)]
+    lines = [f"{i * step:g}-{(i + 1) * step:g} {s}" for i, (s, _) in enumerate(spread)]
+    said = [spoken for _, spoken in spread]
     timed.sort()
     for n, (start, text) in enumerate(timed):
         end = timed[n + 1][0] if n + 1 < len(timed) else duration
         end = min(end, start + 30.0, duration)
         if end > start:
-            lines.append(f"{start:g}-{end:g} {text}")
+            lines.append(f"{start:g}-{end:g} {_mid_sentence(text)}")
+            said.append(text)
     return build_video(
         {
             "item_id": item.item_id,
@@ -622,5 +939,7 @@ def _ingested(item: Item) -> Video:
             "topics": [],
             "highlight": 0,
             "moments": lines,
+            "said": said,
+            "metadata": dict(item.metadata),
         }
     )

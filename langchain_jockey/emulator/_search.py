@@ -162,8 +162,15 @@ def _offset(token: Any, query: str) -> int:
     return int(data["o"])
 
 
+def _said(moment: Moment) -> str | None:
+    """What is said aloud in `moment`: an added video's transcript, or the demo's."""
+    if moment.video.metadata is not None:
+        return moment.said
+    return _SPEECH.get(moment.video.title, {}).get(moment.index)
+
+
 def _match(moment: Moment, modalities: list[str]) -> dict[str, Any]:
-    said = _SPEECH.get(moment.video.title, {}).get(moment.index)
+    said = _said(moment)
     match: dict[str, Any] = {
         "start_sec": moment.start_sec,
         "end_sec": moment.end_sec,
@@ -177,6 +184,18 @@ def _match(moment: Moment, modalities: list[str]) -> dict[str, Any]:
 
 
 def _metadata(video: Video) -> dict[str, Any]:
+    """A hit's `metadata`: the video's title, then its item metadata (or the demo's).
+
+    An added video's title is its metadata's `title`, else one made from its
+    file name: the API returns only the metadata the caller gave, the emulator
+    adds the title it reads, as for its demo videos, so that a retriever's
+    clips stay readable.
+    """
+    given = video.metadata
+    user = {
+        "title": video.title,
+        **(_USER_METADATA.get(video.title, {}) if given is None else given),
+    }
     return {
         "system": {
             "duration": video.duration,
@@ -184,7 +203,7 @@ def _metadata(video: Video) -> dict[str, Any]:
             "height": 1080,
             "size": int(video.duration * 500_000),
         },
-        "user": {"title": video.title, **_USER_METADATA.get(video.title, {})},
+        "user": user,
     }
 
 
@@ -217,7 +236,7 @@ def search(store: KnowledgeStore, body: Any) -> dict[str, Any]:
         raise _bad("page_size must be an integer from 1 to 50.")
     ranked = [m for _, m in store.rank(text, within=within)]
     if modalities == ["audio"]:
-        ranked = [m for m in ranked if m.index in _SPEECH.get(m.video.title, {})]
+        ranked = [m for m in ranked if _said(m)]
     groups: list[list[Moment]] = []
     if group_by == "item":
         by_video: dict[str, list[Moment]] = {}

@@ -19,17 +19,19 @@ import time
 import urllib.parse
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import h11
 
 from langchain_jockey.emulator._answers import Session, Turn
-from langchain_jockey.emulator._assets import DIRECT_LIMIT, PART_PATH
+from langchain_jockey.emulator._assets import PART_PATH
 from langchain_jockey.emulator._connections import Body, Buffer, Connections
 from langchain_jockey.emulator._exchange import Exchange
 from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
-from langchain_jockey.emulator._forms import FormParser
+from langchain_jockey.emulator._home import DirLock
 from langchain_jockey.emulator._library import Library
+from langchain_jockey.emulator._persist import DEFAULT_MAX_DISK, DataDir
 from langchain_jockey.emulator._requests import (
     ApiError,
     ParsedRequest,
@@ -97,6 +99,12 @@ class EmulatorConfig:
         session_ttl: Seconds a session lives after its last use; a later
             request with it gets the API's "invalid session" 400. `None`: no
             expiry (sessions still go, least recently used first, past 10,000).
+        data_dir: A directory where stores, items, assets, upload sessions and
+            uploaded files are kept across restarts (`_persist.py`); one
+            emulator serves it at a time (`_home.py`). `None`: all in memory,
+            uploaded files not kept, gone when the emulator stops.
+        max_disk: With `data_dir`, the most bytes of uploaded files it holds;
+            an upload past it gets the API's 413 (default 20 GB).
     """
 
     api_keys: tuple[str, ...] = (DEMO_API_KEY,)
@@ -117,6 +125,8 @@ class EmulatorConfig:
     chunk_size: int = 8 << 20
     fail_processing: tuple[str, ...] = ()
     session_ttl: float | None = None
+    data_dir: Path | None = None
+    max_disk: int = DEFAULT_MAX_DISK
 
 
 @dataclass(frozen=True)
@@ -161,28 +171,65 @@ class EmulatorServer(Connections):
     library: Library = field(init=False)
     _hits: dict[str, deque[float]] = field(default_factory=dict)
     _fault_counts: dict[tuple[str, Fault], int] = field(default_factory=dict)
+    _lock: DirLock | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.requests = deque(maxlen=self.config.request_log)
         self.library = Library(self.config)
 
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Listen on `host:port` (port 0: a free one); return the bound address.
+
+        With a `data_dir`, first take its lock and read what it holds.
+
+        Raises:
+            EmulatorBusyError: another emulator serves the data directory.
+        """
+        if self.config.data_dir is None:
+            return await super().start(host, port)
+        root = Path(self.config.data_dir)
+        lock = DirLock(root)
+        lock.acquire()
+        try:
+            self.library.attach(DataDir(root, self.config.max_disk))
+            host, port = await super().start(host, port)
+        except BaseException:
+            self._detach()
+            lock.release()
+            raise
+        self._lock = lock
+        lock.publish(f"http://{_url_host(host)}:{port}/v1.3")
+        return host, port
+
+    async def aclose(self) -> None:
+        """Stop listening, end every connection, and let the data directory go."""
+        await super().aclose()
+        self._detach()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _detach(self) -> None:
+        if self.library.disk is not None:
+            self.library.disk.close()
+            self.library.disk = None
+
     # -- one request -----------------------------------------------------------
 
     def _body_for(self, request: h11.Request) -> Body:
-        """Uploads stream through a sink that keeps no file; the rest is kept whole."""
+        """Uploads stream through to their file (or nowhere); the rest is kept whole."""
         path, query, headers = _head(request)
         if request.method == b"POST" and path.rstrip("/") == ASSETS_PATH:
             key = headers.get("x-api-key")
             if key not in self.config.api_keys:  # before 200 MB arrive
                 self._authenticate(key, headers)
-            parser = FormParser(headers.get("content-type", ""))
-            return FormBody(DIRECT_LIMIT + (1 << 20), parser)
+            declared = int(headers.get("content-length") or 0)  # h11 checked it
+            return self.library.form_body(headers.get("content-type", ""), declared)
         if request.method == b"PUT" and path.startswith(PART_PATH):
             upload_id, _, index = path[len(PART_PATH) :].partition("/")
             token = dict(urllib.parse.parse_qsl(query)).get("token", "")
-            upload, chunk = self.library.upload_for_part(upload_id, index, token)
-            return PartBody(upload.part_size(chunk), upload, chunk)
+            return self.library.part_body(upload_id, index, token)
         return super()._body_for(request)
 
     async def _handle(self, ex: Exchange, request: h11.Request, body: Body) -> bool:
@@ -205,7 +252,7 @@ class EmulatorServer(Connections):
         now = time.monotonic()
         try:
             if isinstance(body, PartBody):
-                etag = body.store()
+                etag = self.library.store_part(body)
                 await ex.send_json(200, {}, {"etag": f'"{etag}"'})
                 return True
             if any(
@@ -214,7 +261,7 @@ class EmulatorServer(Connections):
             ):
                 self._authenticate(key, headers)
                 if isinstance(body, FormBody):
-                    found = self.library.create_asset(body.parser.close(), now)
+                    found = self.library.create_asset(body, now)
                     await ex.send_json(200, found)
                     return True
                 origin = f"http://{headers.get('host', '127.0.0.1')}"
@@ -407,6 +454,11 @@ class EmulatorServer(Connections):
     @staticmethod
     def _record(session: Session, plan: Plan, question: str) -> None:
         session.turns.append(Turn(question, plan.answer_text, plan.cited))
+
+
+def _url_host(host: str) -> str:
+    """`host` as a URL writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 def _head(request: h11.Request) -> tuple[str, str, dict[str, str]]:

@@ -177,6 +177,8 @@ class Moment:
     description: str
     words: frozenset[str] = field(compare=False, repr=False)
     counts: Counter[str] = field(compare=False, repr=False, default_factory=Counter)
+    said: str | None = field(default=None, compare=False, repr=False)
+    """What is said aloud in the moment (an added video's transcript line)."""
 
     @property
     def time_range(self) -> str:
@@ -217,6 +219,8 @@ class Video:
     """Domains an instruction can narrow to ("sports", "food", "sea")."""
     highlight: int = field(default=0, compare=False, repr=False)
     """The moment an overview of several videos cites for this one."""
+    metadata: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    """An added video's item metadata, as given; `None` for a demo video."""
 
 
 @dataclass(frozen=True)
@@ -286,7 +290,9 @@ class KnowledgeStore:
 def build_video(entry: dict[str, Any]) -> Video:
     """A `Video` from a catalogue entry: ids, title, duration, topics, moments.
 
-    Each moment is a line `start-end description` (seconds).
+    Each moment is a line `start-end description` (seconds). An added video's
+    entry also has its item `metadata` and, for each moment, what is `said`
+    in it (`None` where nothing is).
     """
     title, duration = entry["title"], entry["duration"]
     video = Video(
@@ -296,9 +302,11 @@ def build_video(entry: dict[str, Any]) -> Video:
         title_words=tokens(title),
         topics=frozenset(entry["topics"]),
         highlight=entry["highlight"],
+        metadata=entry.get("metadata"),
     )
+    said = entry.get("said") or [None] * len(entry["moments"])
     built = []
-    for index, line in enumerate(entry["moments"]):
+    for index, (line, spoken) in enumerate(zip(entry["moments"], said, strict=True)):
         span, description = line.split(" ", 1)
         start, end = (float(x) for x in span.split("-"))
         if not 0 <= start < end <= duration:
@@ -307,7 +315,16 @@ def build_video(entry: dict[str, Any]) -> Video:
         # The title counts once per moment: it names what every moment is of.
         counts = Counter(terms(description)) + Counter(set(terms(title)))
         built.append(
-            Moment(video, index, start, end, description, tokens(description), counts)
+            Moment(
+                video,
+                index,
+                start,
+                end,
+                description,
+                tokens(description),
+                counts,
+                spoken,
+            )
         )
     object.__setattr__(video, "moments", tuple(built))
     return video

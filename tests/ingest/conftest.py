@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from langchain_jockey import KnowledgeStore
+from langchain_jockey.__main__ import main
 from langchain_jockey.emulator import Emulator, sample_video
 
 FAST = {"asset_time": 0.05, "index_time": 0.15, "chunk_size": 64 << 10}
@@ -106,3 +108,22 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
     for end in (source, sink):
         with contextlib.suppress(OSError):
             end.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def cli_on_emulator(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, emulator: Emulator
+) -> None:
+    """No key: the `ingest` command uses `emulator`; its journal under tmp."""
+    for name in list(os.environ):
+        if name.startswith(("TWELVE_LABS_", "TWELVELABS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TWELVE_LABS_BASE_URL", emulator.base_url)
+
+
+def run_ingest(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`main(["ingest", *args])` without bars: its exit status, stdout and stderr."""
+    code = main(["ingest", *args, "--no-progress"])
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -269,11 +269,11 @@ def test_an_expired_upload_in_the_journal_starts_a_new_one(mode, tmp_path):
     }
     store = store_on(routes, tmp_path, seen, multipart_threshold=1)
     from langchain_jockey._ingest import Journal
-    from langchain_jockey._sources import sha256_file
+    from langchain_jockey._sources import FileState
 
     journal = Journal(store.state_dir, f"{store.base_url} ks_1")
     plan = {"upload_id": "up_old", "asset_id": "a", "chunk_size": 1, "total_chunks": 1}
-    journal.save(sha256_file(video), plan)
+    journal.save(f"file-{FileState.of(video).key}", plan)  # found by its state
     with pytest.raises(JockeyIngestError):  # the mock knows no new upload
         call(mode, store, "add", video)
     assert seen[-2:] == [

@@ -90,10 +90,24 @@ def test_an_item_still_indexing_at_wait_timeout_is_returned_saying_so(mode, tmp_
 def test_polling_defaults_to_the_guide_and_takes_the_callers_interval(tmp_path):
     assert (ASSET_POLL, ITEM_POLL) == (5.0, 10.0)
     store = KnowledgeStore(knowledge_store_id="ks_1", api_key="k", state_dir=tmp_path)
-    ctx, _ = store._context(str(sample_video(tmp_path / "a.mp4")), None, True, None)
+    ctx, _ = store._context(
+        str(sample_video(tmp_path / "a.mp4")),
+        metadata=None,
+        wait=True,
+        on_progress=None,
+        replace=False,
+        verify=False,
+    )
     assert (ctx.asset_poll, ctx.item_poll) == (5.0, 10.0)
     store.poll_interval = 0.5
-    ctx, _ = store._context(str(tmp_path / "a.mp4"), None, True, None)
+    ctx, _ = store._context(
+        str(tmp_path / "a.mp4"),
+        metadata=None,
+        wait=True,
+        on_progress=None,
+        replace=False,
+        verify=False,
+    )
     assert (ctx.asset_poll, ctx.item_poll) == (0.5, 0.5)
 
 

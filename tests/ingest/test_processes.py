@@ -119,7 +119,7 @@ def test_an_upload_killed_midway_resumes_without_sending_confirmed_parts_again(
         if (r.method, r.path) == ("POST", "/v1.3/assets/multipart-uploads")
     ]
     assert len(created) == 1  # the same upload, continued
-    assert list((tmp_path / "state").iterdir()) == []  # the journal is cleared
+    assert list((tmp_path / "state").glob("*.json")) == []  # the journal is cleared
 
 
 @pytest.mark.slow
@@ -160,10 +160,20 @@ def test_the_cli_ingests_a_folder_and_prints_the_store_and_a_chatjockey_line(tmp
     done = _cli(str(folder), "--create", "Demo")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("No TWELVE_LABS_API_KEY: using a local Jockey emulator")
-    store_id = lines[-2].split(": ")[1]
+    assert lines[0].startswith(
+        "No TWELVE_LABS_API_KEY: using the local library's Jockey emulator at "
+    )
+    url = lines[0].split(" at ", 1)[1].split(" ", 1)[0]
+    store_id = lines[-4].split(": ")[1]
     assert store_id.startswith("ks_")
-    assert lines[-1] == f'ChatJockey(knowledge_store_id="{store_id}")'
+    assert lines[-3] == (
+        f"Ask it: python -m langchain_jockey ask --store {store_id} "
+        '"What happens in these videos?"'
+    )
+    assert lines[-1] == (
+        f'ChatJockey(base_url="{url}", api_key="tlk_emulator_demo_key", '
+        f'knowledge_store_id="{store_id}")'
+    )
     assert sum(line.startswith("ok ") for line in lines) == 2
     assert "100%" in done.stderr  # the progress bars
 
@@ -222,4 +232,4 @@ def test_the_cli_without_tqdm_prints_a_line_per_video_instead_of_failing(tmp_pat
     assert done.returncode == 0, done.stderr
     assert "pip install 'langchain-jockey[progress]'" in done.stdout
     assert re.search(r"^\[2/2\] .*: ready$", done.stdout, re.MULTILINE), done.stdout
-    assert "ChatJockey(knowledge_store_id=" in done.stdout
+    assert "Ask it: python -m langchain_jockey ask --store ks_" in done.stdout

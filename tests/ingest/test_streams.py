@@ -9,13 +9,14 @@ not one per step (open, seek, read, check, close).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from langchain_jockey._sources import FileChangedError, FileStream, Hashed
+from langchain_jockey._sources import FileChangedError, FileState, FileStream, Hashed
 from langchain_jockey.emulator import sample_video
 
 PART = 64 << 10
@@ -42,7 +43,7 @@ def _rewrite_keeping_state(path: Path, at: int) -> None:
 
 def test_parts_sent_in_any_order_are_each_checked_against_the_hash(mode, tmp_path):
     video = sample_video(tmp_path / "a.mp4", size=5 * PART)
-    hashed = Hashed.of(video, video.stat().st_size)
+    hashed = Hashed.of(video, FileState.of(video))
     parts = [
         FileStream(video, i * PART, PART, lambda n: None, hashed=hashed)
         for i in range(5)
@@ -56,9 +57,20 @@ def test_parts_sent_in_any_order_are_each_checked_against_the_hash(mode, tmp_pat
         _body(parts[2], mode)
 
 
+def test_parts_sent_at_once_hash_a_new_file_in_order_without_a_pass_of_its_own(
+    mode, tmp_path
+):
+    video = sample_video(tmp_path / "a.mp4", size=5 * PART)
+    hashed = Hashed(video, FileState.of(video))  # a new file: its hash not known
+    for i in (1, 4, 0, 3, 2):  # as parallel parts may go
+        stream = FileStream(video, i * PART, PART, lambda n: None, hashed=hashed)
+        assert _body(stream, mode) == video.read_bytes()[i * PART : (i + 1) * PART]
+    assert hashed.sha256 == hashlib.sha256(video.read_bytes()).hexdigest()
+
+
 def test_a_small_file_is_read_in_one_hop_to_a_thread(monkeypatch, tmp_path):
     video = sample_video(tmp_path / "a.mp4", size=300_000)
-    hashed = Hashed.of(video, video.stat().st_size)
+    hashed = Hashed.of(video, FileState.of(video))
     stream = FileStream(
         video, 0, video.stat().st_size, lambda n: None, b"head", b"tail", hashed
     )

@@ -379,3 +379,45 @@ def test_a_sample_over_4_gib_has_a_64_bit_mdat(tmp_path: Path) -> None:
         assert duration(file) == 7.0
         file.seek(MDAT_AT)
         assert struct.unpack(">I4sQ", file.read(16)) == (1, b"mdat", size - MDAT_AT)
+
+
+@pytest.mark.parametrize("size", [None, 5 * MIB + 3, (4 << 30) + 1000])
+def test_sample_video_without_faststart_puts_moov_after_mdat(
+    tmp_path: Path, size: int | None
+) -> None:
+    path = sample_video(tmp_path / "late.mp4", seconds=8.5, size=size, faststart=False)
+    if size is not None:
+        assert path.stat().st_size == size
+    with path.open("rb") as file:
+        assert duration(file) == 8.5
+        file.seek(len(ftyp()))
+        assert file.read(16)[4:8] == b"mdat"
+        file.seek(-len(box(b"moov", mvhd(0))), io.SEEK_END)
+        assert file.read(8)[4:] == b"moov"
+    head = head_of(path)
+    assert sniff(head).name == "mp4"  # type: ignore[union-attr]
+    if size is not None:  # the head alone holds no moov
+        assert duration_from_head(head) is None
+
+
+@pytest.mark.parametrize("tail_bytes", [116, 200, 4096])  # moov: 116 bytes
+def test_duration_from_head_and_tail_reads_a_moov_that_ends_the_file(
+    tmp_path: Path, tail_bytes: int
+) -> None:
+    size = 5 * MIB
+    path = sample_video(tmp_path / "late.mp4", seconds=61, size=size, faststart=False)
+    with path.open("rb") as file:
+        head = file.read(SNIFF_BYTES)
+        file.seek(-tail_bytes, io.SEEK_END)
+        tail = file.read()
+    assert duration_from_head(head) is None
+    assert duration_from_head(head, tail, size) == 61.0
+
+
+def test_duration_from_head_and_tail_is_none_when_moov_starts_before_the_tail(
+    tmp_path: Path,
+) -> None:
+    size = 5 * MIB
+    path = sample_video(tmp_path / "late.mp4", seconds=61, size=size, faststart=False)
+    data = path.read_bytes()
+    assert duration_from_head(data[:SNIFF_BYTES], data[-50:], size) is None

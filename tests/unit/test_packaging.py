@@ -87,3 +87,12 @@ def test_each_layer_imports_only_what_contributing_md_allows():
         assert found <= allowed, f"{name} imports {found - allowed}"
     for path in (package / "emulator").glob("*.py"):
         assert _package_imports(path) <= {"emulator", "_media"}, path
+    web = re.search(
+        r"\| `langchain_jockey/web/` \|.*\| (.+) \|$",
+        (ROOT / "CONTRIBUTING.md").read_text(),
+        re.MULTILINE,
+    )
+    assert web, "langchain_jockey/web/ has a row in CONTRIBUTING.md"
+    allowed = set(re.findall(r"`(\w+)`", web.group(1)))
+    for path in (package / "web").glob("*.py"):
+        assert _package_imports(path) <= allowed, path
