@@ -1383,8 +1383,11 @@ def _multipart(  # noqa: PLR0917 - the source, where it is journaled, its conten
     if rest := parts.batch(None):
         yield Api("POST", parts.path, {"completed_chunks": rest})
     yield Local(ctx.journal.save, (journal_key, {**state, "complete": True}))
-    ctx.progress.emit("uploaded", source, status="processing")
-    return {"_id": state["asset_id"], "status": "processing"}
+    # Read once: an asset ready at once (a server that is quick with it, as
+    # the emulator) is not watched for a round.
+    asset = obj((yield Api("GET", f"assets/{state['asset_id']}")), "the asset")
+    ctx.progress.emit("uploaded", source, status=asset.get("status"))
+    return asset
 
 
 class _Parts:

@@ -195,6 +195,18 @@ def test_a_multipart_upload_asks_for_hls_and_thumbnails(mode, emulator, tmp_path
     assert created.body["enable_thumbnail"] is True
 
 
+def test_a_multipart_asset_ready_at_once_is_not_watched_for_a_round(mode, tmp_path):
+    # The default polling (assets every 5 s): a round's wait would show.
+    with Emulator(asset_time=0, index_time=0, chunk_size=64 << 10) as emu:
+        settings = {"base_url": emu.base_url, "api_key": emu.api_key}
+        store = KnowledgeStore.create(
+            "quick", **settings, state_dir=tmp_path / "state", multipart_threshold=1
+        )
+        [result] = add(mode, store, sample_video(tmp_path / "a.mp4", size=200_000))
+        assert (result.status, result.uploaded) == ("ready", True)
+        assert not [p for p in _gets(emu) if p == "/v1.3/assets"], _gets(emu)
+
+
 # -- 7. statuses go forward; bars stop --------------------------------------------
 
 
