@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import json
 import os
 import signal
@@ -62,6 +61,7 @@ import httpx
 from langchain_core.messages import BaseMessageChunk
 
 from langchain_jockey._client import DEFAULT_BASE_URL
+from langchain_jockey._failures import is_loopback
 from langchain_jockey._output import time_range
 from langchain_jockey._sources import Source, item_metadata, sources_of
 from langchain_jockey._terminal import shown
@@ -282,16 +282,6 @@ def _say(text: str, file: TextIO | None = None) -> None:
     print(shown(text), file=file or sys.stdout)
 
 
-def _on_loopback(host: str) -> bool:
-    """Whether `host` is this machine: localhost, 127.0.0.0/8 or ::1."""
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a name other than localhost
-        return False
-
-
 @dataclass(frozen=True)
 class _Target:
     """Where a command sends its requests.
@@ -334,7 +324,7 @@ def _target() -> _Target:
     url = configured.base_url
     if url != DEFAULT_BASE_URL:
         host = httpx.URL(url).host  # checked when the store was made
-        if not _on_loopback(host):
+        if not is_loopback(host):
             msg = (
                 f"No TWELVE_LABS_API_KEY, and TWELVE_LABS_BASE_URL names {host}, "
                 "another machine. Without a key, files go only to a Jockey emulator "

@@ -41,6 +41,7 @@ __all__ = [
     "error_from_response",
     "error_from_transport",
     "failure",
+    "is_loopback",
     "parse_retry_after",
     "redacted",
     "refused",
@@ -297,10 +298,13 @@ def _where(url: httpx.URL) -> str:
     return f"{host}:{url.port or (443 if url.scheme == 'https' else 80)}"
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine: `localhost`, 127.0.0.0/8 or ::1 (`[::1]` too)."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
     try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name other than localhost
         return False
 
 
@@ -328,7 +332,7 @@ def _not_connected(exc: httpx.TransportError, request: httpx.Request | None) -> 
             "the TLS handshake failed: a proxy that intercepts TLS, or an "
             "out-of-date certificate bundle?"
         )
-    elif _loopback(url.host):
+    elif is_loopback(url.host):
         port = _where(url).rsplit(":", 1)[-1]
         cause = (
             "nothing answers there: is the local emulator running? Start it with "

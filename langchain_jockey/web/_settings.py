@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from langchain_jockey._failures import is_loopback
 from langchain_jockey.emulator import MEDIA_PATH
 
 __all__ = [
@@ -83,16 +83,6 @@ class WebSettings:
     def host_names(self) -> frozenset[str]:
         """Every name the page answers to, lower case."""
         return frozenset(n.lower() for n in (*LOOPBACK_NAMES, *self.allowed_hosts))
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` (an interface to listen on) is a loopback one."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _name_and_port(netloc: str, default_port: int) -> tuple[str, int] | None:
