@@ -7,11 +7,15 @@ from types import FunctionType
 
 import nbformat
 import pytest
+import yaml
+from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel
 
 import langchain_jockey
+from langchain_jockey import ChatJockey
 from tests.docs.refresh import DOCS, PAGES, api_reference, reference_cell
 
+ENTRY = "integration_external_docs.yaml"  # for langchain-ai/docs
 PUBLIC_CLASSES = (
     "ChatJockey",
     "JockeyTool",
@@ -73,3 +77,30 @@ def test_the_api_reference_is_what_the_code_makes_now(name):
         f"docs/{PAGES[name]}'s API reference is stale: "
         "run `python -m tests.docs.refresh`"
     )
+
+
+def test_the_integrations_entry_lists_each_component_with_the_flags_the_code_has():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    entry = yaml.safe_load((DOCS / "integration" / ENTRY).read_text(encoding="utf-8"))
+    rows = entry["python"]
+    project = tomllib.loads((DOCS.parent / "pyproject.toml").read_text())["project"]
+    listed = {
+        section: [row["name"] for row in section_rows]
+        for section, section_rows in rows.items()
+    }
+    assert listed == {
+        "chat": ["ChatJockey"],
+        "tools": ["JockeyTool"],
+        "retrievers": ["KnowledgeStoreRetriever"],
+    }
+    for row in (r for section_rows in rows.values() for r in section_rows):
+        assert row["pypi"] == project["name"]
+        assert row["docs_url"].startswith("https://")
+    (chat,) = rows["chat"]
+    profile = ChatJockey(api_key="tlk_unused", knowledge_store_id="ks_unused").profile
+    assert profile is not None
+    inputs = ("image_inputs", "audio_inputs", "video_inputs", "pdf_inputs")
+    assert chat["stream"] is (ChatJockey._stream is not BaseChatModel._stream)
+    assert chat["tool_calling"] is profile["tool_calling"]
+    assert chat["structured_output"] is profile["structured_output"]
+    assert chat["multimodal"] is any(profile[key] for key in inputs)
