@@ -152,12 +152,14 @@ class JockeyConnection(BaseModel):
     max_retries: int = Field(default=2, ge=0)
     """Retries of a request that failed before any of its answer arrived (429
     except `plan_limit_exceeded`, 408, 5xx, connection failures). A stream is
-    never retried once it has started."""
+    never retried once it has started. Few, because an answer is interactive:
+    someone waits for it, so a failure is reported soon (`KnowledgeStore`,
+    unattended, retries more; docs/configuration.md, "Retry defaults")."""
 
     max_retry_wait: float = Field(default=60.0, ge=0)
     """The most seconds spent waiting between retries, in total. A server that
     asks (`Retry-After`) for longer gets no retry: its error is raised at
-    once, with `retry_after` set."""
+    once, with `retry_after` set, and the caller decides what to do."""
 
     default_headers: dict[str, str] | None = Field(
         default=None, exclude=True, repr=False

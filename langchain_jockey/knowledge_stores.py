@@ -169,11 +169,16 @@ class KnowledgeStore(JockeyConnection):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     max_retries: int = Field(default=6, ge=0)
-    """Retries of one request (429, 5xx, connection failures). Ingestion makes
-    many requests over minutes, so it retries more than a chat call."""
+    """Retries of one request (429, 5xx, connection failures). More than a chat
+    call's 2: `add` runs unattended for minutes to hours and makes hundreds of
+    requests, and one that fails fails its whole source after its upload work.
+    Safe, since a request that creates something is retried only when it never
+    reached the server (docs/configuration.md, "Retry defaults")."""
 
     max_retry_wait: float = Field(default=300.0, ge=0)
-    """The most seconds spent waiting between retries of one request."""
+    """The most seconds spent waiting between retries of one request, in total:
+    five minutes, not a chat call's one, so a rate limit's `Retry-After` is
+    waited out instead of failing a source."""
 
     multipart_threshold: int = Field(default=100_000_000, ge=1, le=200_000_000)
     """Files larger than this many bytes go by multipart upload (resumable, in

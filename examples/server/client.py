@@ -2,9 +2,12 @@
 
 Streams one run of `jockey_agent` (served by `langgraph dev`, see
 docs/deploy.md) with `stream_mode=["messages-tuple", "custom", "updates"]` and
-prints what arrives, as it arrives: the planner's tool call, Jockey's progress
-(custom events) and its answer token by token, then the tool result's cited
-moments and the Jockey session. `--thread` continues a conversation: the same
+prints what arrives, as it arrives, labelled by its source: the planner's tool
+call (`[planner]`, the agent's `model` node), Jockey's progress (custom events,
+one line per step) and its answer token by token (`[jockey]`), then the tool
+result's cited moments and the Jockey session. `--graph jockey_chat` runs the
+chat graph, whose only node is Jockey: its answer is printed once, as it
+streams, then its session. `--thread` continues a conversation: the same
 thread continues the same Jockey session.
 
     python examples/server/client.py "Who saves the penalty?"
@@ -44,6 +47,7 @@ class Printer:
     def __init__(self) -> None:
         self.line = ""  # "", "progress" or "jockey"
         self.failed = False
+        self.streamed = False  # Jockey's answer tokens were printed as they came
 
     def open(self, kind: str, prefix: str) -> None:
         if self.line != kind:
@@ -70,21 +74,24 @@ class Printer:
             if meta.get("ls_provider") == "twelvelabs" and message.get("content"):
                 self.open("jockey", "  [jockey] ")
                 print(message["content"], end="", flush=True)
+                self.streamed = True
         elif event == "updates":
-            for update in data.values():
+            for node, update in data.items():
                 for message in (update or {}).get("messages", []):
-                    self.message(message)
+                    self.message(node, message)
         elif event == "error":
             self.close()
             print(f"[run failed] {data}")
             self.failed = True
 
-    def message(self, message: dict[str, Any]) -> None:
+    def message(self, node: str, message: dict[str, Any]) -> None:
+        """One node's message, labelled by its source: the planner or Jockey."""
         self.close()
+        source = "planner" if node == "model" else node  # create_agent's planner
         if message["type"] == "ai" and message.get("tool_calls"):
             for call in message["tool_calls"]:
                 question = call["args"].get("question")
-                print(f"[planner] asks {call['name']}: {question}")
+                print(f"[{source}] asks {call['name']}: {question}")
         elif message["type"] == "tool" and message.get("status") == "error":
             print(f"  [tool error] {message['content']}")
         elif message["type"] == "tool":
@@ -95,8 +102,14 @@ class Printer:
                 span = f" {mmss(start)}–{mmss(end)}" if start is not None else ""  # noqa: RUF001
                 print(f"    {note.get('title')}{span}")
             print(f"  [session {artifact.get('session_id')}]")
-        elif message["type"] == "ai":
+        elif message["type"] == "ai" and source == "planner":
             print(f"[planner] {message['content']}")
+        elif message["type"] == "ai":  # Jockey's own answer (the chat graph)
+            if not self.streamed:  # else it was printed token by token
+                print(f"  [{source}] {message['content']}")
+            session = (message.get("response_metadata") or {}).get("session_id")
+            print(f"  [session {session}]")
+        self.streamed = False
 
 
 def main() -> None:

@@ -296,6 +296,27 @@ def test_the_client_example_prints_progress_tokens_and_cited_moments(server) -> 
     assert again[-2] == lines[-2]  # the same thread, the same Jockey session
 
 
+def test_the_client_example_labels_the_chat_graph_as_jockey_and_prints_it_once(
+    server,
+) -> None:
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, str(SERVER_DIR / "client.py"), "--url", server]
+        + ["--graph", "jockey_chat", FIRST],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    header, *lines = done.stdout.splitlines()
+    assert header.startswith(f"LangGraph Server at {server}, graph jockey_chat")
+    assert not any("[planner]" in line for line in lines)  # no planner in this graph
+    (answer,) = [line for line in lines if "In Under-12 football final" in line]
+    assert answer.startswith("  [jockey] ")  # labelled by its source, printed once
+    assert re.fullmatch(r"  \[session sess_\S+\]", lines[-1])
+
+
 # -- sessions: outliving them (#31 item 1), and only the thread's own (item 2) --
 
 THIRD = "And after that?"

@@ -339,8 +339,8 @@ def test_request_body_bytes_are_deterministic() -> None:
     )
 
 
-# Each request option, a value, and the body field it must reach (README,
-# "Configuration": every request field can be set per call).
+# Each request option, a value, and the body field it must reach (docs/configuration.md,
+# "ChatJockey": every request field can be set per call).
 OPTION_SAMPLES = {
     "model": ("jockey1.0", "model", "jockey1.0"),
     "knowledge_store_id": ("ks_other", "knowledge_store_id", "ks_other"),
@@ -376,8 +376,8 @@ def test_every_request_option_reaches_the_body(name, where) -> None:
     kwargs = {name: value} if where == "call" else {}
     built = build_body([HumanMessage("q")], call_options(model, None, kwargs))
     assert built[key] == sent
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert f"`{name}`" in readme  # documented
+    page = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    assert f"`{name}`" in page.read_text(encoding="utf-8")  # documented
 
 
 def lost(status: int, message: str, code: str = "parameter_invalid"):
