@@ -16,7 +16,8 @@ mapping (docs/protocol.md, "Streaming"):
   arguments are): a chunk with `additional_kwargs["jockey_steps"] = [step]`.
 - `response.completed` / `response.incomplete`: the one terminal chunk,
   `chunk_position="last"`, with usage (total computed: Jockey sends only input
-  and output) and the string metadata. Core *concatenates* equal strings when
+  and output) and the string metadata (`finish_reason` among it: `"stop"`, or
+  `"length"` for an incomplete answer). Core *concatenates* equal strings when
   merging chunks, so strings appear on this chunk only; `model_provider` is on
   every chunk (merging leaves it alone). Nothing after it is delivered.
 - `response.failed`, `error`: raise the matching `JockeyError`.
@@ -117,6 +118,16 @@ def generation(message: AIMessageChunk) -> ChatGenerationChunk:
 # Measured in tests/reliability/test_answer_memory.py and benchmarks/.
 ONE_EACH = 1_000
 WINDOW = 0.05  # seconds: 20 chunks a second read as a smooth stream
+
+
+def _finish_reason(status: str) -> str:
+    """`finish_reason` as the partner packages set it, from a finished status.
+
+    `"length"` for an answer cut short (`incomplete`: the one documented reason
+    is `max_output_tokens`; an unknown one is read as a truncation too),
+    `"stop"` for any other finished answer.
+    """
+    return "length" if status == "incomplete" else "stop"
 
 
 def _kind(message: AIMessageChunk) -> str | None:
@@ -495,6 +506,7 @@ class ResponseReducer:
             "model_name": self._model_name,
             "id": self.response_id,
             "status": status,
+            "finish_reason": _finish_reason(status),
             "incomplete_details": snapshot.get("incomplete_details"),
             "session_id": self.session_id,
             "knowledge_store_id": self.knowledge_store_id,

@@ -142,10 +142,13 @@ class ChatJockey(JockeyConnection, LangChainHooks):
         ```python
         msg.response_metadata
         # -> {"model_provider": "twelvelabs", "model_name": "jockey1.0",
-        #     "id": "resp_…", "status": "completed", "incomplete_details": None,
+        #     "id": "resp_…", "status": "completed", "finish_reason": "stop",
+        #     "incomplete_details": None,
         #     "session_id": "sess_…", "knowledge_store_id": "ks_…", "created_at": "…",
         #     "annotations": [Jockey's citations]}
         ```
+    An answer cut at Jockey's output limit has `"status": "incomplete"` and
+    `"finish_reason": "length"`, as LangChain's partner packages report it.
 
     Per-call options: every request field can be set per call, e.g.
     `llm.invoke(question, session_id="sess_…", instructions="Answer in one line")`.
