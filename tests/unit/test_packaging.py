@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -65,8 +66,6 @@ def contributing_layers() -> dict[str, set[str]]:
 
 
 def _package_imports(path: Path) -> set[str]:
-    import ast
-
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module:
@@ -96,3 +95,63 @@ def test_each_layer_imports_only_what_contributing_md_allows():
     allowed = set(re.findall(r"`(\w+)`", web.group(1)))
     for path in (package / "web").glob("*.py"):
         assert _package_imports(path) <= allowed, path
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Each module of the package → the package modules it imports.
+
+    Every import counts, wherever it is: `if TYPE_CHECKING:` blocks and
+    imports inside functions too. `from a import b`, where `a.b` is a module,
+    is an import of `a.b` (a package's `__init__` runs first either way; that
+    is not a circle).
+    """
+    package = ROOT / "langchain_jockey"
+    modules = {}
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        modules[".".join(parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module in modules:
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    found.add(sub if sub in modules else node.module)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name in modules)
+        graph[name] = found - {name}
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of `graph`: each a path that comes back to its start."""
+    circles, done = [], set()
+
+    def visit(name: str, path: list[str]) -> None:
+        for target in sorted(graph[name]):
+            if target in path:
+                circles.append([*path[path.index(target) :], target])
+            elif target not in done:
+                visit(target, [*path, target])
+        done.add(name)
+
+    for name in sorted(graph):
+        if name not in done:
+            visit(name, [name])
+    return circles
+
+
+def test_no_module_of_the_package_imports_itself_in_a_circle() -> None:
+    # Type-only imports included: a circle of them still ties the modules'
+    # meaning together, and one untyped import away from failing at run time.
+    graph = _import_graph()
+    assert "langchain_jockey.emulator._server" in graph
+    assert _circles(graph) == []
+
+
+def test_the_circle_finder_finds_a_circle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _circles(graph) == [["a", "b", "c", "a"]]
