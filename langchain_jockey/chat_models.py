@@ -364,7 +364,7 @@ class ChatJockey(JockeyConnection, LangChainHooks):
         client = self._clients.sync(self.http_client)
         turn = self._turn(messages, stop, kwargs)
         while True:  # twice at most: `turn.restart` says yes once
-            request = self._build(client, "responses", turn.body)
+            request = self._build(client, "responses", body=turn.body)
             reducer = self._reducer(kwargs)
             chunks = reducer.chunks(
                 iter_events(client, request, self._policy, self._limits)
@@ -392,7 +392,7 @@ class ChatJockey(JockeyConnection, LangChainHooks):
         client = await self._clients.async_(self.http_async_client)
         turn = self._turn(messages, stop, kwargs)
         while True:  # twice at most: `turn.restart` says yes once
-            request = self._build(client, "responses", turn.body)
+            request = self._build(client, "responses", body=turn.body)
             reducer = self._reducer(kwargs)
             chunks = reducer.achunks(
                 aiter_events(client, request, self._policy, self._limits)
