@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from packaging.version import Version
+
+import langchain_jockey
 
 tomllib = pytest.importorskip("tomllib")
 
@@ -155,3 +160,49 @@ def test_no_module_of_the_package_imports_itself_in_a_circle() -> None:
 def test_the_circle_finder_finds_a_circle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _circles(graph) == [["a", "b", "c", "a"]]
+
+
+def _loaded_after(code: str) -> set[str]:
+    """The package's modules loaded by `code`, run in a fresh interpreter."""
+    script = (
+        f"import sys\n{code}\n"
+        "print(' '.join(m for m in sys.modules if m.startswith('langchain_jockey')))"
+    )
+    result = subprocess.run(  # noqa: S603 - this interpreter, this code
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    return set(result.stdout.split())
+
+
+def test_importing_the_package_loads_no_public_module() -> None:
+    loaded = _loaded_after("import langchain_jockey")
+    # and the translator of Jockey messages' content blocks, registered at once
+    light = {"", "._version", "._blocks", "._output"}
+    assert loaded == {f"langchain_jockey{m}" for m in light}
+
+
+def test_chat_jockey_alone_loads_neither_ingestion_nor_the_tool_nor_the_retriever():
+    loaded = _loaded_after("from langchain_jockey import ChatJockey")
+    assert "langchain_jockey.chat_models" in loaded
+    for module in ("knowledge_stores", "_ingest", "_progress", "tools", "retrievers"):
+        assert f"langchain_jockey.{module}" not in loaded, module
+
+
+def test_every_public_name_resolves_lazily_alike_and_is_listed() -> None:
+    names = set(langchain_jockey.__all__)
+    assert set(langchain_jockey.errors.__all__) <= names
+    assert names == {"__version__", *langchain_jockey._MODULE_OF}
+    for name, module in langchain_jockey._MODULE_OF.items():
+        assert (
+            getattr(langchain_jockey, name).__module__ == f"langchain_jockey.{module}"
+        )
+        assert name in dir(langchain_jockey)
+    for module in langchain_jockey._MODULES:
+        public = getattr(langchain_jockey, module)
+        assert public is importlib.import_module(f"langchain_jockey.{module}")
+        assert module in dir(langchain_jockey)
+    star: dict[str, object] = {}
+    exec("from langchain_jockey import *", star)  # noqa: S102 - the import itself
+    assert names <= set(star)
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        _ = langchain_jockey.Nothing
