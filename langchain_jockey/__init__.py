@@ -53,29 +53,14 @@ __all__ = [
     "__version__",
 ]
 
-# Each public name → its module (LangChain's own packages load names this way).
+# Each public name → its module (LangChain's own packages load names this
+# way): the four classes, and every other name of `__all__` is an error class.
 _MODULE_OF = {
+    **{name: "errors" for name in __all__ if name != "__version__"},
     "ChatJockey": "chat_models",
     "JockeyTool": "tools",
     "KnowledgeStore": "knowledge_stores",
     "KnowledgeStoreRetriever": "retrievers",
-    **dict.fromkeys(
-        (
-            "JockeyAuthenticationError",
-            "JockeyBadRequestError",
-            "JockeyConnectionError",
-            "JockeyError",
-            "JockeyIngestError",
-            "JockeyInputError",
-            "JockeyNotFoundError",
-            "JockeyPermissionDeniedError",
-            "JockeyRateLimitError",
-            "JockeyServerError",
-            "JockeyStreamInterruptedError",
-            "JockeyTimeoutError",
-        ),
-        "errors",
-    ),
 }
 _MODULES = frozenset(_MODULE_OF.values())
 
