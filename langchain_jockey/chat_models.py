@@ -1,8 +1,9 @@
 """`ChatJockey`: TwelveLabs Jockey as a LangChain chat model.
 
 Glue only: settings and clients are in `_client`, the request body in
-`_messages`, event handling in `_events`, I/O in `_http` and `_stream`, errors
-in `errors`.
+`_messages`, event handling in `_events` (the reducer and its `Batcher`), I/O
+in `_http`, LangChain's hooks in `_hooks`, structured output in `_structured`,
+errors in `errors`.
 """
 
 from __future__ import annotations

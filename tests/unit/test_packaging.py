@@ -206,3 +206,18 @@ def test_every_public_name_resolves_lazily_alike_and_is_listed() -> None:
     assert names <= set(star)
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
         _ = langchain_jockey.Nothing
+
+
+def test_docs_and_code_cite_no_document_outside_the_repository() -> None:
+    # docs/protocol.md is the wire reference; the notes it was written from
+    # (a PROTOCOL file and its numbered sections) are not in the repository.
+    outside = re.compile(r"PROTOCOL(\.md| §| section)")
+    paths = [ROOT / "CONTRIBUTING.md", *(ROOT / "docs").glob("*.md")]
+    for folder in ("langchain_jockey", "tests"):
+        paths += (ROOT / folder).rglob("*.py")
+    cited = [
+        p.name
+        for p in paths
+        if p != Path(__file__) and outside.search(p.read_text(encoding="utf-8"))
+    ]
+    assert cited == []
