@@ -5,7 +5,8 @@
   bad arguments reported as `JockeyInputError` without their values, the key
   kept out of pickles, and `close` / `aclose` / `with` for the clients it made.
 - `Clients` (in `_http`) owns those clients.
-- `JockeyConnection._build` makes every request the same way: URL, auth,
+- `JockeyConnection._build` makes every request the same way (the client and
+  the path, then keyword arguments: `body`, `accept`, `method`, …): URL, auth,
   headers, timeouts. The key goes only to the configured host: `_http` never
   follows redirects, so it cannot be replayed to another one.
 """
@@ -199,11 +200,12 @@ class JockeyConnection(BaseModel):
         """Where the secret fields come from, for LangChain serialization."""
         return {"api_key": "TWELVE_LABS_API_KEY"}
 
-    def _build(  # noqa: PLR0917 - one builder for every request
+    def _build(
         self,
         client: httpx.Client | httpx.AsyncClient,
         path: str,
-        body: Mapping[str, Any] | None,
+        *,
+        body: Mapping[str, Any] | None = None,
         accept: str = SSE,
         method: str = "POST",
         params: Mapping[str, Any] | None = None,

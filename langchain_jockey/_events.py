@@ -1,8 +1,10 @@
 """Jockey events -> LangChain message chunks. No I/O.
 
 One reducer, `ResponseReducer.feed(event) -> AIMessageChunk | None`, serves the
-sync and async streams alike, and `invoke`, which aggregates the stream. The
-mapping (docs/protocol.md, "Streaming"):
+sync and async streams alike, and `invoke`, which aggregates the stream; a
+`Batcher` around it (at the end of this module) merges its deltas in time
+windows, for the chunks a model yields (`ONE_EACH`, `WINDOW`). The mapping
+(docs/protocol.md, "Streaming"):
 
 - `response.created` (and other snapshots): the `resp_…` id, session and store
   become known; every chunk carries the id.
@@ -16,7 +18,8 @@ mapping (docs/protocol.md, "Streaming"):
   arguments are): a chunk with `additional_kwargs["jockey_steps"] = [step]`.
 - `response.completed` / `response.incomplete`: the one terminal chunk,
   `chunk_position="last"`, with usage (total computed: Jockey sends only input
-  and output) and the string metadata. Core *concatenates* equal strings when
+  and output) and the string metadata (`finish_reason` among it: `"stop"`, or
+  `"length"` for an incomplete answer). Core *concatenates* equal strings when
   merging chunks, so strings appear on this chunk only; `model_provider` is on
   every chunk (merging leaves it alone). Nothing after it is delivered.
 - `response.failed`, `error`: raise the matching `JockeyError`.
@@ -52,7 +55,7 @@ from langchain_jockey._output import (
     valid_text,
 )
 
-__all__ = ["ONE_EACH", "WINDOW", "ResponseReducer", "generation"]
+__all__ = ["ONE_EACH", "WINDOW", "Batcher", "ResponseReducer", "generation"]
 
 logger = logging.getLogger("langchain_jockey")
 
@@ -101,32 +104,14 @@ def generation(message: AIMessageChunk) -> ChatGenerationChunk:
     return _clone(_GENERATION, {"message": message, "text": str(message.text)})
 
 
-# One chunk per delta shows tokens one by one, but LangChain keeps every chunk
-# of a stream until it ends (`BaseChatModel.stream` and `_generate_with_cache`
-# merge them then), about 1.9 KB each: a million one-byte deltas took 1.8 GiB.
-# Past an answer's first ONE_EACH chunks (a long answer, as few reach), a delta
-# that comes less than WINDOW seconds after the delta before it (the answer is
-# flowing) is held, with the deltas of its kind that follow, until one comes
-# WINDOW or more after it or any other event comes (the end of a part, a step,
-# a keepalive, the end): then they are one chunk. So an answer's text makes at
-# most about 1/WINDOW chunks a second, whatever the event count. Merging by
-# network read instead does nothing against a server that writes each event
-# on its own (the emulator, most SSE servers): httpx yields each HTTP chunk
-# apart. The cost: if Jockey stops in mid-text (it sends a keepalive every
-# ~10 s), the text of the last WINDOW waits for its next event.
-# Measured in tests/reliability/test_answer_memory.py and benchmarks/.
-ONE_EACH = 1_000
-WINDOW = 0.05  # seconds: 20 chunks a second read as a smooth stream
+def _finish_reason(status: str) -> str:
+    """`finish_reason` as the partner packages set it, from a finished status.
 
-
-def _kind(message: AIMessageChunk) -> str | None:
-    """What a chunk is, when it is a delta that can be merged with its like."""
-    kwargs = message.additional_kwargs
-    if message.chunk_position is not None:
-        return None
-    if message.content:
-        return None if kwargs else "text"
-    return "reasoning" if kwargs.keys() == {REASONING_KEY} else None
+    `"length"` for an answer cut short (`incomplete`: the one documented reason
+    is `max_output_tokens`; an unknown one is read as a truncation too),
+    `"stop"` for any other finished answer.
+    """
+    return "length" if status == "incomplete" else "stop"
 
 
 class _Seen:
@@ -158,11 +143,6 @@ class _Seen:
             starts.append(number)
             ends.append(number + 1)
         return True
-
-
-def _piece(message: AIMessageChunk) -> str:
-    """The text of a delta `_kind` names."""
-    return str(message.additional_kwargs.get(REASONING_KEY) or message.content)
 
 
 def _count(value: Any) -> int | None:
@@ -207,7 +187,7 @@ class ResponseReducer:
         """Start reading one response; `model_name` is reported in the metadata.
 
         With `usage=False` the last chunk carries no token usage. `clock`
-        times the arrivals, for `WINDOW`.
+        times the arrivals, for the `Batcher` of `chunks` and `achunks`.
         """
         self._model_name = model_name
         self._usage = usage
@@ -220,11 +200,6 @@ class ResponseReducer:
         self._seen = _Seen()  # sequence numbers applied
         self._high = ""  # half a surrogate pair, until the next delta
         self._template: AIMessageChunk | None = None  # of the text chunks
-        self._count = 0  # chunks given one per event, up to `ONE_EACH`
-        self._held: list[str] = []  # the text of deltas to merge, of one kind:
-        self._held_kind: str | None = None  # text or reasoning, see `_kind`
-        self._since = 0.0  # when the first held delta arrived
-        self._last = -WINDOW  # when the last delta arrived, past `ONE_EACH`
         self._clock = clock
         self.response_id: str | None = None
         self.session_id: str | None = None
@@ -256,76 +231,20 @@ class ResponseReducer:
     def chunks(
         self, events: Generator[dict[str, Any], None, None]
     ) -> Generator[ChatGenerationChunk, None, None]:
-        """The chunks a chat model yields for a stream's `events`; closes them.
+        """The chunks a chat model yields for a stream's `events` (`Batcher.chunks`)."""
+        return Batcher(self, self._clock).chunks(events)
 
-        An answer's first `ONE_EACH` chunks are a chunk per event. After them,
-        the consecutive deltas of one kind (answer text, commentary) that
-        flow within `WINDOW` seconds are one chunk, equal to the merge of
-        theirs, given with the delta that ends the window or before any other
-        event, error or the end (see `ONE_EACH`).
-        """
-        with closing(events):
-            try:
-                for event in events:
-                    yield from self._arrived(event)
-            except errors.JockeyError:
-                yield from self._release()
-                raise
-            yield from self._release()
-
-    async def achunks(
+    def achunks(
         self, events: AsyncGenerator[dict[str, Any], None]
     ) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """Async twin of `chunks`."""
-        async with aclosing(events):
-            try:
-                async for event in events:
-                    for chunk in self._arrived(event):
-                        yield chunk
-            except errors.JockeyError:
-                for chunk in self._release():
-                    yield chunk
-                raise
-            for chunk in self._release():
-                yield chunk
+        """Async twin of `chunks` (`Batcher.achunks`)."""
+        return Batcher(self, self._clock).achunks(events)
 
-    def _arrived(self, event: Mapping[str, Any]) -> list[ChatGenerationChunk]:
-        """The chunks to give now that `event` arrived (held deltas first)."""
-        message = self.feed(event)
-        if self._count < ONE_EACH:
-            if message is None:
-                return []
-            self._count += 1
-            return [generation(message)]
-        now = self._clock()
-        kind = None if message is None else _kind(message)
-        if message is not None and self._held and kind == self._held_kind:
-            self._held.append(_piece(message))
-            self._last = now
-            return self._release() if now - self._since >= WINDOW else []
-        out = self._release()  # any other event ends what is held
-        if message is None:
-            return out
-        if kind is not None:
-            flowing, self._last = now - self._last < WINDOW, now
-            if flowing:
-                self._held, self._held_kind, self._since = [_piece(message)], kind, now
-                return out
-        return [*out, generation(message)]
-
-    def _release(self) -> list[ChatGenerationChunk]:
-        """The held deltas, as one chunk (none if nothing is held).
-
-        Only their text is held: a window of a fast stream is thousands of
-        deltas, and their chunks would be 1.5 KB each.
-        """
-        if not self._held:
-            return []
-        text = "".join(self._held)
-        self._held = []
-        if self._held_kind == "text":
-            return [generation(self._text(text))]
-        return [generation(self._chunk("", additional_kwargs={REASONING_KEY: text}))]
+    def merged(self, kind: str, text: str) -> AIMessageChunk:
+        """The chunk that deltas of one `kind` (see `_kind`) merge to, of `text`."""
+        if kind == "text":
+            return self._text(text)
+        return self._chunk("", additional_kwargs={REASONING_KEY: text})
 
     def _apply(self, event: Mapping[str, Any]) -> AIMessageChunk | None:
         sequence = event.get("sequence_number")
@@ -495,6 +414,7 @@ class ResponseReducer:
             "model_name": self._model_name,
             "id": self.response_id,
             "status": status,
+            "finish_reason": _finish_reason(status),
             "incomplete_details": snapshot.get("incomplete_details"),
             "session_id": self.session_id,
             "knowledge_store_id": self.knowledge_store_id,
@@ -534,3 +454,122 @@ class ResponseReducer:
                 "session_id to continue.",
                 retryable=False,
             ).with_progress(self.text, self.session_id, self.response_id)
+
+
+# One chunk per delta shows tokens one by one, but LangChain keeps every chunk
+# of a stream until it ends (`BaseChatModel.stream` and `_generate_with_cache`
+# merge them then), about 1.9 KB each: a million one-byte deltas took 1.8 GiB.
+# Past an answer's first ONE_EACH chunks (a long answer, as few reach), a delta
+# that comes less than WINDOW seconds after the delta before it (the answer is
+# flowing) is held, with the deltas of its kind that follow, until one comes
+# WINDOW or more after it or any other event comes (the end of a part, a step,
+# a keepalive, the end): then they are one chunk. So an answer's text makes at
+# most about 1/WINDOW chunks a second, whatever the event count. Merging by
+# network read instead does nothing against a server that writes each event
+# on its own (the emulator, most SSE servers): httpx yields each HTTP chunk
+# apart. The cost: if Jockey stops in mid-text (it sends a keepalive every
+# ~10 s), the text of the last WINDOW waits for its next event.
+# Measured in tests/reliability/test_answer_memory.py and benchmarks/.
+ONE_EACH = 1_000
+WINDOW = 0.05  # seconds: 20 chunks a second read as a smooth stream
+
+
+def _kind(message: AIMessageChunk) -> str | None:
+    """What a chunk is, when it is a delta that can be merged with its like."""
+    kwargs = message.additional_kwargs
+    if message.chunk_position is not None:
+        return None
+    if message.content:
+        return None if kwargs else "text"
+    return "reasoning" if kwargs.keys() == {REASONING_KEY} else None
+
+
+def _piece(message: AIMessageChunk) -> str:
+    """The text of a delta `_kind` names."""
+    return str(message.additional_kwargs.get(REASONING_KEY) or message.content)
+
+
+class Batcher:
+    """The chunks a chat model yields for a stream: a reducer's, merged in time.
+
+    An answer's first `ONE_EACH` chunks are a chunk per event. After them,
+    the consecutive deltas of one kind (answer text, commentary) that flow
+    within `WINDOW` seconds are one chunk, equal to the merge of theirs,
+    given with the delta that ends the window or before any other event,
+    error or the end (see `ONE_EACH`). Only their text is held: a window of
+    a fast stream is thousands of deltas, and their chunks would be 1.5 KB
+    each. `chunks` and `achunks` are twins.
+    """
+
+    def __init__(
+        self, reducer: ResponseReducer, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """Merge the chunks of `reducer`; `clock` times the arrivals."""
+        self._reducer = reducer
+        self._clock = clock
+        self._count = 0  # chunks given one per event, up to `ONE_EACH`
+        self._held: list[str] = []  # the text of deltas to merge, of one kind:
+        self._held_kind = "text"  # text or reasoning, see `_kind`
+        self._since = 0.0  # when the first held delta arrived
+        self._last = -WINDOW  # when the last delta arrived, past `ONE_EACH`
+
+    def chunks(
+        self, events: Generator[dict[str, Any], None, None]
+    ) -> Generator[ChatGenerationChunk, None, None]:
+        """The chunks for `events`, read one by one; closes them."""
+        with closing(events):
+            try:
+                for event in events:
+                    yield from self._arrived(event)
+            except errors.JockeyError:
+                yield from self._release()
+                raise
+            yield from self._release()
+
+    async def achunks(
+        self, events: AsyncGenerator[dict[str, Any], None]
+    ) -> AsyncGenerator[ChatGenerationChunk, None]:
+        """Async twin of `chunks`."""
+        async with aclosing(events):
+            try:
+                async for event in events:
+                    for chunk in self._arrived(event):
+                        yield chunk
+            except errors.JockeyError:
+                for chunk in self._release():
+                    yield chunk
+                raise
+            for chunk in self._release():
+                yield chunk
+
+    def _arrived(self, event: Mapping[str, Any]) -> list[ChatGenerationChunk]:
+        """The chunks to give now that `event` arrived (held deltas first)."""
+        message = self._reducer.feed(event)
+        if self._count < ONE_EACH:
+            if message is None:
+                return []
+            self._count += 1
+            return [generation(message)]
+        now = self._clock()
+        kind = None if message is None else _kind(message)
+        if message is not None and self._held and kind == self._held_kind:
+            self._held.append(_piece(message))
+            self._last = now
+            return self._release() if now - self._since >= WINDOW else []
+        out = self._release()  # any other event ends what is held
+        if message is None:
+            return out
+        if kind is not None:
+            flowing, self._last = now - self._last < WINDOW, now
+            if flowing:
+                self._held, self._held_kind, self._since = [_piece(message)], kind, now
+                return out
+        return [*out, generation(message)]
+
+    def _release(self) -> list[ChatGenerationChunk]:
+        """The held deltas, as one chunk (none if nothing is held)."""
+        if not self._held:
+            return []
+        text = "".join(self._held)
+        self._held = []
+        return [generation(self._reducer.merged(self._held_kind, text))]

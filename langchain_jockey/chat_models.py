@@ -1,8 +1,9 @@
 """`ChatJockey`: TwelveLabs Jockey as a LangChain chat model.
 
 Glue only: settings and clients are in `_client`, the request body in
-`_messages`, event handling in `_events`, I/O in `_http` and `_stream`, errors
-in `errors`.
+`_messages`, event handling in `_events` (the reducer and its `Batcher`), I/O
+in `_http`, LangChain's hooks in `_hooks`, structured output in `_structured`,
+errors in `errors`.
 """
 
 from __future__ import annotations
@@ -142,10 +143,13 @@ class ChatJockey(JockeyConnection, LangChainHooks):
         ```python
         msg.response_metadata
         # -> {"model_provider": "twelvelabs", "model_name": "jockey1.0",
-        #     "id": "resp_…", "status": "completed", "incomplete_details": None,
+        #     "id": "resp_…", "status": "completed", "finish_reason": "stop",
+        #     "incomplete_details": None,
         #     "session_id": "sess_…", "knowledge_store_id": "ks_…", "created_at": "…",
         #     "annotations": [Jockey's citations]}
         ```
+    An answer cut at Jockey's output limit has `"status": "incomplete"` and
+    `"finish_reason": "length"`, as LangChain's partner packages report it.
 
     Per-call options: every request field can be set per call, e.g.
     `llm.invoke(question, session_id="sess_…", instructions="Answer in one line")`.
@@ -361,7 +365,7 @@ class ChatJockey(JockeyConnection, LangChainHooks):
         client = self._clients.sync(self.http_client)
         turn = self._turn(messages, stop, kwargs)
         while True:  # twice at most: `turn.restart` says yes once
-            request = self._build(client, "responses", turn.body)
+            request = self._build(client, "responses", body=turn.body)
             reducer = self._reducer(kwargs)
             chunks = reducer.chunks(
                 iter_events(client, request, self._policy, self._limits)
@@ -389,7 +393,7 @@ class ChatJockey(JockeyConnection, LangChainHooks):
         client = await self._clients.async_(self.http_async_client)
         turn = self._turn(messages, stop, kwargs)
         while True:  # twice at most: `turn.restart` says yes once
-            request = self._build(client, "responses", turn.body)
+            request = self._build(client, "responses", body=turn.body)
             reducer = self._reducer(kwargs)
             chunks = reducer.achunks(
                 aiter_events(client, request, self._policy, self._limits)

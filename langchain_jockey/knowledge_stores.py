@@ -513,18 +513,20 @@ class KnowledgeStore(JockeyConnection):
     ) -> httpx.Request:
         if isinstance(call, Api):
             return self._build(
-                client, call.path, call.body, _http.JSON, call.method, call.params
+                client,
+                call.path,
+                body=call.body,
+                accept=_http.JSON,
+                method=call.method,
+                params=call.params,
             )
         if call.api:
             return self._build(
                 client,
                 call.url,
-                None,
-                _http.JSON,
-                "POST",
-                None,
-                call.stream,
-                call.content_type,
+                accept=_http.JSON,
+                stream=call.stream,
+                content_type=call.content_type,
             )
         # A part URL (http(s): `_ingest` reads no other) is signed for this one
         # upload: no API key goes there.

@@ -119,7 +119,7 @@ class KnowledgeStoreRetriever(JockeyConnection, BaseRetriever):
             )
             raise JockeyInputError(msg)
         path = f"knowledge-stores/{self.knowledge_store_id}/search"
-        return self._build(client, path, body, _http.JSON)
+        return self._build(client, path, body=body, accept=_http.JSON)
 
     def _documents(self, page: Any) -> tuple[list[Document], str | None]:
         docs: list[Document] = []

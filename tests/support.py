@@ -227,6 +227,19 @@ def run(
     return asyncio.run(go())
 
 
+def v3_stream(mode: str, model: Any, value: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """A chat model's v3 stream (`stream_events(version="v3")`) and its events."""
+    if mode == "sync":
+        stream = model.stream_events(value, version="v3")
+        return stream, list(stream)
+
+    async def go() -> tuple[Any, list[dict[str, Any]]]:
+        stream = await model.astream_events(value, version="v3")
+        return stream, [e async for e in stream]
+
+    return asyncio.run(go())
+
+
 def merged(chunks: list[Any]) -> Any:
     """The chunks of one streamed answer, added up as langchain-core does."""
     total = chunks[0]

@@ -43,6 +43,7 @@ from its title, description and transcript; with only a file name, its title.
 
 from langchain_jockey._media import sample_video
 from langchain_jockey.emulator._clips import PATH as MEDIA_PATH
+from langchain_jockey.emulator._config import DEMO_API_KEY, EmulatorConfig
 from langchain_jockey.emulator._faults import FAULT_HEADER, Fault
 from langchain_jockey.emulator._home import (
     EmulatorBusyError,
@@ -54,9 +55,7 @@ from langchain_jockey.emulator._home import stop as stop_library
 from langchain_jockey.emulator._planner import ScriptedPlanner
 from langchain_jockey.emulator._runner import Emulator, spawn
 from langchain_jockey.emulator._server import (
-    DEMO_API_KEY,
     LENGTH_HEADER,
-    EmulatorConfig,
     EmulatorServer,
     ReceivedRequest,
 )

@@ -10,14 +10,11 @@ import signal
 import sys
 from pathlib import Path
 
+from langchain_jockey.emulator._config import DEMO_API_KEY, EmulatorConfig
 from langchain_jockey.emulator._faults import Fault
 from langchain_jockey.emulator._home import EmulatorBusyError, library_dir, stop
 from langchain_jockey.emulator._persist import DEFAULT_MAX_DISK
-from langchain_jockey.emulator._server import (
-    DEMO_API_KEY,
-    EmulatorConfig,
-    EmulatorServer,
-)
+from langchain_jockey.emulator._server import EmulatorServer
 from langchain_jockey.emulator._store import STORES
 
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}

@@ -27,7 +27,7 @@ from langchain_jockey.emulator._exchange import ClientGoneError, Exchange
 from langchain_jockey.emulator._requests import ApiError
 
 if TYPE_CHECKING:
-    from langchain_jockey.emulator._server import EmulatorConfig
+    from langchain_jockey.emulator._config import EmulatorConfig
 
 __all__ = ["Body", "Buffer", "Connections"]
 

@@ -23,7 +23,7 @@ from langchain_jockey.emulator._faults import Fault
 from langchain_jockey.emulator._responses import Plan, events, failed_snapshot
 
 if TYPE_CHECKING:
-    from langchain_jockey.emulator._server import EmulatorConfig
+    from langchain_jockey.emulator._config import EmulatorConfig
 
 __all__ = ["ClientGoneError", "Exchange"]
 

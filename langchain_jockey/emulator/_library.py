@@ -64,7 +64,7 @@ from langchain_jockey.emulator._uploads import FormBody, PartBody
 if TYPE_CHECKING:
     from collections.abc import Container
 
-    from langchain_jockey.emulator._server import EmulatorConfig
+    from langchain_jockey.emulator._config import EmulatorConfig
 
 __all__ = ["Item", "Library", "StoreRecord"]
 

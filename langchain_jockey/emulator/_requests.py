@@ -1,8 +1,8 @@
 """Validating `POST /responses` bodies the way the API does (docs/protocol.md).
 
-Errors use the flat body `{code, message, docs_url}` (§9.2). Where the real
-behaviour is unknown, the emulator is strict, so that a client that passes here
-sends only what the API documents:
+Errors use the flat body `{code, message, docs_url}` (docs/protocol.md,
+"Errors"). Where the real behaviour is unknown, the emulator is strict, so that
+a client that passes here sends only what the API documents:
 
 - unknown top-level fields are `400 parameter_unknown` (the API has that code);
   the legacy `model` (only `"jockey1.0"`), `metadata` and the undocumented

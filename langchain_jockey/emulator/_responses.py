@@ -330,7 +330,7 @@ def _with_media(note: dict[str, Any], media: Media) -> dict[str, Any]:
 
 
 def failed_snapshot(plan: Plan) -> dict[str, Any]:
-    """The `response.failed` snapshot: status failed, no usage (§8.5)."""
+    """The `response.failed` snapshot: status failed, no usage (docs/protocol.md)."""
     return {**plan.snapshot, "status": "failed", "created_at": rfc3339()}
 
 

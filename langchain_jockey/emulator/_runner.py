@@ -18,12 +18,9 @@ from typing import Any
 
 from typing_extensions import Self
 
+from langchain_jockey.emulator._config import EmulatorConfig
 from langchain_jockey.emulator._faults import Fault
-from langchain_jockey.emulator._server import (
-    EmulatorConfig,
-    EmulatorServer,
-    ReceivedRequest,
-)
+from langchain_jockey.emulator._server import EmulatorServer, ReceivedRequest
 from langchain_jockey.emulator._store import DEMO_STORE_ID
 
 __all__ = ["Emulator", "spawn"]

@@ -4,8 +4,8 @@ Supports what docs/protocol.md lists: object, array, string, number, integer,
 boolean, null, `enum`, `const`, `anyOf` (and `oneOf`, `type` lists),
 `$ref` into root `$defs` (also `definitions`, which Pydantic v1 writes), and
 `minItems`/`maxItems`, `minimum`/`maximum`, `minLength`/`maxLength`. Like the
-platform (PROTOCOL §4), every property is filled in (it adds all of them to
-`required`) and `default` is ignored.
+platform (docs/protocol.md, "Request"), every property is filled in (it adds
+all of them to `required`) and `default` is ignored.
 
 Real Jockey watches the video; the emulator reads each field's value from the
 moments its answer cites (`_reader.py`), by the field's name, description and

@@ -20,6 +20,7 @@ from langgraph.stream.transformers import CustomTransformer
 from langchain_jockey import ChatJockey
 from langchain_jockey.emulator import Emulator
 from tests.agents.test_agents import FIRST, agent_for
+from tests.support import v3_stream
 
 pytestmark = pytest.mark.filterwarnings("ignore:The v3 streaming protocol")
 
@@ -78,16 +79,7 @@ def test_under_v3_each_jockey_delta_is_one_event_with_citations_at_the_end(
 ) -> None:
     llm = ChatJockey(**emulator.chat_kwargs(), include=["intermediate_outputs"])
     chunks = list(llm.stream(FIRST))
-    if mode == "sync":
-        answer = llm.stream_events(FIRST, version="v3")
-        events = list(answer)
-    else:
-
-        async def go() -> tuple[Any, list[dict[str, Any]]]:
-            answer = await llm.astream_events(FIRST, version="v3")
-            return answer, [e async for e in answer]
-
-        answer, events = asyncio.run(go())
+    answer, events = v3_stream(mode, llm, FIRST)
 
     def deltas(kind: str) -> list[str]:
         return [

@@ -284,7 +284,7 @@ class TitleOnly(BaseModel):
 
 
 class Defaults(BaseModel):
-    colour: str = "blue"  # the platform ignores `default` (PROTOCOL section 4)
+    colour: str = "blue"  # the platform ignores `default` (docs/protocol.md, "Request")
     minute: int = 5
 
 

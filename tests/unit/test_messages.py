@@ -330,7 +330,7 @@ def test_request_body_bytes_are_deterministic() -> None:
 
     def encoded() -> bytes:
         sent = body(msgs, include=["intermediate_outputs"])
-        return llm._build(httpx.Client(), "responses", sent).content
+        return llm._build(httpx.Client(), "responses", body=sent).content
 
     first = encoded()
     assert all(encoded() == first for _ in range(5))
