@@ -33,9 +33,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import functools
 import hashlib
 import hmac
+import importlib
 import os
 import re
 import secrets
@@ -68,8 +68,11 @@ _MAX_FAILED = 10_000  # videos remembered as unreadable
 _TIMEOUT = {"probe": 30.0, "thumbnail": 60.0, "playlist": 1800.0}  # seconds
 
 
-@functools.cache
+_found: list[str] = []  # the executable, once one is found
+
+
 def _find_ffmpeg() -> str | None:
+    importlib.invalidate_caches()  # a package installed since the last look is seen
     try:
         import imageio_ffmpeg  # type: ignore[import-untyped]  # noqa: PLC0415
 
@@ -79,8 +82,15 @@ def _find_ffmpeg() -> str | None:
 
 
 def ffmpeg() -> str | None:
-    """The ffmpeg executable: `imageio-ffmpeg`'s, else one on `PATH`; `None`: none."""
-    return _find_ffmpeg()
+    """The ffmpeg executable: `imageio-ffmpeg`'s, else one on `PATH`; `None`: none.
+
+    A found executable is remembered; a missing one is looked for again on the
+    next call, so installing the `web` extra while an emulator runs gives the
+    following answers their media without a restart.
+    """
+    if not _found and (exe := _find_ffmpeg()) is not None:
+        _found.append(exe)
+    return _found[0] if _found else None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ demo video from a stand-in test pattern as long as the video.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,23 @@ def test_without_ffmpeg_citations_have_no_media_urls(
     ]:
         assert (note["thumbnail_url"], note["hls_url"]) == (None, None)
     assert not (tmp_path / "data" / "files" / f"{added.asset_id}.media").exists()
+
+
+def test_ffmpeg_installed_while_the_emulator_runs_is_found_on_the_next_look(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A missing ffmpeg is not remembered: the `web` extra installed after the
+    library's emulator started gives later answers their media."""
+    monkeypatch.setattr(_clips, "_found", [])
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import fails
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert _clips.ffmpeg() is None
+    exe = tmp_path / "ffmpeg"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    assert _clips.ffmpeg() == str(exe)
+    exe.unlink()
+    assert _clips.ffmpeg() == str(exe)  # a found one is remembered
 
 
 def test_without_a_data_dir_an_uploaded_video_has_no_file_and_so_no_media(
