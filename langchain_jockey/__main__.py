@@ -90,7 +90,7 @@ T = TypeVar("T")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m langchain_jockey",
-        description="Add videos to a TwelveLabs knowledge store.",
+        description="Ask TwelveLabs Jockey, add videos to a knowledge store, or serve the chat page.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     ask = commands.add_parser(
@@ -380,8 +380,8 @@ def _bars() -> bool:
         import tqdm.auto  # noqa: F401, PLC0415 - only whether it imports
     except ImportError:
         print(
-            "(No progress bars: pip install 'langchain-jockey[progress]' for them; "
-            "printing each video as it finishes.)"
+            "(No progress bars: pip install 'langchain-jockey[progress]' for them, "
+            "or pip install tqdm; printing each video as it finishes.)"
         )
         return False
     return True

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser", "run"]
 
-_EXTRA = "The page needs the web extra: pip install 'langchain-jockey[web]'"
+_EXTRA = (
+    "The page needs the web extra: pip install 'langchain-jockey[web]' "
+    "(in a checkout: pip install -e '.[web]')"
+)
 
 
 def add_parser(commands: Any) -> None:
