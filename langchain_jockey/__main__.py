@@ -90,7 +90,10 @@ T = TypeVar("T")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m langchain_jockey",
-        description="Ask TwelveLabs Jockey, add videos to a knowledge store, or serve the chat page.",
+        description=(
+            "Ask TwelveLabs Jockey, add videos to a knowledge store, "
+            "or serve the chat page."
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True)
     ask = commands.add_parser(
