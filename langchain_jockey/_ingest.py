@@ -980,8 +980,9 @@ def _hash_step(
     if source.sha256 is not None:
         return Hashed(path, state, source.sha256)
     if ctx.claims.shared(source.size) or ctx.listed_size(source.size):
+        parts = source.size > ctx.multipart_threshold
         hashed: Hashed = yield Local(
-            _hash_first, (path, state, source.mime, ctx.records)
+            _hash_first, (path, state, source.mime, ctx.records, parts)
         )
         return hashed
     recall = None if ctx.verify else partial(_recall_now, ctx.records, state)
@@ -991,9 +992,14 @@ def _hash_step(
     return Hashed(path, state)
 
 
-def _hash_first(path: Path, state: FileState, mime: str, records: StateLog) -> Hashed:
-    """Hash the file in a pass of its own, and remember its hash (blocking)."""
-    file = Hashed.of(path, state)
+def _hash_first(
+    path: Path, state: FileState, mime: str, records: StateLog, parts: bool
+) -> Hashed:
+    """Hash the file in a pass of its own, and remember its hash (blocking).
+
+    `parts`: it goes by multipart upload (see `Hashed.of`).
+    """
+    file = Hashed.of(path, state, parts=parts)
     records.remember(state, file.finish(), mime)
     return file
 
@@ -1040,6 +1046,11 @@ class _Adding:
         """Whether this run uploaded its bytes (so far)."""
         return self.sent is not None and self.sent[1]
 
+    def let_go(self) -> None:
+        """Its file's bytes are not sent by this flow from here on: not held."""
+        if self.file is not None:
+            self.file.let_go()
+
 
 def _claimed(adding: _Adding, ctx: Context) -> Flow:
     """Add content `key` unless another source of this store object is adding it."""
@@ -1047,6 +1058,7 @@ def _claimed(adding: _Adding, ctx: Context) -> Flow:
     claim, first = ctx.claims.take(key, ctx.since)
     while not first:  # another source is adding the same content: its result
         if not claim.ended:
+            adding.let_go()
             yield Watch("claim", key, source, claim=claim)
         if claim.result is not None:
             yield from _spare(adding, ctx)
@@ -1079,6 +1091,7 @@ def _add_new(adding: _Adding, ctx: Context) -> Flow:
         yield from locks.take(key, ctx.records.read)
         item = yield from _made_here(key, ctx)
     if item is not None:
+        adding.let_go()
         yield from _spare(adding, ctx)
         if locks.holding:
             yield Local(locks.release, ())
@@ -1086,6 +1099,7 @@ def _add_new(adding: _Adding, ctx: Context) -> Flow:
     sent = adding.sent
     if sent is None:
         sent = yield from _asset(source, key, file, ctx)
+    adding.let_go()
     asset, uploaded = sent
     asset_id = text(asset, "_id", "the asset")
     if asset.get("status") not in _FINAL:

@@ -471,13 +471,13 @@ class Hashed:
 
     The hash is known before any byte is sent (`expected`: remembered by the
     quick check, or read in a pass of its own, `of`), or read from the bytes
-    as they are sent. The pass of its own also keeps the SHA-256 of each
-    `grain` of the file (a power of two from 64 KiB to `BLOCK`, so that the
-    file has at most `_GRAINS` of them: 320 KB of digests for 10 GB): a
-    stream sending a region checks each grain it reads whole against its
-    digest before it goes, in whatever order the regions go. Only a grain cut
-    by a region's edge (a part size that is no multiple of the grain: the
-    API's are) is held to the state alone.
+    as they are sent. The pass of its own of a file sent in parts also keeps
+    the SHA-256 of each `grain` of the file (a power of two from 64 KiB to
+    `BLOCK`, so that the file has at most `_GRAINS` of them: 320 KB of
+    digests for 10 GB): a stream sending a region checks each grain it reads
+    whole against its digest before it goes, in whatever order the regions
+    go. Only a grain cut by a region's edge (a part size that is no multiple
+    of the grain: the API's are) is held to the state alone.
 
     Otherwise the bytes read to be sent feed one hash in the file's order
     (`feed`). Regions sent at once (the parts of a multipart upload) each
@@ -497,7 +497,7 @@ class Hashed:
         state: Its state when it was checked.
         expected: Its SHA-256 (hex), when known before any byte was sent.
         grain: The bytes each digest of `grains` covers.
-        grains: The SHA-256 of each grain, one after the other (`of` only).
+        grains: The SHA-256 of each grain, one after the other (`of` with parts).
     """
 
     def __init__(
@@ -513,27 +513,49 @@ class Hashed:
         self._lock = threading.Lock()
         self._digest, self._end = hashlib.sha256(), 0  # of bytes [0, _end)
         self._read: str | None = None  # the hash of every byte, in order
+        self.held: bytes | None = None  # the whole file, as hashed (`of`)
 
     @classmethod
-    def of(cls, path: Path, state: FileState) -> Hashed:
+    def of(cls, path: Path, state: FileState, *, parts: bool = True) -> Hashed:
         """Hash `path`, in `state` when it was checked, in a pass of its own (blocking).
+
+        `parts`: it is sent in regions that may go in any order (a multipart
+        upload), so the digest of each grain is kept too. Else (one region,
+        in order) the bytes sent are hashed again in order and held to the
+        hash: keeping grains would cost a third SHA-256 of every byte (one
+        for the grains, one to check them), 0.3 s of CPU for 200 files of
+        1 MB here, a third of `add`'s, for nothing an in-order check misses.
+
+        A file of one block sent whole is kept (`held`, until `let_go`) and
+        sent from those bytes: they are the bytes hashed, so they are neither
+        read nor hashed again, and they take no more memory than its stream's
+        one block would. Measured: 200 files of 1 MB, the same size (so each
+        is hashed first), cost `add` 0.3 s less CPU here, a quarter of it.
 
         Raises:
             FileChangedError: it is not in `state`, or it changed meanwhile.
         """
-        grain = _GRAIN
-        while -(-state.size // grain) > _GRAINS and grain < BLOCK:
+        grain = _GRAIN if parts else 0
+        while grain and -(-state.size // grain) > _GRAINS and grain < BLOCK:
             grain *= 2
-        digest, grains = hashlib.sha256(), bytearray()
+        digest, grains, first = hashlib.sha256(), bytearray(), b""
         with open_file(path) as file:
             while block := file.read(BLOCK):
+                first = first or block
                 digest.update(block)
                 view = memoryview(block)
-                for at in range(0, len(block), grain):
+                for at in range(0, len(block) if grain else 0, grain or 1):
                     grains += hashlib.sha256(view[at : at + grain]).digest()
         if FileState.of(path) != state:
             raise FileChangedError("the file changed while it was hashed.")
-        return cls(path, state, digest.hexdigest(), grain, bytes(grains))
+        hashed = cls(path, state, digest.hexdigest(), grain, bytes(grains))
+        if not parts and len(first) == state.size:
+            hashed.held = first
+        return hashed
+
+    def let_go(self) -> None:
+        """Drop the bytes `held`: the file is sent, or will not be by this flow."""
+        self.held = None
 
     @property
     def sha256(self) -> str | None:
@@ -694,7 +716,7 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
     read are checked against the file's hash (`Hashed`). The async iteration
     reads in a worker thread, opening the file with its first block and
     closing it with its last: a file of one block (most small videos) costs
-    one hop to a thread.
+    one hop to a thread, and none when `hashed` holds its bytes.
     """
 
     def __init__(  # noqa: PLR0917 - the region and its framing
@@ -721,10 +743,22 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         size = min(BLOCK, self.length - done)
         return self.offset + done, size, done + size == self.length
 
+    def _held(self) -> bytes | None:
+        """The region's bytes, when `hashed` holds them (see `Hashed.of`)."""
+        held = self.hashed.held if self.hashed is not None else None
+        whole = held is not None and self.offset == 0 and len(held) == self.length
+        return held if whole else None
+
     def __iter__(self) -> Iterator[bytes]:
         """The content, read from disk."""
         if self.path is None:
             yield self.prefix + self.suffix
+            return
+        if (held := self._held()) is not None:
+            yield self.prefix
+            self.sent(len(held))
+            yield held
+            yield self.suffix
             return
         at, size, last = self._next(0)
         file, block = _first(self.path, at, size, self.hashed, last, close=False)
@@ -743,8 +777,9 @@ class FileStream(httpx.SyncByteStream, httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         """The content, read from disk in a worker thread."""
-        if self.path is None:
-            yield self.prefix + self.suffix
+        if self.path is None or self._held() is not None:
+            for chunk in self:  # nothing to read: no hop to a thread
+                yield chunk
             return
         at, size, last = self._next(0)
         file, block = await asyncio.to_thread(

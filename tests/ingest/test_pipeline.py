@@ -10,14 +10,16 @@ when their work does.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from langchain_jockey import KnowledgeStore, _http
+from langchain_jockey import KnowledgeStore, _http, _sources
 from langchain_jockey._ingest import ASSET_POLL, ITEM_POLL
 from langchain_jockey.emulator import Emulator, sample_video
 from tests.ingest.conftest import Connections, add, connect, videos
@@ -205,6 +207,88 @@ def test_a_multipart_asset_ready_at_once_is_not_watched_for_a_round(mode, tmp_pa
         [result] = add(mode, store, sample_video(tmp_path / "a.mp4", size=200_000))
         assert (result.status, result.uploaded) == ("ready", True)
         assert not [p for p in _gets(emu) if p == "/v1.3/assets"], _gets(emu)
+
+
+# -- 5. aadd costs what add costs ---------------------------------------------------
+
+
+class _Counted:
+    """A SHA-256 that adds the bytes it hashes to `total`."""
+
+    def __init__(self, total: list[int], data: bytes = b"") -> None:
+        self._hash, self._total = hashlib.sha256(), total
+        self.update(data)
+
+    def update(self, data: Any) -> None:
+        self._total[0] += memoryview(data).nbytes
+        self._hash.update(data)
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def _same_size(folder: Path, size: int) -> Path:
+    """Two files of one size: each may be a copy of the other, so each is
+    hashed in a pass of its own before it is sent (the hash rule)."""
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        sample_video(folder / name, seconds=30, size=size)
+    return folder
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[Path]]:
+    """Bytes `_sources` hashes, and the files it opens, from now on."""
+    hashed: list[int] = [0]
+    opened: list[Path] = []
+    counting = SimpleNamespace(sha256=lambda data=b"": _Counted(hashed, data))
+    monkeypatch.setattr(_sources, "hashlib", counting)
+    open_file = _sources.open_file
+
+    def counted_open(path: Path) -> Any:
+        opened.append(path)
+        return open_file(path)
+
+    monkeypatch.setattr(_sources, "open_file", counted_open)
+    return hashed, opened
+
+
+def test_a_file_hashed_first_and_sent_whole_is_hashed_twice_not_three_times(
+    mode, store, tmp_path, monkeypatch
+):
+    size = _sources.BLOCK + 500_000  # more than one block: read again to be sent
+    folder = _same_size(tmp_path / "v", size)
+    hashed, _ = _counted(monkeypatch)
+    results = add(mode, store, folder)
+    assert [r.uploaded for r in results] == [True, True]
+    # The pass of its own, and the check of the bytes as they go: no digests
+    # of grains, which only parts sent out of order need.
+    assert hashed[0] == 2 * 2 * size
+
+
+def test_a_file_of_one_block_hashed_first_is_read_and_hashed_once(
+    mode, store, tmp_path, monkeypatch
+):
+    folder = _same_size(tmp_path / "v", 400_000)
+    hashed, opened = _counted(monkeypatch)
+    hops: list[Any] = []
+    to_thread = asyncio.to_thread
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(fn, "__name__", fn))
+        return await to_thread(fn, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    results = add(mode, store, folder)
+    assert [r.uploaded for r in results] == [True, True]
+    # Sent from the bytes it was hashed from: opened to check its head, then
+    # to hash it, never to send it; hashed once; and on the async path no
+    # hop to a thread to read it for the upload.
+    assert sorted(p.name for p in opened) == ["a.mp4", "a.mp4", "b.mp4", "b.mp4"]
+    assert hashed[0] == 2 * 400_000
+    assert "_first" not in hops
 
 
 # -- 7. statuses go forward; bars stop --------------------------------------------
