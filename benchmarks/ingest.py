@@ -49,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -187,12 +188,14 @@ def short_poll() -> dict[str, float]:
     """Every float `KnowledgeStore` field about polling, set to `SHORT_POLL`.
 
     By name (`poll` in it), so that the row holds whatever the polling
-    settings are called.
+    settings are called; optional ones too (`float | None`, whose `None` is
+    the API guide's pace of 5 and 10 s, which this row is not about).
     """
     return {
         name: SHORT_POLL
         for name, info in KnowledgeStore.model_fields.items()
-        if "poll" in name and info.annotation is float
+        if "poll" in name
+        and (info.annotation is float or float in typing.get_args(info.annotation))
     }
 
 
