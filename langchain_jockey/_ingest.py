@@ -951,10 +951,10 @@ def _add(source: Source, ctx: Context) -> Flow:
             url = hashlib.sha256(f"url:{source.url}".encode()).hexdigest()
             adding = _Adding(source, url, None, None, locks)
         else:
-            file = yield from _hash_step(source, source.path, ctx, locks)
+            file, journaled = yield from _hash_step(source, source.path, ctx, locks)
             key, sent = file.sha256, None
             if key is None:  # new by its size: hashed while it is sent
-                sent = yield from _asset(source, None, file, ctx)
+                sent = yield from _asset(source, None, file, ctx, journaled)
                 key = yield Local(_sent, (file, source.mime, ctx.records))
             adding = _Adding(source, str(key), file, sent, locks)
         result = yield from _claimed(adding, ctx)
@@ -967,29 +967,33 @@ def _add(source: Source, ctx: Context) -> Flow:
 
 def _hash_step(
     source: Source, path: Path, ctx: Context, locks: _Locks
-) -> Generator[Call, Any, Hashed]:
+) -> Generator[Call, Any, tuple[Hashed, dict[str, Any] | None]]:
     """The file, hashed as the module's rule says: remembered, first, or as it is sent.
 
     A file left to be hashed as it is sent is locked by its state first: a
     process sending the very same file holds that lock until its item is
-    made, and has remembered the hash by then.
+    made, and has remembered the hash by then. Its journal is read in the
+    same `Local` call (it is the second value; `None`: not read).
     """
     state = source.state
     if state is None:  # a `Source` made by hand
         state = yield Local(FileState.of, (path,))
     if source.sha256 is not None:
-        return Hashed(path, state, source.sha256)
+        return Hashed(path, state, source.sha256), None
     if ctx.claims.shared(source.size) or ctx.listed_size(source.size):
         parts = source.size > ctx.multipart_threshold
         hashed: Hashed = yield Local(
             _hash_first, (path, state, source.mime, ctx.records, parts)
         )
-        return hashed
-    recall = None if ctx.verify else partial(_recall_now, ctx.records, state)
-    known = yield from locks.take(f"file-{state.key}", recall)
+        return hashed, None
+    key = f"file-{state.key}"
+    then = partial(_recall_now, ctx.records, state, ctx.journal, key, ctx.verify)
+    known, journaled = cast(
+        "tuple[Known | None, dict[str, Any]]", (yield from locks.take(key, then))
+    )
     if known is not None:  # another process sent it meanwhile
-        return Hashed(path, state, known.sha256)
-    return Hashed(path, state)
+        return Hashed(path, state, known.sha256), None
+    return Hashed(path, state), journaled
 
 
 def _hash_first(
@@ -1014,9 +1018,19 @@ def _sent(file: Hashed, mime: str, records: StateLog) -> str:
     return sha256
 
 
-def _recall_now(records: StateLog, state: FileState) -> Known | None:
-    records.read()
-    return records.recall(state)
+def _recall_now(
+    records: StateLog, state: FileState, journal: Journal, key: str, verify: bool
+) -> tuple[Known | None, dict[str, Any]]:
+    """The file's hash, if another process remembered it; its journal (blocking).
+
+    One hop to a thread for both, on the async path: each costs one, and a
+    small file's hops were most of `aadd`'s CPU above `add`'s.
+    """
+    known = None
+    if not verify:
+        records.read()
+        known = records.recall(state)
+    return known, journal.load(key) if known is None else {}
 
 
 Sent = tuple[dict[str, Any], bool]
@@ -1087,8 +1101,13 @@ def _add_new(adding: _Adding, ctx: Context) -> Flow:
     """
     source, key, file, locks = adding.source, adding.key, adding.file, adding.locks
     item = ctx.existing.get(key)
+    journaled = None
     if item is None:
-        yield from locks.take(key, ctx.records.read)
+        # The log read since the lock was taken; the journal too, in the same
+        # hop, when the file is still to be sent.
+        unsent = _journal_key(key, file) if adding.sent is None else None
+        then = partial(_log_and_journal, ctx.records, ctx.journal, unsent)
+        journaled = yield from locks.take(key, then)
         item = yield from _made_here(key, ctx)
     if item is not None:
         adding.let_go()
@@ -1098,7 +1117,7 @@ def _add_new(adding: _Adding, ctx: Context) -> Flow:
         return (yield from _held(item, adding, ctx))
     sent = adding.sent
     if sent is None:
-        sent = yield from _asset(source, key, file, ctx)
+        sent = yield from _asset(source, key, file, ctx, journaled)
     adding.let_go()
     asset, uploaded = sent
     asset_id = text(asset, "_id", "the asset")
@@ -1191,6 +1210,14 @@ def _made(
     locks.release()
 
 
+def _log_and_journal(
+    records: StateLog, journal: Journal, key: str | None
+) -> dict[str, Any] | None:
+    """Read what other processes logged; and the journal of `key` if any (blocking)."""
+    records.read()
+    return None if key is None else journal.load(key)
+
+
 def _made_here(key: str, ctx: Context) -> Generator[Call, Any, dict[str, Any] | None]:
     """An item of `key` a process of this machine made since the store was listed.
 
@@ -1224,15 +1251,24 @@ def _journal_key(key: str | None, file: Hashed | None) -> str:
 
 
 def _asset(
-    source: Source, key: str | None, file: Hashed | None, ctx: Context
+    source: Source,
+    key: str | None,
+    file: Hashed | None,
+    ctx: Context,
+    journaled: dict[str, Any] | None = None,
 ) -> Generator[Call, Any, Sent]:
     """The asset of the source: one a run journaled (complete), or a new upload.
 
-    `key`: the content's hash, when known before it is sent.
+    `key`: the content's hash, when known before it is sent. `journaled`:
+    what the journal holds for it, when a call before read it.
     """
     journal = ctx.journal
     journal_key = _journal_key(key, file)
-    state: dict[str, Any] = yield Local(journal.load, (journal_key,))
+    state: dict[str, Any] = (
+        journaled
+        if journaled is not None
+        else (yield Local(journal.load, (journal_key,)))
+    )
     if safe_id(state.get("asset_id")) and state.get("complete"):
         try:
             return obj(

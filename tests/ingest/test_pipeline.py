@@ -268,19 +268,44 @@ def test_a_file_hashed_first_and_sent_whole_is_hashed_twice_not_three_times(
     assert hashed[0] == 2 * 2 * size
 
 
+def _hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of what `asyncio.to_thread` runs, from now on."""
+    hops: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(fn, "__name__", repr(fn)))
+        return await to_thread(fn, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    return hops
+
+
+@pytest.mark.parametrize("sizes", [(300_000, 300_001), (300_000, 300_000)])
+def test_aadd_reads_a_files_journal_in_the_hop_that_takes_its_lock(
+    store, tmp_path, monkeypatch, sizes
+):
+    # New sizes are hashed as they are sent, under the file's lock; one size
+    # twice is hashed first, and sent under the content's lock. Either way
+    # the journal is read in the hop that took the lock: each hop costs
+    # aadd CPU that add does not spend.
+    folder = tmp_path / "v"
+    folder.mkdir()
+    for name, size in zip(("a.mp4", "b.mp4"), sizes, strict=True):
+        sample_video(folder / name, seconds=30, size=size)
+    hops = _hops(monkeypatch)
+    results = asyncio.run(store.aadd(folder))
+    assert [r.uploaded for r in results] == [True, True]
+    assert "load" not in hops, hops
+    assert hops.count("_acquired") == 2 * (1 if sizes[0] == sizes[1] else 2), hops
+
+
 def test_a_file_of_one_block_hashed_first_is_read_and_hashed_once(
     mode, store, tmp_path, monkeypatch
 ):
     folder = _same_size(tmp_path / "v", 400_000)
     hashed, opened = _counted(monkeypatch)
-    hops: list[Any] = []
-    to_thread = asyncio.to_thread
-
-    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(getattr(fn, "__name__", fn))
-        return await to_thread(fn, *args, **kwargs)
-
-    monkeypatch.setattr(asyncio, "to_thread", counted)
+    hops = _hops(monkeypatch)
     results = add(mode, store, folder)
     assert [r.uploaded for r in results] == [True, True]
     # Sent from the bytes it was hashed from: opened to check its head, then
