@@ -300,6 +300,29 @@ def test_aadd_reads_a_files_journal_in_the_hop_that_takes_its_lock(
     assert hops.count("_acquired") == 2 * (1 if sizes[0] == sizes[1] else 2), hops
 
 
+def test_a_source_gets_a_thread_or_task_only_once_it_has_an_upload_slot(mode, tmp_path):
+    # Processing is instant: no source ever waits, so a thread (or task) per
+    # source started up front would be 16 at once, each a GIL hand-over
+    # while the first ones upload.
+    with Emulator(asset_time=0, index_time=0) as emu:
+        store = KnowledgeStore.create("lazy", **connect(emu, tmp_path, concurrency=2))
+        folder = videos(tmp_path / "v", *(f"clip_{i:02d}.mp4" for i in range(16)))
+        peak = [0]
+
+        def running(event: Any) -> None:
+            if mode == "sync":
+                names = [t.name for t in threading.enumerate()]
+                now = sum(n.startswith("jockey-add") for n in names)
+            else:
+                now = len(asyncio.all_tasks())
+            peak[0] = max(peak[0], now)
+
+        results = add(mode, store, folder, on_progress=running)
+    assert [r.status for r in results] == ["ready"] * 16
+    # Two uploading, two more handing over: nowhere near one per source.
+    assert 1 <= peak[0] <= 2 * 2 + 2, peak[0]
+
+
 def test_a_file_of_one_block_hashed_first_is_read_and_hashed_once(
     mode, store, tmp_path, monkeypatch
 ):
