@@ -30,7 +30,9 @@ machine, still read rows 1 and 2 with their min-max, and the CPU rows). Targets
 are ratios within this run, never wall-clock limits, and no test asserts them. The files are sample MP4s (`sample_video`) padded to size,
 sparse where the file system allows, in a temporary directory deleted at the
 end. Prints a Markdown table and writes benchmarks/ingest.json
-(benchmarks/ingest-quick.json with `--quick`).
+(benchmarks/ingest-quick.json with `--quick`) as `{"before": …, "after": …}`:
+"after" is this run, "before" what the file held as "before" (a file of one
+run, as the first one was, is all "before"), so the figures before #32 stay.
 """
 
 from __future__ import annotations
@@ -684,6 +686,17 @@ def commit() -> str:
     return head
 
 
+def before(path: Path) -> dict[str, Any] | None:
+    """The run `path` keeps as "before" (a file of one run: that run), if any."""
+    try:
+        held = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(held, dict):
+        return None
+    return held.get("before") if "after" in held or "before" in held else held
+
+
 def main() -> None:
     """Run every row and write the results."""
     parser = argparse.ArgumentParser(
@@ -733,7 +746,8 @@ def main() -> None:
         "cpu_s": bench.clock.cpu,
     }
     out = HERE / ("ingest-quick.json" if args.quick else "ingest.json")
-    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    both = {"before": before(out), "after": results}
+    out.write_text(json.dumps(both, indent=2) + "\n", encoding="utf-8")
     print(report(results))
     print(f"\n{results['seconds']:.0f} s; written to {out.relative_to(HERE.parent)}")
 
