@@ -94,7 +94,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from langchain_jockey._sources import (
     FileChangedError,
@@ -529,31 +529,62 @@ class Claims:
                 del self._claims[key]
 
 
+class Settings(Protocol):
+    """The settings of `add` a flow reads: a `KnowledgeStore`'s fields.
+
+    Declared there once, with their defaults, bounds and docs; read here as
+    they are, never copied.
+    """
+
+    @property
+    def multipart_threshold(self) -> int:
+        """Files larger than this go by multipart upload."""
+
+    @property
+    def part_concurrency(self) -> int:
+        """Parts of one file sent at once."""
+
+    @property
+    def poll_interval(self) -> float | None:
+        """Seconds between status checks; `None`: the API guide's."""
+
+    @property
+    def wait_timeout(self) -> float:
+        """Seconds a source waits for its asset, and its item."""
+
+
 @dataclass
 class Context:
     """What every source's flow shares.
 
-    `clean` makes a server's text fit to keep in a result and show: the
-    driver's (`KnowledgeStore` redacts its key and caps the text).
+    `settings` are the caller's (`KnowledgeStore`'s fields). `clean` makes a
+    server's text fit to keep in a result and show: the driver's
+    (`KnowledgeStore` redacts its key and caps the text).
     """
 
     store_path: str
     progress: Progress
     journal: Journal
     records: StateLog
+    settings: Settings
     claims: Claims = field(default_factory=Claims)
     since: int = 0  # the claims' clock when `existing` was listed
     existing: dict[str, dict[str, Any]] = field(default_factory=dict)
     verify: bool = False  # hash every file again (no quick check)
-    multipart_threshold: int = 100_000_000
-    part_concurrency: int = 4
     wait: bool = True
-    asset_poll: float = ASSET_POLL
-    item_poll: float = ITEM_POLL
-    wait_timeout: float = 3600.0
     clean: Callable[[str], str] = field(default=_as_is, repr=False)
     replace: bool = False  # an item with other metadata: add it anew (`_held`)
     _sizes: tuple[frozenset[int], bool] | None = field(default=None, repr=False)
+
+    @property
+    def asset_poll(self) -> float:
+        """Seconds between checks of the assets processing."""
+        return self.settings.poll_interval or ASSET_POLL
+
+    @property
+    def item_poll(self) -> float:
+        """Seconds between checks of the items indexing."""
+        return self.settings.poll_interval or ITEM_POLL
 
     def listed_size(self, size: int) -> bool:
         """Whether an item of the store (as listed) may hold a file of `size` bytes.
@@ -712,7 +743,7 @@ class Watcher:
             if call.kind in self._due and not waiting:
                 self._due[call.kind] = now + self._every(call.kind)
             seen = {"status": call.status}
-            waiter = _Waiter(call, future, now + self.ctx.wait_timeout, seen)
+            waiter = _Waiter(call, future, now + self.ctx.settings.wait_timeout, seen)
             waiting.setdefault(call.key, []).append(waiter)
         return future
 
@@ -981,7 +1012,7 @@ def _hash_step(
     if source.sha256 is not None:
         return Hashed(path, state, source.sha256), None
     if ctx.claims.shared(source.size) or ctx.listed_size(source.size):
-        parts = source.size > ctx.multipart_threshold
+        parts = source.size > ctx.settings.multipart_threshold
         hashed: Hashed = yield Local(
             _hash_first, (path, state, source.mime, ctx.records, parts)
         )
@@ -1371,7 +1402,8 @@ def _finish(result: AddResult, source: Source, ctx: Context) -> Flow:
             error="the API could not index this video (item failed)",
         )
     if status != "ready":
-        why = f"still {status} after {ctx.wait_timeout:g} s; add() again later to check"
+        waited = ctx.settings.wait_timeout
+        why = f"still {status} after {waited:g} s; add() again later to check"
         return replace(result, status=status, error=why)
     return replace(result, status=status)
 
@@ -1389,7 +1421,7 @@ def _upload(  # noqa: PLR0917 - the source, where it is journaled, its content
     The asset's `user_metadata` carries the hash when it is known before the
     bytes go (the item's metadata always does).
     """
-    if file is not None and source.size > ctx.multipart_threshold:
+    if file is not None and source.size > ctx.settings.multipart_threshold:
         return (yield from _multipart(source, journal_key, key, file, state, ctx))
     fields = {"method": "direct", "filename": source.filename}
     if source.url is not None:
@@ -1478,7 +1510,7 @@ def _multipart(  # noqa: PLR0917 - the source, where it is journaled, its conten
                 raise _unexpected(f"no upload URL was given for part {missing[0]}")
             missing = [i for i in missing if i not in urls]
         parts.todo.extend((i, urls[i]) for i in window)
-        width = min(ctx.part_concurrency, len(window))
+        width = min(ctx.settings.part_concurrency, len(window))
         yield Fork(tuple(parts.sender() for _ in range(width)))
     if rest := parts.batch(None):
         yield Api("POST", parts.path, {"completed_chunks": rest})

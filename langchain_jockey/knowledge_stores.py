@@ -38,9 +38,7 @@ from langchain_jockey import _http
 from langchain_jockey._client import JockeyConnection
 from langchain_jockey._failures import RetryPolicy, server_text
 from langchain_jockey._ingest import (
-    ASSET_POLL,
     FAILURES,
-    ITEM_POLL,
     AddResult,
     Api,
     Call,
@@ -510,15 +508,11 @@ class KnowledgeStore(JockeyConnection):
             Progress(found, on_progress, self._server_text),
             journal,
             records,
+            self,
             self._claims,
             self._claims.clock(),  # before the store is listed
             verify=verify,
-            multipart_threshold=self.multipart_threshold,
-            part_concurrency=self.part_concurrency,
             wait=wait,
-            asset_poll=self.poll_interval or ASSET_POLL,
-            item_poll=self.poll_interval or ITEM_POLL,
-            wait_timeout=self.wait_timeout,
             clean=self._server_text,
             replace=replace,
         )
