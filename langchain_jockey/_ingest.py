@@ -321,7 +321,11 @@ def _as_is(text: str) -> str:
 
 
 class Progress:
-    """Running totals of one `add`, handed to `callback` as `IngestEvent`s.
+    """Running totals of one `add`, handed to its subscribers as `IngestEvent`s.
+
+    `callback` (the caller's `on_progress`) is the first subscriber; others
+    (the bars) `subscribe`. Each is called from worker threads on the sync
+    path, in the order they subscribed.
 
     An item's status never goes backwards in the events: an `indexing` event
     whose status comes before one already reported for its source (`queued`,
@@ -330,7 +334,6 @@ class Progress:
     Attributes:
         bytes_total: Bytes to upload, over every source.
         items_total: Sources in the `add`.
-        callback: Called with every event (from worker threads on the sync path).
     """
 
     def __init__(
@@ -344,8 +347,19 @@ class Progress:
         self._rank: dict[str, int] = {}
         self.bytes_total = sum(s.size for s in sources)
         self.items_total, self._done = len(sources), 0
-        self.callback = callback
+        self._subscribers = [callback] if callback is not None else []
         self._lock = threading.Lock()  # the sync path runs sources on threads
+
+    def subscribe(self, fn: Callable[[IngestEvent], None]) -> Callable[[], None]:
+        """Call `fn` with every event from now on; returns what unsubscribes it."""
+        with self._lock:
+            self._subscribers = [*self._subscribers, fn]
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = [f for f in self._subscribers if f is not fn]
+
+        return unsubscribe
 
     def emit(self, kind: str, source: Source, **fields: Any) -> None:
         """Report a step of `source` (an item status going backwards is not).
@@ -372,8 +386,9 @@ class Progress:
                 items_total=self.items_total,
                 **fields,
             )
-        if self.callback is not None:
-            self.callback(event)
+            subscribers = self._subscribers
+        for fn in subscribers:
+            fn(event)
 
     def sent(self, source: Source) -> Callable[[int], None]:
         """A `FileStream` callback: `n` bytes of its region of `source` have gone.

@@ -14,8 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 from langchain_jockey._ingest import IngestEvent, Progress
 from langchain_jockey._terminal import shown
@@ -67,8 +66,7 @@ def progress_bar(progress: Progress, show: bool) -> Iterator[None]:
             with lock:
                 items.refresh()
 
-    previous: Callable[[IngestEvent], None] | None = progress.callback
-    progress.callback = _both(previous, show_event)
+    unsubscribe = progress.subscribe(show_event)
     clock = threading.Thread(target=tick, name="jockey-progress", daemon=True)
     clock.start()
     try:
@@ -76,7 +74,7 @@ def progress_bar(progress: Progress, show: bool) -> Iterator[None]:
     finally:
         stop.set()
         clock.join()
-        progress.callback = previous
+        unsubscribe()
         sent.close()
         items.close()
 
@@ -94,14 +92,3 @@ def _shown_status(event: IngestEvent) -> str:
     if event.kind == "uploaded":
         return "uploaded"
     return event.status or event.kind
-
-
-def _both(
-    first: Callable[[IngestEvent], None] | None, second: Callable[[IngestEvent], None]
-) -> Callable[[IngestEvent], None]:
-    def call(event: IngestEvent) -> Any:
-        if first is not None:
-            first(event)
-        second(event)
-
-    return call
