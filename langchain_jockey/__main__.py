@@ -84,6 +84,8 @@ __all__ = ["INTERRUPTED", "main"]
 INTERRUPTED = 130  # 128 + SIGINT: how shells report a command stopped by Ctrl-C
 _LISTED = 20  # names listed per kind of unfinished source, then "…and N more"
 _MAX_JSON = 1 << 20  # bytes of a sidecar or schema file read at most
+# The emulator processes in seconds, not minutes: an add polls it faster than the API.
+_EMULATED = {"poll_interval": 0.25}
 T = TypeVar("T")
 
 
@@ -528,7 +530,10 @@ def _ingest(args: argparse.Namespace) -> int:
         metadata = _metadata(args.metadata, steps.sources)
         enrichment = _enrichment(args)
         target = _target()
-        store = _store(args, enrichment, target.settings)
+        settings = target.settings
+        if target.emulator is not None:
+            settings = {**settings, **_EMULATED}
+        store = _store(args, enrichment, settings)
         add = _add(
             store,
             args.sources,

@@ -71,6 +71,8 @@ SSE = "text/event-stream"
 JSON = "application/json"
 # A search page is a few KB; more than this is not an answer (and is not held).
 MAX_JSON_BODY = 8 * 1024 * 1024
+# Storage answers a part PUT with an empty body or a short XML document.
+MAX_PART_BODY = 64 * 1024
 
 
 # -- the clients a model makes ---------------------------------------------------
@@ -419,10 +421,17 @@ def put_part(client: httpx.Client, request: httpx.Request, policy: RetryPolicy) 
     """PUT one part of a multipart upload (no API key goes there); its ETag.
 
     Any 2xx with an ETag will do: storage answers in its own content type
-    (XML, HTML), and its body is not read.
+    (XML, HTML). Its body is read, up to `MAX_PART_BODY` bytes, so that the
+    connection goes back to the pool for the next part: closed unread,
+    httpx would drop it, and each part would pay a new connection.
     """
     response = send(client, request, policy, ANY)
-    response.close()
+    read = 0
+    with contextlib.suppress(httpx.TransportError), closing(response):
+        for chunk in response.iter_bytes():  # the part is in: the ETag says so
+            read += len(chunk)
+            if read > MAX_PART_BODY:
+                break
     return etag(response)
 
 
@@ -431,5 +440,11 @@ async def aput_part(
 ) -> str:
     """Async twin of `put_part`."""
     response = await asend(client, request, policy, ANY)
-    await response.aclose()
+    read = 0
+    with contextlib.suppress(httpx.TransportError):
+        async with aclosing(response):
+            async for chunk in response.aiter_bytes():
+                read += len(chunk)
+                if read > MAX_PART_BODY:
+                    break
     return etag(response)

@@ -1,12 +1,13 @@
 """Adding sources to a knowledge store: one flow, written once, run sync or async.
 
-The flow for a source is a generator that yields what it needs done (`Api`: a
-JSON call; `Send`: a file upload; `Local`: blocking local work such as hashing;
-`Wait`: a pause) and is sent the result. `KnowledgeStore._drive` and
-`_adrive` do those things, and differ only in the lines that await. The flows
-do no I/O themselves; the file work of the journal, the log and the locks runs
-as `Local` calls (but letting the locks go when a flow is closed). The
-steps, after every source was checked (`_sources.py`):
+The flow for a source is a generator that yields what it needs done and is
+sent the result: `Api` (a JSON call), `Send` (a file upload), `Local`
+(blocking local work such as hashing), `Wait` (a pause), `Fork` (flows run
+at once: the parts of one file) and `Watch` (wait until an asset or item is
+final, or another source's claim on the same content ended). The flows do no
+I/O themselves; the file work of the journal, the log and the locks runs as
+`Local` calls (but letting the locks go when a flow is closed). The steps,
+after every source was checked (`_sources.py`):
 
 1. The hash (SHA-256), by this rule. A file whose quick check (device,
    inode, size, modification time in ns, as rsync's) is remembered in
@@ -17,10 +18,12 @@ steps, after every source was checked (`_sources.py`):
      of the store, as listed, has a file of its size (or gives no size), or
      another file of an `add` of this store object has its size (a copy);
    - else while it is sent: a file of a size the store does not hold is not
-     in the store, so nothing is read twice. It is sent under a lock on its
-     quick check, so that a process sending the very same file waits, then
-     finds its hash remembered. A copy that another process sent at the same
-     moment is found after the upload, by hash: its spare asset is deleted.
+     in the store, so nothing is read twice. The parts of a multipart upload
+     go several at once, and feed the hash in the file's order as their turn
+     comes (`_sources.Hashed`). It is sent under a lock on its quick check,
+     so that a process sending the very same file waits, then finds its hash
+     remembered. A copy that another process sent at the same moment is
+     found after the upload, by hash: its spare asset is deleted.
    Why by size: always hashing first reads every new file twice; only ever
    hashing while sending would send again every file of a library whose
    hashes were forgotten (another machine, a copied or touched folder), though
@@ -36,19 +39,42 @@ steps, after every source was checked (`_sources.py`):
    more is uploaded: that item is the result. The upload checks the bytes it
    sends against the hash, or gives it (`_sources.Hashed`).
 3. Upload: `POST /assets` for a file up to `multipart_threshold` bytes (or a URL
-   import), else a multipart upload, each part PUT to its URL (no API key goes
-   there) and reported at once, so an interrupted upload resumes from the parts
-   the API confirmed. The `upload_id` and `asset_id` of a checked plan are kept
-   in a small journal file (`state_dir`, checked before any upload, found by
-   the file's quick check) until the item exists: the API cannot find them
-   again.
-4. Poll the asset until `ready`; add it as an item with the user's metadata and
-   the hash (the locks go then); with `wait`, poll the item until `ready` or
-   `failed`.
+   import), else a multipart upload (asking for HLS and thumbnails, as a direct
+   upload gets them): its parts PUT to their URLs (no API key goes there),
+   `part_concurrency` at once, each worker sending one part at a time on a
+   pooled connection, and reported 10 at a time as the SDK's uploader does,
+   while later parts go. An interrupted upload resumes from the parts the API
+   confirmed. The `upload_id` and `asset_id` of a checked plan are kept in a
+   small journal file (`state_dir`, checked before any upload, found by the
+   file's quick check) until the item exists: the API cannot find them again.
+4. `Watch` the asset until `ready`; add it as an item with the user's metadata
+   and the hash (the locks go then); with `wait`, `Watch` the item until
+   `ready` or `failed`. Each source's result is final as soon as its item is.
 
-Polls back off from `poll_interval` to `poll_max`; 429s and 5xx are retried by
-the request layer, honouring `Retry-After`. A failure of one source (a failed
-upload or processing step) ends that source only: its result says why.
+How the drivers (`KnowledgeStore._run` and `_arun`, which differ only in the
+lines that await) run the flows of one `add`:
+
+- Uploads run `concurrency` at a time: a source holds an upload slot from its
+  start (hashing, uploading) until its first `Watch`. Past it (creating the
+  item, waiting again) it holds a slot of a second kind, also `concurrency`
+  wide, so that processing never holds an upload slot and never waits for one.
+  (A source that waited on another's claim, and takes it over because that
+  `add` was cancelled, uploads in a slot of the second kind.) The sync driver
+  runs each source on a thread of its own, the async one as a task.
+- Waiting is done by one `Watcher` per `add`, itself a flow of calls run next
+  to the sources: each round it asks `GET /assets?asset_ids=…` for every asset
+  still processing (50 ids a request), and lists the store's items whose
+  status is `queued`, `pending` or `processing`, newest first, a page at a time
+  until it has seen every item waited for. An item no longer in that list is
+  looked for among the `ready` and `failed` ones, newest first (a page or two),
+  and only one found in neither is read by its id. So the requests of a round
+  do not grow with the number of sources (but for one per 50 of them).
+- It polls as the API's guide does, assets every 5 s and items every 10 s
+  (docs/protocol.md, "Polling"), or every `poll_interval` seconds when given.
+  429s and 5xx are retried by the request layer, honouring `Retry-After`.
+
+A failure of one source (a failed upload or processing step) ends that source
+only: its result says why.
 """
 
 from __future__ import annotations
@@ -61,13 +87,14 @@ import re
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Generator
+from concurrent.futures import Future, InvalidStateError
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from langchain_jockey._sources import (
     FileChangedError,
@@ -88,20 +115,26 @@ from langchain_jockey.errors import (
 )
 
 __all__ = [
+    "ASSET_POLL",
     "FAILURES",
     "HASH_KEY",
+    "ITEM_POLL",
     "AddResult",
     "Api",
     "Claims",
     "Context",
     "Flow",
+    "Fork",
     "IngestEvent",
     "Journal",
     "Local",
     "Send",
     "Wait",
+    "Watch",
+    "Watcher",
     "add_flow",
     "existing_flow",
+    "joined",
     "listed",
     "obj",
     "pages",
@@ -114,8 +147,13 @@ FAILURES = (JockeyError, OSError)
 and is handed back to its flow by the drivers; anything else is a bug."""
 HASH_KEY = "source_sha256"
 """The item metadata key holding the source's SHA-256 (a URL's, for imports)."""
+ASSET_POLL = 5.0
+"""Seconds between checks of assets processing (the API's guide, docs/protocol.md)."""
+ITEM_POLL = 10.0
+"""Seconds between checks of items indexing (the API's guide, docs/protocol.md)."""
 _PAGE = 50  # the API's largest page, asked for and held to
-_JOIN = 0.05  # seconds between looks at another source's claim
+_TICK = 0.05  # seconds at most between the watcher's looks at what it waits for
+_JOIN = 0.05  # seconds before a lock another process holds is tried again, at first
 T = TypeVar("T")
 _LOCK_POLL_MAX = 1.0  # seconds between tries of a lock another process holds, at most
 _MAX_ROWS = 100_000  # the most rows of one list read (ours: docs/protocol.md)
@@ -124,6 +162,10 @@ _MAX_PARTS = 10_000  # an upload's parts at most, as its storage (S3) takes
 _FIELD = 256  # the longest id or status kept of a listed row
 _METADATA_DIGEST = "metadata_sha256"  # what a listed row keeps of its metadata
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_REPORT = 10  # parts a report holds, as the SDK's uploader sends them
+_FINAL = ("ready", "failed")  # an asset's or an item's last status
+_INDEXING = ("queued", "pending", "processing")  # an item's, in this order
+_NEWEST = {"sort_by": "created_at", "sort_option": "desc"}
 
 
 @dataclass(frozen=True)
@@ -171,8 +213,44 @@ class Wait:
     seconds: float
 
 
-Call = Api | Send | Local | Wait
+@dataclass(frozen=True)
+class Fork:
+    """Run `flows` at once, each as a flow of its own; the value is their results.
+
+    The parts of one file: each flow sends parts one at a time. When one
+    raises, the first error is raised in the flow that forked, once all ended.
+    """
+
+    flows: tuple[Generator[Call, Any, Any], ...]
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Wait, without an upload slot, until something is final; handed to the `Watcher`.
+
+    `kind` is `asset` or `item` (`key`: its id; the value is the object once
+    its status is `ready` or `failed`, or as last seen when `wait_timeout`
+    passed first), or `claim` (`key`: the content; the value is `None` once
+    `claim` ended).
+    """
+
+    kind: str
+    key: str
+    source: Source
+    status: str = ""
+    claim: Claim | None = None
+
+
+Call = Api | Send | Local | Wait | Fork | Watch
 Flow = Generator[Call, Any, "AddResult"]
+
+
+def joined(outcomes: list[Any]) -> list[Any]:
+    """The results of a `Fork`'s flows; the first that is an exception is raised."""
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes
 
 
 @dataclass(frozen=True)
@@ -238,27 +316,63 @@ class IngestEvent:
     error: str | None = None
 
 
+def _as_is(text: str) -> str:
+    return text
+
+
 class Progress:
-    """Running totals of one `add`, handed to `callback` as `IngestEvent`s.
+    """Running totals of one `add`, handed to its subscribers as `IngestEvent`s.
+
+    `callback` (the caller's `on_progress`) is the first subscriber; others
+    (the bars) `subscribe`. Each is called from worker threads on the sync
+    path, in the order they subscribed.
+
+    An item's status never goes backwards in the events: an `indexing` event
+    whose status comes before one already reported for its source (`queued`,
+    `pending`, `processing`, then `ready` or `failed`) is not sent.
 
     Attributes:
         bytes_total: Bytes to upload, over every source.
         items_total: Sources in the `add`.
-        callback: Called with every event (from worker threads on the sync path).
     """
 
     def __init__(
-        self, sources: list[Source], callback: Callable[[IngestEvent], None] | None
+        self,
+        sources: list[Source],
+        callback: Callable[[IngestEvent], None] | None,
+        clean: Callable[[str], str] | None = None,
     ) -> None:
+        self._clean = clean or _as_is
         self._sent: dict[str, int] = {}
+        self._rank: dict[str, int] = {}
         self.bytes_total = sum(s.size for s in sources)
         self.items_total, self._done = len(sources), 0
-        self.callback = callback
+        self._subscribers = [callback] if callback is not None else []
         self._lock = threading.Lock()  # the sync path runs sources on threads
 
-    def emit(self, kind: str, source: Source, **fields: Any) -> None:
-        """Report a step of `source`."""
+    def subscribe(self, fn: Callable[[IngestEvent], None]) -> Callable[[], None]:
+        """Call `fn` with every event from now on; returns what unsubscribes it."""
         with self._lock:
+            self._subscribers = [*self._subscribers, fn]
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = [f for f in self._subscribers if f is not fn]
+
+        return unsubscribe
+
+    def emit(self, kind: str, source: Source, **fields: Any) -> None:
+        """Report a step of `source` (an item status going backwards is not).
+
+        A status or error (a server's text) is made fit to show first.
+        """
+        fields = {k: v if v is None else self._clean(str(v)) for k, v in fields.items()}
+        with self._lock:
+            rank = _rank(fields.get("status")) if kind != "uploaded" else None
+            if rank is not None:
+                if kind == "indexing" and rank < self._rank.get(source.name, 0):
+                    return
+                self._rank[source.name] = max(rank, self._rank.get(source.name, 0))
             if kind == "skipped":
                 self._sent[source.name] = source.size  # nothing left to send
             if kind in ("done", "failed"):
@@ -272,18 +386,33 @@ class Progress:
                 items_total=self.items_total,
                 **fields,
             )
-        if self.callback is not None:
-            self.callback(event)
+            subscribers = self._subscribers
+        for fn in subscribers:
+            fn(event)
 
-    def sent(self, source: Source, base: int) -> Callable[[int], None]:
-        """A `FileStream` callback: `base + n` bytes of `source` have gone."""
+    def sent(self, source: Source) -> Callable[[int], None]:
+        """A `FileStream` callback: `n` bytes of its region of `source` have gone.
+
+        Regions (parts) sent at once each have their own; called once with
+        `n`, it counts `n` bytes sent before (the parts of an earlier run).
+        """
+        last = 0
 
         def report(n: int) -> None:
+            nonlocal last
             with self._lock:
-                self._sent[source.name] = base + n
+                self._sent[source.name] = self._sent.get(source.name, 0) + n - last
+                last = n
             self.emit("uploading", source)
 
         return report
+
+
+def _rank(status: object) -> int | None:
+    """Where an item status comes in an item's life; `None`: not one we know."""
+    if status in _FINAL:
+        return len(_INDEXING)
+    return _INDEXING.index(status) if status in _INDEXING else None
 
 
 class Journal:
@@ -415,34 +544,62 @@ class Claims:
                 del self._claims[key]
 
 
-def _as_is(text: str) -> str:
-    return text
+class Settings(Protocol):
+    """The settings of `add` a flow reads: a `KnowledgeStore`'s fields.
+
+    Declared there once, with their defaults, bounds and docs; read here as
+    they are, never copied.
+    """
+
+    @property
+    def multipart_threshold(self) -> int:
+        """Files larger than this go by multipart upload."""
+
+    @property
+    def part_concurrency(self) -> int:
+        """Parts of one file sent at once."""
+
+    @property
+    def poll_interval(self) -> float | None:
+        """Seconds between status checks; `None`: the API guide's."""
+
+    @property
+    def wait_timeout(self) -> float:
+        """Seconds a source waits for its asset, and its item."""
 
 
 @dataclass
 class Context:
     """What every source's flow shares.
 
-    `clean` makes a server's text fit to keep in a result and show: the
-    driver's (`KnowledgeStore` redacts its key and caps the text).
+    `settings` are the caller's (`KnowledgeStore`'s fields). `clean` makes a
+    server's text fit to keep in a result and show: the driver's
+    (`KnowledgeStore` redacts its key and caps the text).
     """
 
     store_path: str
     progress: Progress
     journal: Journal
     records: StateLog
+    settings: Settings
     claims: Claims = field(default_factory=Claims)
     since: int = 0  # the claims' clock when `existing` was listed
     existing: dict[str, dict[str, Any]] = field(default_factory=dict)
     verify: bool = False  # hash every file again (no quick check)
-    multipart_threshold: int = 100_000_000
     wait: bool = True
-    poll_interval: float = 1.0
-    poll_max: float = 15.0
-    wait_timeout: float = 3600.0
     clean: Callable[[str], str] = field(default=_as_is, repr=False)
     replace: bool = False  # an item with other metadata: add it anew (`_held`)
     _sizes: tuple[frozenset[int], bool] | None = field(default=None, repr=False)
+
+    @property
+    def asset_poll(self) -> float:
+        """Seconds between checks of the assets processing."""
+        return self.settings.poll_interval or ASSET_POLL
+
+    @property
+    def item_poll(self) -> float:
+        """Seconds between checks of the items indexing."""
+        return self.settings.poll_interval or ITEM_POLL
 
     def listed_size(self, size: int) -> bool:
         """Whether an item of the store (as listed) may hold a file of `size` bytes.
@@ -512,24 +669,31 @@ def _count(value: object, key: str, what: str, low: int = 1, high: int = 10**12)
 
 
 def pages(
-    path: str, keep: Callable[[dict[str, Any]], T | None], key: str = "data"
+    path: str,
+    keep: Callable[[dict[str, Any]], T | None],
+    key: str = "data",
+    *,
+    params: dict[str, Any] | None = None,
+    until: Callable[[list[T]], bool] | None = None,
+    most: int | None = None,
 ) -> Generator[Call, Any, list[T]]:
     """What `keep` makes of every row of a paged list (`key` of each page), 50 a page.
 
-    Stops at `page_info.total_page` (0 for an empty list), at an empty page, or
-    with a typed error: a page of more rows than asked for (truncating it would
-    hide items, and `add` would upload what the store holds), or a list of over
-    `_MAX_ROWS` (a server that never stops). So a list holds at most
-    `_MAX_ROWS` rows, whatever the server sends; and of each, only what `keep`
-    returns (`None`: nothing), as its page arrives: a page may be 8 MB, so
-    whole rows could be 16 GB.
+    `params` filter the list. Stops at `page_info.total_page` (0 for an empty
+    list), at an empty page, once `until(kept)` holds or `most` pages were
+    read, or with a typed error: a page of more rows than asked for
+    (truncating it would hide items, and `add` would upload what the store
+    holds), or a list of over `_MAX_ROWS` (a server that never stops). So a
+    list holds at most `_MAX_ROWS` rows, whatever the server sends; and of
+    each, only what `keep` returns (`None`: nothing), as its page arrives: a
+    page may be 8 MB, so whole rows could be 16 GB.
     """
     rows: list[T] = []
     page = 1
     while page <= _MAX_PAGES:
-        params = {"page": page, "page_limit": _PAGE}
-        listed = obj((yield Api("GET", path, None, params)), f"a page of {path}")
-        found = listed.get(key)
+        query = {**(params or {}), "page": page, "page_limit": _PAGE}
+        answer = obj((yield Api("GET", path, None, query)), f"a page of {path}")
+        found = answer.get(key)
         if not isinstance(found, list):
             raise _unexpected(f"a page of {path} has no {key!r} list")
         if len(found) > _PAGE:
@@ -538,12 +702,226 @@ def pages(
             )
         kept = (keep(r) for r in found if isinstance(r, dict))
         rows += [k for k in kept if k is not None]
-        info = listed.get("page_info")
+        info = answer.get("page_info")
         last = _count(info, "total_page", f"{path} page_info", 0) if info else 1
-        if page >= last or not found:
+        if page >= last or not found or page == most or (until and until(rows)):
             return rows
         page += 1
     raise _unexpected(f"{path} has over {_MAX_ROWS:,} rows")
+
+
+@dataclass
+class _Waiter:
+    """A flow waiting in a `Watch`: its future, its deadline, what was seen last."""
+
+    call: Watch
+    future: Future[Any]
+    deadline: float
+    seen: dict[str, Any]
+
+
+class Watcher:
+    """The one poller of an `add`: it resolves every source's `Watch`.
+
+    `watch` is called by the drivers (from any thread) and returns a future;
+    `flow` is a flow of calls, run next to the sources, that polls for what
+    is waited for and resolves the futures: with the asset or item once its
+    status is final (or as last seen once `wait_timeout` passed), with `None`
+    once a claim ended, or with the error of a request that failed. See the
+    module's docstring for the requests of a round. `close` ends the flow,
+    and cancels what still waits.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._waiting: dict[str, dict[str, list[_Waiter]]] = {
+            "asset": {},
+            "item": {},
+            "claim": {},
+        }
+        self._due = {"asset": 0.0, "item": 0.0}
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def _every(self, kind: str) -> float:
+        return self.ctx.asset_poll if kind == "asset" else self.ctx.item_poll
+
+    def watch(self, call: Watch) -> Future[Any]:
+        """Wait for `call`: a future of its value (cancelled once closed)."""
+        future: Future[Any] = Future()
+        now = time.monotonic()
+        with self._lock:
+            if self._closed:
+                future.cancel()
+                return future
+            waiting = self._waiting[call.kind]
+            if call.kind in self._due and not waiting:
+                self._due[call.kind] = now + self._every(call.kind)
+            seen = {"status": call.status}
+            waiter = _Waiter(call, future, now + self.ctx.settings.wait_timeout, seen)
+            waiting.setdefault(call.key, []).append(waiter)
+        return future
+
+    def close(self) -> None:
+        """End the flow; what still waits is cancelled."""
+        with self._lock:
+            self._closed = True
+            waiters = [
+                w for by in self._waiting.values() for ws in by.values() for w in ws
+            ]
+            for by in self._waiting.values():
+                by.clear()
+        for waiter in waiters:
+            waiter.future.cancel()
+
+    def _take(self, kind: str, keys: list[str]) -> list[_Waiter]:
+        with self._lock:
+            waiting = self._waiting[kind]
+            return [w for key in keys for w in waiting.pop(key, [])]
+
+    def _resolve(
+        self, kind: str, keys: list[str], value: Any = None, error: Any = None
+    ) -> None:
+        """Hand `value` (`None`: what each saw last) or `error` to those on `keys`."""
+        for waiter in self._take(kind, keys):
+            with contextlib.suppress(InvalidStateError):  # cancelled: its add is over
+                if error is not None:
+                    waiter.future.set_exception(error)
+                else:
+                    waiter.future.set_result(waiter.seen if value is None else value)
+
+    def _seen(self, kind: str, key: str, row: dict[str, Any]) -> None:
+        """`row` is the asset or item `key` now: resolved if final, else noted."""
+        status = row.get("status")
+        with self._lock:
+            waiters = list(self._waiting[kind].get(key, ()))
+        for waiter in waiters:
+            if kind == "item" and status != waiter.seen.get("status"):
+                self.ctx.progress.emit("indexing", waiter.call.source, status=status)
+            waiter.seen = row
+        if status in _FINAL:
+            self._resolve(kind, [key], row)
+
+    def _due_keys(self, kind: str, now: float) -> list[str]:
+        """What to poll of `kind` now: every key waited for, when a round is due."""
+        with self._lock:
+            waiting = self._waiting[kind]
+            if not waiting or now < self._due[kind]:
+                return []
+            self._due[kind] = now + self._every(kind)
+            return list(waiting)
+
+    def _settle(self, now: float) -> float:
+        """Resolve ended claims and waits past their deadline; seconds to wait now."""
+        with self._lock:
+            ended = [k for k, ws in self._waiting["claim"].items() if _ended(ws)]
+            late = {
+                kind: [k for k, ws in by.items() if all(w.deadline <= now for w in ws)]
+                for kind, by in self._waiting.items()
+            }
+            rounds = [self._due[k] - now for k in self._due if self._waiting[k]]
+        self._resolve("claim", ended)
+        for kind, keys in late.items():
+            self._resolve(kind, keys)  # each with what it saw last
+        return max(0.0, min([_TICK, *rounds]))
+
+    def flow(self) -> Generator[Call, Any, None]:
+        """Poll until closed; a bug fails every source still waiting."""
+        try:
+            while not self._closed:
+                now = time.monotonic()
+                pause = self._settle(now)
+                if assets := self._due_keys("asset", now):
+                    yield from self._assets(assets)
+                if items := self._due_keys("item", now):
+                    yield from self._items(items)
+                if not (assets or items):
+                    yield Wait(pause)
+        except Exception as exc:
+            for kind, by in self._waiting.items():
+                self._resolve(kind, list(by), error=exc)
+            raise
+
+    def _assets(self, ids: list[str]) -> Generator[Call, Any, None]:
+        """One round of the assets: `GET /assets?asset_ids=…`, 50 ids a request."""
+        for start in range(0, len(ids), _PAGE):
+            chunk = ids[start : start + _PAGE]
+            rows = yield from self._listed(
+                "asset", "assets", chunk, {"asset_ids": chunk}
+            )
+            if rows is not None:
+                yield from self._rest("asset", "assets", chunk, rows)
+
+    def _items(self, ids: list[str]) -> Generator[Call, Any, None]:
+        """One round of the items: those indexing, then the finished ones missing."""
+        path = f"{self.ctx.store_path}/items"
+        indexing: dict[str, Any] = {"status": list(_INDEXING), **_NEWEST}
+        rows = yield from self._listed("item", path, ids, indexing)
+        if rows is None:
+            return
+        gone = [i for i in ids if i not in rows]
+        for i in ids:
+            if i in rows:
+                self._seen("item", i, rows[i])
+        if gone:
+            finished: dict[str, Any] = {"status": list(_FINAL), **_NEWEST}
+            most = len(gone) // _PAGE + 2
+            done = yield from self._listed("item", path, gone, finished, most)
+            if done is not None:
+                yield from self._rest("item", path, gone, done)
+
+    def _listed(
+        self,
+        kind: str,
+        path: str,
+        ids: list[str],
+        filters: dict[str, Any],
+        most: int | None = None,
+    ) -> Generator[Call, Any, dict[str, dict[str, Any]] | None]:
+        """Rows of `ids` in `path` filtered by `filters`, by id.
+
+        Read until every one of `ids` is seen, or `most` pages; `None` when
+        the list failed (its error is theirs).
+        """
+        wanted = set(ids)
+
+        def keep(row: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+            key = row.get("_id")  # only the rows waited for: a row may be 160 kB
+            return (key, row) if isinstance(key, str) and key in wanted else None
+
+        def enough(kept: list[tuple[str, dict[str, Any]]]) -> bool:
+            return wanted <= {key for key, _ in kept}
+
+        try:
+            rows = yield from pages(path, keep, params=filters, until=enough, most=most)
+        except FAILURES as err:
+            self._resolve(kind, ids, error=err)
+            return None
+        return dict(rows)
+
+    def _rest(
+        self, kind: str, path: str, ids: list[str], rows: dict[str, dict[str, Any]]
+    ) -> Generator[Call, Any, None]:
+        """Note what a list showed of `ids`; read each one it did not show by its id."""
+        for key in ids:
+            if key in rows:
+                self._seen(kind, key, rows[key])
+            else:
+                yield from self._one(kind, f"{path}/{key}", key)
+
+    def _one(self, kind: str, path: str, key: str) -> Generator[Call, Any, None]:
+        """Read the asset or item `key` by its id (`path`)."""
+        try:
+            row = obj((yield Api("GET", path)), f"{kind} {key}")
+        except FAILURES as err:
+            self._resolve(kind, [key], error=err)
+        else:
+            self._seen(kind, key, row)
+
+
+def _ended(waiters: list[_Waiter]) -> bool:
+    claim = waiters[0].call.claim
+    return claim is None or bool(claim.ended)
 
 
 def existing_flow(store_path: str) -> Generator[Call, Any, dict[str, dict[str, Any]]]:
@@ -619,10 +997,10 @@ def _add(source: Source, ctx: Context) -> Flow:
             url = hashlib.sha256(f"url:{source.url}".encode()).hexdigest()
             adding = _Adding(source, url, None, None, locks)
         else:
-            file = yield from _hash_step(source, source.path, ctx, locks)
+            file, journaled = yield from _hash_step(source, source.path, ctx, locks)
             key, sent = file.sha256, None
             if key is None:  # new by its size: hashed while it is sent
-                sent = yield from _asset(source, None, file, ctx)
+                sent = yield from _asset(source, None, file, ctx, journaled)
                 key = yield Local(_sent, (file, source.mime, ctx.records))
             adding = _Adding(source, str(key), file, sent, locks)
         result = yield from _claimed(adding, ctx)
@@ -635,33 +1013,43 @@ def _add(source: Source, ctx: Context) -> Flow:
 
 def _hash_step(
     source: Source, path: Path, ctx: Context, locks: _Locks
-) -> Generator[Call, Any, Hashed]:
+) -> Generator[Call, Any, tuple[Hashed, dict[str, Any] | None]]:
     """The file, hashed as the module's rule says: remembered, first, or as it is sent.
 
     A file left to be hashed as it is sent is locked by its state first: a
     process sending the very same file holds that lock until its item is
-    made, and has remembered the hash by then.
+    made, and has remembered the hash by then. Its journal is read in the
+    same `Local` call (it is the second value; `None`: not read).
     """
     state = source.state
     if state is None:  # a `Source` made by hand
         state = yield Local(FileState.of, (path,))
     if source.sha256 is not None:
-        return Hashed(path, state, source.sha256)
+        return Hashed(path, state, source.sha256), None
     if ctx.claims.shared(source.size) or ctx.listed_size(source.size):
+        parts = source.size > ctx.settings.multipart_threshold
         hashed: Hashed = yield Local(
-            _hash_first, (path, state, source.mime, ctx.records)
+            _hash_first, (path, state, source.mime, ctx.records, parts)
         )
-        return hashed
-    recall = None if ctx.verify else partial(_recall_now, ctx.records, state)
-    known = yield from locks.take(f"file-{state.key}", recall)
+        return hashed, None
+    key = f"file-{state.key}"
+    then = partial(_recall_now, ctx.records, state, ctx.journal, key, ctx.verify)
+    known, journaled = cast(
+        "tuple[Known | None, dict[str, Any]]", (yield from locks.take(key, then))
+    )
     if known is not None:  # another process sent it meanwhile
-        return Hashed(path, state, known.sha256)
-    return Hashed(path, state)
+        return Hashed(path, state, known.sha256), None
+    return Hashed(path, state), journaled
 
 
-def _hash_first(path: Path, state: FileState, mime: str, records: StateLog) -> Hashed:
-    """Hash the file in a pass of its own, and remember its hash (blocking)."""
-    file = Hashed.of(path, state)
+def _hash_first(
+    path: Path, state: FileState, mime: str, records: StateLog, parts: bool
+) -> Hashed:
+    """Hash the file in a pass of its own, and remember its hash (blocking).
+
+    `parts`: it goes by multipart upload (see `Hashed.of`).
+    """
+    file = Hashed.of(path, state, parts=parts)
     records.remember(state, file.finish(), mime)
     return file
 
@@ -676,9 +1064,19 @@ def _sent(file: Hashed, mime: str, records: StateLog) -> str:
     return sha256
 
 
-def _recall_now(records: StateLog, state: FileState) -> Known | None:
-    records.read()
-    return records.recall(state)
+def _recall_now(
+    records: StateLog, state: FileState, journal: Journal, key: str, verify: bool
+) -> tuple[Known | None, dict[str, Any]]:
+    """The file's hash, if another process remembered it; its journal (blocking).
+
+    One hop to a thread for both, on the async path: each costs one, and a
+    small file's hops were most of `aadd`'s CPU above `add`'s.
+    """
+    known = None
+    if not verify:
+        records.read()
+        known = records.recall(state)
+    return known, journal.load(key) if known is None else {}
 
 
 Sent = tuple[dict[str, Any], bool]
@@ -708,14 +1106,20 @@ class _Adding:
         """Whether this run uploaded its bytes (so far)."""
         return self.sent is not None and self.sent[1]
 
+    def let_go(self) -> None:
+        """Its file's bytes are not sent by this flow from here on: not held."""
+        if self.file is not None:
+            self.file.let_go()
+
 
 def _claimed(adding: _Adding, ctx: Context) -> Flow:
     """Add content `key` unless another source of this store object is adding it."""
     source, key = adding.source, adding.key
     claim, first = ctx.claims.take(key, ctx.since)
     while not first:  # another source is adding the same content: its result
-        while not claim.ended:
-            yield Wait(_JOIN)
+        if not claim.ended:
+            adding.let_go()
+            yield Watch("claim", key, source, claim=claim)
         if claim.result is not None:
             yield from _spare(adding, ctx)
             ctx.progress.emit("skipped", source, status=claim.result.status)
@@ -743,22 +1147,29 @@ def _add_new(adding: _Adding, ctx: Context) -> Flow:
     """
     source, key, file, locks = adding.source, adding.key, adding.file, adding.locks
     item = ctx.existing.get(key)
+    journaled = None
     if item is None:
-        yield from locks.take(key, ctx.records.read)
+        # The log read since the lock was taken; the journal too, in the same
+        # hop, when the file is still to be sent.
+        unsent = _journal_key(key, file) if adding.sent is None else None
+        then = partial(_log_and_journal, ctx.records, ctx.journal, unsent)
+        journaled = yield from locks.take(key, then)
         item = yield from _made_here(key, ctx)
     if item is not None:
+        adding.let_go()
         yield from _spare(adding, ctx)
         if locks.holding:
             yield Local(locks.release, ())
         return (yield from _held(item, adding, ctx))
     sent = adding.sent
     if sent is None:
-        sent = yield from _asset(source, key, file, ctx)
+        sent = yield from _asset(source, key, file, ctx, journaled)
+    adding.let_go()
     asset, uploaded = sent
     asset_id = text(asset, "_id", "the asset")
-    asset = yield from _poll(
-        f"assets/{asset_id}", asset, source, ctx, ("ready", "failed")
-    )
+    if asset.get("status") not in _FINAL:
+        watched = yield Watch("asset", asset_id, source, str(asset.get("status")))
+        asset = obj(watched, "the asset")
     journal_key = _journal_key(key, file)
     if asset.get("status") != "ready":
         error = asset.get("error")
@@ -771,6 +1182,7 @@ def _add_new(adding: _Adding, ctx: Context) -> Flow:
     item_id = text(item, "_id", "the new item")
     yield Local(_made, (ctx, journal_key, key, item_id, locks))
     status = str(item.get("status", "queued"))
+    ctx.progress.emit("indexing", source, status=status)
     result = AddResult(source.name, asset_id, item_id, status, None, uploaded)
     return (yield from _finish(result, source, ctx))
 
@@ -844,6 +1256,14 @@ def _made(
     locks.release()
 
 
+def _log_and_journal(
+    records: StateLog, journal: Journal, key: str | None
+) -> dict[str, Any] | None:
+    """Read what other processes logged; and the journal of `key` if any (blocking)."""
+    records.read()
+    return None if key is None else journal.load(key)
+
+
 def _made_here(key: str, ctx: Context) -> Generator[Call, Any, dict[str, Any] | None]:
     """An item of `key` a process of this machine made since the store was listed.
 
@@ -877,15 +1297,24 @@ def _journal_key(key: str | None, file: Hashed | None) -> str:
 
 
 def _asset(
-    source: Source, key: str | None, file: Hashed | None, ctx: Context
+    source: Source,
+    key: str | None,
+    file: Hashed | None,
+    ctx: Context,
+    journaled: dict[str, Any] | None = None,
 ) -> Generator[Call, Any, Sent]:
     """The asset of the source: one a run journaled (complete), or a new upload.
 
-    `key`: the content's hash, when known before it is sent.
+    `key`: the content's hash, when known before it is sent. `journaled`:
+    what the journal holds for it, when a call before read it.
     """
     journal = ctx.journal
     journal_key = _journal_key(key, file)
-    state: dict[str, Any] = yield Local(journal.load, (journal_key,))
+    state: dict[str, Any] = (
+        journaled
+        if journaled is not None
+        else (yield Local(journal.load, (journal_key,)))
+    )
     if safe_id(state.get("asset_id")) and state.get("complete"):
         try:
             return obj(
@@ -976,17 +1405,11 @@ class _Locks:
 
 
 def _finish(result: AddResult, source: Source, ctx: Context) -> Flow:
-    """With `wait`, poll the item until it is `ready` or `failed`."""
-    if not ctx.wait or result.item_id is None or result.status in ("ready", "failed"):
+    """With `wait`, watch the item until it is `ready` or `failed`."""
+    if not ctx.wait or result.item_id is None or result.status in _FINAL:
         return result
-    item = yield from _poll(
-        f"{ctx.store_path}/items/{result.item_id}",
-        {"status": result.status},
-        source,
-        ctx,
-        ("ready", "failed"),
-    )
-    status = item.get("status", "")
+    watched = yield Watch("item", result.item_id, source, result.status)
+    status = str(obj(watched, "the item").get("status", ""))
     if status == "failed":
         return replace(
             result,
@@ -994,26 +1417,10 @@ def _finish(result: AddResult, source: Source, ctx: Context) -> Flow:
             error="the API could not index this video (item failed)",
         )
     if status != "ready":
-        why = f"still {status} after {ctx.wait_timeout:g} s; add() again later to check"
+        waited = ctx.settings.wait_timeout
+        why = f"still {status} after {waited:g} s; add() again later to check"
         return replace(result, status=status, error=why)
     return replace(result, status=status)
-
-
-def _poll(
-    path: str,
-    current: dict[str, Any],
-    source: Source,
-    ctx: Context,
-    final: tuple[str, ...],
-) -> Generator[Call, Any, dict[str, Any]]:
-    """GET `path` until its status is in `final` or `wait_timeout` has passed."""
-    delay, deadline = ctx.poll_interval, time.monotonic() + ctx.wait_timeout
-    while current.get("status") not in final and time.monotonic() < deadline:
-        yield Wait(min(delay, max(0.0, deadline - time.monotonic())))
-        current = obj((yield Api("GET", path)), path)
-        ctx.progress.emit("indexing", source, status=current.get("status"))
-        delay = min(ctx.poll_max, delay * 1.5)
-    return current
 
 
 def _upload(  # noqa: PLR0917 - the source, where it is journaled, its content
@@ -1029,14 +1436,14 @@ def _upload(  # noqa: PLR0917 - the source, where it is journaled, its content
     The asset's `user_metadata` carries the hash when it is known before the
     bytes go (the item's metadata always does).
     """
-    if file is not None and source.size > ctx.multipart_threshold:
+    if file is not None and source.size > ctx.settings.multipart_threshold:
         return (yield from _multipart(source, journal_key, key, file, state, ctx))
     fields = {"method": "direct", "filename": source.filename}
     if source.url is not None:
         fields = {"method": "url", "filename": source.filename, "url": source.url}
     if key is not None:
         fields["user_metadata"] = json.dumps({HASH_KEY: key})
-    stream, kind = form_stream(fields, source, ctx.progress.sent(source, 0), file)
+    stream, kind = form_stream(fields, source, ctx.progress.sent(source), file)
     asset = obj((yield Send("assets", stream, kind, api=True)), "the new asset")
     saved = {"asset_id": text(asset, "_id", "the new asset"), "complete": True}
     yield Local(ctx.journal.save, (journal_key, saved))
@@ -1058,13 +1465,18 @@ def _multipart(  # noqa: PLR0917 - the source, where it is journaled, its conten
     is found by the file's state (`journal_key`: device, inode, size and
     modification time), so each run sends parts of the file in one state.
     Each part goes only while the file is in that state, checked as the
-    part's last bytes are read (`Hashed.check`). When one run sends every
-    part, their bytes' hash is checked against `key` (when it was known
-    before) or becomes the file's hash; a resumed run does not read the parts
-    of earlier runs again while sending, and relies on the state (the file is
-    then hashed after, `Hashed.finish`). A file found changed fails, and its
-    journal is dropped (`_asset`): no later run resumes parts that may hold
-    other bytes.
+    part's last bytes are read (`Hashed.check`); when the file was hashed
+    before it was sent, each grain of a part is checked against the digests
+    taken then, in whatever order the parts go (`Hashed.feed`). Else the
+    parts feed the hash in the file's order as their turn comes, which is
+    checked against `key` (when it was known before) or becomes the file's
+    hash; a resumed run does not send the parts of earlier runs again, and
+    reads them for the hash after (`Hashed.finish`). A file found changed
+    fails, and its journal is dropped (`_asset`): no later run resumes parts
+    that may hold other bytes.
+
+    Parts go 50 at a time (the URLs one request gives), `part_concurrency`
+    of them at once (`_Parts`).
     """
     done: set[int] = set()
     urls: dict[int, str] = {}
@@ -1080,6 +1492,8 @@ def _multipart(  # noqa: PLR0917 - the source, where it is journaled, its conten
             "filename": source.filename,
             "type": "video",
             "total_size": source.size,
+            "enable_hls": True,  # a direct upload gets both by default; this not
+            "enable_thumbnail": True,
         }
         if key is not None:
             body["user_metadata"] = {HASH_KEY: key}
@@ -1095,40 +1509,97 @@ def _multipart(  # noqa: PLR0917 - the source, where it is journaled, its conten
         urls = _urls(made, _plan(state, source.size)[2])
         yield Local(ctx.journal.save, (journal_key, state))
     upload_id, size, total = _plan(state, source.size)
-    base = sum(min(size, source.size - (i - 1) * size) for i in done)
-    ctx.progress.sent(source, base)(0)
-    for index in range(1, total + 1):
-        if index in done:
-            continue
-        if index not in urls:
+    ctx.progress.sent(source)(
+        sum(min(size, source.size - (i - 1) * size) for i in done)
+    )
+    todo = [i for i in range(1, total + 1) if i not in done]
+    parts = _Parts(source, file, upload_id, size, ctx)
+    for start in range(0, len(todo), _PAGE):
+        window = todo[start : start + _PAGE]
+        missing = [i for i in window if i not in urls]
+        while missing:
             path = f"assets/multipart-uploads/{upload_id}/presigned-urls"
-            more = yield Api("POST", path, {"start": index, "count": _PAGE})
+            more = yield Api("POST", path, {"start": missing[0], "count": _PAGE})
             urls |= _urls(more, total)
-        if index not in urls:
-            raise _unexpected(f"no upload URL was given for part {index}")
-        length = min(size, source.size - (index - 1) * size)
-        stream = FileStream(
-            file.path,
-            (index - 1) * size,
-            length,
-            ctx.progress.sent(source, base),
-            hashed=file,
-        )
-        etag = yield Send(urls[index], stream, "application/octet-stream", api=False)
-        chunk = {
-            "chunk_index": index,
-            "proof": etag,
-            "proof_type": "etag",
-            "chunk_size": length,
-        }
-        path = f"assets/multipart-uploads/{upload_id}"
-        yield Api("POST", path, {"completed_chunks": [chunk]})
-        done.add(index)
-        base += length
+            if missing[0] not in urls:
+                raise _unexpected(f"no upload URL was given for part {missing[0]}")
+            missing = [i for i in missing if i not in urls]
+        parts.todo.extend((i, urls[i]) for i in window)
+        width = min(ctx.settings.part_concurrency, len(window))
+        yield Fork(tuple(parts.sender() for _ in range(width)))
+    if rest := parts.batch(None):
+        yield Api("POST", parts.path, {"completed_chunks": rest})
     yield Local(ctx.journal.save, (journal_key, {**state, "complete": True}))
+    # Read once: an asset ready at once (a server that is quick with it, as
+    # the emulator) is not watched for a round.
     asset = obj((yield Api("GET", f"assets/{state['asset_id']}")), "the asset")
     ctx.progress.emit("uploaded", source, status=asset.get("status"))
     return asset
+
+
+class _Parts:
+    """The parts of one upload left to send, shared by the flows sending them.
+
+    Each sender takes the next part, PUTs it, and adds it to the parts sent
+    but not reported; the sender that makes them `_REPORT` reports them,
+    while the others go on sending. After a failure no sender takes another
+    part. The sync driver runs the senders on threads: what they share
+    changes under a lock, never held across a yield.
+    """
+
+    def __init__(
+        self, source: Source, file: Hashed, upload_id: str, size: int, ctx: Context
+    ) -> None:
+        self.source, self.file, self.size, self.ctx = source, file, size, ctx
+        self.path = f"assets/multipart-uploads/{upload_id}"
+        self.todo: deque[tuple[int, str]] = deque()
+        self.unreported: list[dict[str, Any]] = []
+        self.failed = False
+        self._lock = threading.Lock()
+
+    def batch(self, size: int | None) -> list[dict[str, Any]]:
+        """`size` parts sent and not reported, if there are so many (`None`: all).
+
+        They are taken: the caller reports them.
+        """
+        with self._lock:
+            ready = len(self.unreported)
+            n = ready if size is None else size if ready >= size else 0
+            batch, self.unreported = self.unreported[:n], self.unreported[n:]
+            return batch
+
+    def sender(self) -> Generator[Call, Any, None]:
+        """A flow sending parts one at a time until none is left."""
+        source = self.source
+        try:
+            while not self.failed:
+                try:
+                    index, url = self.todo.popleft()
+                except IndexError:
+                    return
+                length = min(self.size, source.size - (index - 1) * self.size)
+                stream = FileStream(
+                    self.file.path,
+                    (index - 1) * self.size,
+                    length,
+                    self.ctx.progress.sent(source),
+                    hashed=self.file,
+                )
+                etag = yield Send(url, stream, "application/octet-stream", api=False)
+                chunk = {
+                    "chunk_index": index,
+                    "proof": etag,
+                    "proof_type": "etag",
+                    "chunk_size": length,
+                }
+                with self._lock:
+                    self.unreported.append(chunk)
+                batch = self.batch(_REPORT)
+                if batch:
+                    yield Api("POST", self.path, {"completed_chunks": batch})
+        except BaseException:
+            self.failed = True
+            raise
 
 
 def _plan(state: dict[str, Any], size: int) -> tuple[str, int, int]:

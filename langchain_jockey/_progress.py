@@ -2,8 +2,11 @@
 
 `tqdm` draws them (the bar LangChain's document loaders use); it is an
 optional extra, `pip install "langchain-jockey[progress]"`. The items bar
-shows the statuses seen last (`ready 3, processing 2`) and refreshes its clock
-every second while indexing, so a long wait never looks frozen.
+shows where each source is (`uploaded 1, processing 2, ready 3`: an item's
+status never goes backwards, `Progress` sees to it) and refreshes its clock
+every second while indexing, so a long wait never looks frozen. Each bar stops
+when its work does: the upload bar once every source is past its upload, the
+items bar once every source is done.
 """
 
 from __future__ import annotations
@@ -11,8 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 from langchain_jockey._ingest import IngestEvent, Progress
 from langchain_jockey._terminal import shown
@@ -44,21 +46,27 @@ def progress_bar(progress: Progress, show: bool) -> Iterator[None]:
 
     def show_event(event: IngestEvent) -> None:
         with lock:
-            sent.n = event.bytes_sent
+            if event.kind in _PAST_UPLOAD:  # a server's word: shown, never obeyed
+                statuses[event.source] = shown(_shown_status(event))
+            if not sent.disable:  # closed once nothing is left to upload
+                sent.n = event.bytes_sent
+                if len(statuses) == progress.items_total:
+                    sent.close()
+                elif event.kind in _BYTES:
+                    sent.refresh()
             items.n = event.items_done
-            if event.status:  # a server's word: shown, never obeyed
-                statuses[event.source] = shown(event.status)
             counts = Counter(statuses.values())
             items.set_postfix_str(", ".join(f"{k} {v}" for k, v in counts.items()))
-            sent.refresh()
+            if event.items_done == progress.items_total:
+                stop.set()
+                items.close()
 
     def tick() -> None:
         while not stop.wait(_REFRESH):
             with lock:
                 items.refresh()
 
-    previous: Callable[[IngestEvent], None] | None = progress.callback
-    progress.callback = _both(previous, show_event)
+    unsubscribe = progress.subscribe(show_event)
     clock = threading.Thread(target=tick, name="jockey-progress", daemon=True)
     clock.start()
     try:
@@ -66,17 +74,21 @@ def progress_bar(progress: Progress, show: bool) -> Iterator[None]:
     finally:
         stop.set()
         clock.join()
-        progress.callback = previous
+        unsubscribe()
         sent.close()
         items.close()
 
 
-def _both(
-    first: Callable[[IngestEvent], None] | None, second: Callable[[IngestEvent], None]
-) -> Callable[[IngestEvent], None]:
-    def call(event: IngestEvent) -> Any:
-        if first is not None:
-            first(event)
-        second(event)
+_BYTES = ("uploading", "uploaded", "skipped")  # events that move the upload bar
+_PAST_UPLOAD = ("uploaded", "skipped", "indexing", "done", "failed")
 
-    return call
+
+def _shown_status(event: IngestEvent) -> str:
+    """What the items bar counts a source as: its status, or `uploaded`.
+
+    `uploaded` while its asset processes: that status is the asset's, and
+    an item's `queued` after an asset's `processing` would look backwards.
+    """
+    if event.kind == "uploaded":
+        return "uploaded"
+    return event.status or event.kind

@@ -412,7 +412,8 @@ class Library:
             wanted = params.get("status")
             if wanted:
                 rows = [r for r in rows if r["status"] in wanted]
-            return 200, page_of(rows, *paging(params))
+            made = {item_id: n for n, item_id in enumerate(record.items, 1)}
+            return 200, page_of(_sorted(rows, params, made), *paging(params))
         if len(tail) == 2 and tail[0] == "items":
             row = record.rows(now, index_time).get(tail[1])
             if row is None:
@@ -481,10 +482,7 @@ class Library:
         if rest and rest[0] == "multipart-uploads":
             return self._uploads(req, rest[1:])
         if not rest and verb == "GET":
-            rows = [a.detail(now) for a in reversed(self.assets.values())]
-            name = (params.get("filename") or [""])[-1].lower()
-            rows = [r for r in rows if name in r["filename"].lower()]
-            return 200, page_of(rows, *paging(params))
+            return 200, page_of(self._asset_rows(params, now), *paging(params))
         if len(rest) == 1:
             asset = self.assets.get(rest[0])
             if asset is None:
@@ -495,6 +493,26 @@ class Library:
                 self._drop_asset(rest[0])
                 return 204, None
         raise _no_route(verb, "/assets/" + "/".join(rest))
+
+    def _asset_rows(
+        self, params: dict[str, list[str]], now: float
+    ) -> list[dict[str, Any]]:
+        """`GET /assets`, newest first, filtered as the SDK's `assets.list` says.
+
+        `asset_ids` and `asset_types` (each repeatable: any of them),
+        `filename` (a part of it, in any case).
+        """
+        ids, types = set(params.get("asset_ids", ())), params.get("asset_types")
+        if types and not set(types) <= _ASSET_TYPES:
+            raise _bad(f"asset_types takes {', '.join(sorted(_ASSET_TYPES))}.")
+        name = (params.get("filename") or [""])[-1].lower()
+        return [
+            row
+            for asset in reversed(self.assets.values())
+            if (not ids or asset.asset_id in ids)
+            and name in (row := asset.detail(now))["filename"].lower()
+            and (not types or row["file_type"].split("/")[0] in types)
+        ]
 
     def form_body(self, content_type: str, declared: int) -> FormBody:
         """Where a direct upload's form goes: a spool in the data directory, if any.
@@ -739,6 +757,31 @@ def _over(table: dict[str, Any], keep: Container[str] = ()) -> list[str]:
     """
     extra = len(table) - _MAX_KEPT
     return [k for k in table if k not in keep][: max(0, extra)]
+
+
+_ASSET_TYPES = frozenset({"image", "video", "audio", "document"})
+_SORTS = ("created_at", "updated_at")
+
+
+def _sorted(
+    rows: list[dict[str, Any]], params: dict[str, list[str]], made: dict[str, int]
+) -> list[Any]:
+    """Items by `sort_by` (`created_at`, `updated_at`), `sort_option` `desc` or `asc`.
+
+    As the SDK documents: newest created first by default. Items added in the
+    same second go in the order they were added (`made`); the demo videos,
+    all made at once, keep the catalogue's order.
+    """
+    by = (params.get("sort_by") or ["created_at"])[-1]
+    option = (params.get("sort_option") or ["desc"])[-1]
+    if by not in _SORTS or option not in ("asc", "desc"):
+        msg = "sort_by is created_at or updated_at; sort_option is asc or desc."
+        raise _bad(msg)
+    return sorted(
+        rows,
+        key=lambda row: (row[by], made.get(row["_id"], 0)),
+        reverse=option == "desc",
+    )
 
 
 def _no_route(verb: str, path: str) -> ApiError:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ from langchain_jockey.__main__ import main
 from langchain_jockey.emulator import Emulator, sample_video
 
 FAST = {"asset_time": 0.05, "index_time": 0.15, "chunk_size": 64 << 10}
-STORE_SETTINGS = {"poll_interval": 0.02, "poll_max": 0.05}
+STORE_SETTINGS = {"poll_interval": 0.02}
 
 
 @pytest.fixture
@@ -64,6 +67,47 @@ def uploads(emu: Emulator) -> list[str]:
         for r in emu.requests
         if (r.method, r.path) == ("POST", "/v1.3/assets") or r.method == "PUT"
     ]
+
+
+class Connections:
+    """A TCP proxy in front of an emulator that counts the connections made to it.
+
+    Clients given `url` reach the emulator through it; part URLs, which the
+    emulator builds from the `Host` it was asked at, go through it too.
+    """
+
+    def __init__(self, emu: Emulator) -> None:
+        self.made = 0
+        self._lock = threading.Lock()
+        self._target = (emu.host, emu.port)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}/v1.3"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:  # closed
+                return
+            with self._lock:
+                self.made += 1
+            upstream = socket.create_connection(self._target)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+
+    def close(self) -> None:
+        """Stop accepting (open connections end with their peers)."""
+        self._server.close()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(1 << 16):
+            sink.sendall(data)
+    for end in (source, sink):
+        with contextlib.suppress(OSError):
+            end.shutdown(socket.SHUT_RDWR)
 
 
 @pytest.fixture

@@ -413,7 +413,10 @@ def test_a_part_stored_with_an_etag_in_any_content_type_is_taken(mode, tmp_path,
             return httpx.Response(200, json={"total_completed": 1})
         if path == "knowledge-stores/ks_1/items":
             return httpx.Response(200, json={"_id": "ksi_1", "status": "ready"})
-        return httpx.Response(200, json={"_id": "asset_1", "status": "ready"})
+        asset = {"_id": "asset_1", "status": "ready"}
+        if path == "assets":  # the watcher's list of the assets processing
+            return httpx.Response(200, json={"data": [asset], "page_info": {}})
+        return httpx.Response(200, json=asset)
 
     store = _store(answer, tmp_path)
     store.multipart_threshold = 1
@@ -498,3 +501,19 @@ def test_an_ingest_error_of_100000_failures_names_20_and_counts_the_rest():
     assert message.count(why) == 20
     assert message.endswith("- v/19.mp4: " + why + "\n…and 99,980 more")
     assert len(JockeyIngestError.of(results).failures) == 10**5
+
+
+def test_rows_of_a_status_list_without_a_usable_id_are_passed_over(mode, tmp_path):
+    odd_rows = {"data": [{"_id": ["x"]}, {"_id": None}, "row"], "page_info": {}}
+    routes = {
+        ("GET", "knowledge-stores/ks_1/items"): EMPTY_PAGE,
+        ("POST", "assets"): {"_id": "asset_1", "status": "processing"},
+        ("GET", "assets"): odd_rows,  # the watcher's list: the asset is not in it
+        ("GET", "assets/asset_1"): {"_id": "asset_1", "status": "ready"},
+        ("POST", "knowledge-stores/ks_1/items"): {"_id": "ksi_1", "status": "ready"},
+    }
+    seen: list[str] = []
+    video = sample_video(tmp_path / "a.mp4")
+    (result,) = call(mode, store_on(routes, tmp_path, seen), "add", video)
+    assert (result.item_id, result.status) == ("ksi_1", "ready")
+    assert "GET assets/asset_1" in seen  # read by its id, once the list had not it

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from langchain_jockey import JockeyInputError, KnowledgeStore
+from langchain_jockey import JockeyIngestError, JockeyInputError, KnowledgeStore
+from langchain_jockey.__main__ import main
 from langchain_jockey._sources import sources_of
 from langchain_jockey.emulator import sample_video
-from tests.ingest.conftest import add, connect
+from tests.ingest.conftest import add, connect, videos
 
 
 @pytest.fixture
@@ -277,3 +278,45 @@ def test_a_folder_linking_to_itself_is_walked_once(nested):
     (folder / "d" / "linked.mp4").symlink_to(folder / "d" / "top.mp4")
     names = [Path(s.name).relative_to(folder).as_posix() for s in sources_of(folder)]
     assert names == ["d/d/deep.mp4", "d/linked.mp4", "d/top.mp4"]
+
+
+# -- every bad source named once, in one error (#32 item 7) -------------------------
+
+
+def test_every_bad_source_is_named_once_in_one_error(mode, store, tmp_path):
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    missing = tmp_path / "missing.mp4"
+    good = sample_video(tmp_path / "good.mp4")
+    with pytest.raises(JockeyInputError) as caught:
+        add(mode, store, [fake, good, missing])
+    message = str(caught.value)
+    assert message.count(str(fake)) == 1
+    assert message.count(str(missing)) == 1
+    assert "not a supported video" in message
+    assert "no such file or directory" in message
+    assert str(good) not in message
+
+
+def test_a_bad_file_of_a_folder_is_named_once_on_its_line(
+    mode, emulator, store, tmp_path
+):
+    folder = videos(tmp_path / "v", "good.mp4")
+    (folder / "notes.mp4").write_text("not a video at all")
+    with pytest.raises(JockeyIngestError) as caught:
+        add(mode, store, folder)
+    (bad,) = caught.value.failures
+    assert not bad.error.startswith(str(folder))
+    assert bad.error.startswith("not a supported video")
+    (line,) = [x for x in str(caught.value).splitlines() if "notes.mp4" in x]
+    assert line.count("notes.mp4") == 1, line
+
+
+def test_the_command_line_names_every_bad_source(capsys, tmp_path):
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    code = main(["ingest", str(fake), str(tmp_path / "missing.mp4"), "--create", "x"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("fake.mp4") == 1
+    assert err.count("missing.mp4") == 1

@@ -31,15 +31,15 @@ import os, signal, sys
 from pathlib import Path
 from langchain_jockey import KnowledgeStore
 
-store_id, path, state, kill_at, threshold = sys.argv[1:6]
+store_id, path, state, kill_at, threshold, parts = (sys.argv[1:] + ["4"])[:6]
 store = KnowledgeStore(
     knowledge_store_id=store_id,
     base_url=os.environ["JOCKEY_TEST_URL"],
     api_key=os.environ["JOCKEY_TEST_KEY"],
     state_dir=Path(state),
     multipart_threshold=int(threshold),
+    part_concurrency=int(parts),
     poll_interval=0.02,
-    poll_max=0.05,
 )
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -89,12 +89,21 @@ def test_an_upload_killed_midway_resumes_without_sending_confirmed_parts_again(
     store = KnowledgeStore.create("resume", **connect(emulator, tmp_path))
     video = sample_video(tmp_path / "match.mp4", seconds=60, size=1_000_000)  # 16 parts
     part = FAST["chunk_size"]
+    # One part at a time: parts 1-10 are reported (10 a report, as the SDK
+    # does) before part 11 goes, and the kill comes during part 12.
     killed = child(
-        emulator, store.knowledge_store_id, video, tmp_path / "state", 6 * part, 1
+        emulator, store.knowledge_store_id, video, tmp_path / "state", 12 * part, 1, 1
     )
     assert killed.returncode == -9, killed.stderr
     first_puts = _count(emulator, "PUT", "/emulator-uploads/")
-    assert 4 <= first_puts < 16
+    confirmed = {
+        c["chunk_index"]
+        for r in emulator.requests
+        if r.method == "POST" and r.path.startswith("/v1.3/assets/multipart-uploads/")
+        for c in r.body.get("completed_chunks", ())
+    }
+    assert confirmed == set(range(1, 11))
+    assert 11 <= first_puts < 16
     again = KnowledgeStore(
         knowledge_store_id=store.knowledge_store_id,
         **connect(emulator, tmp_path, multipart_threshold=1),
@@ -102,8 +111,7 @@ def test_an_upload_killed_midway_resumes_without_sending_confirmed_parts_again(
     result = again.add(video)[0]
     assert (result.status, result.uploaded) == ("ready", True)
     resent = _count(emulator, "PUT", "/emulator-uploads/") - first_puts
-    assert resent <= 16 - (first_puts - 1)  # only what was not confirmed
-    assert resent < 16
+    assert resent == 16 - len(confirmed)  # only what was not confirmed
     assert _count(emulator, "POST", "/v1.3/assets/multipart-uploads") > 0
     created = [
         r

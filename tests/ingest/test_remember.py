@@ -63,7 +63,6 @@ def rerun(store: KnowledgeStore) -> KnowledgeStore:
         api_key=store.api_key,
         state_dir=store.state_dir,
         poll_interval=store.poll_interval,
-        poll_max=store.poll_max,
     )
 
 

@@ -286,6 +286,46 @@ def test_the_sdk_lists_every_page_of_assets_and_deletes_one(sdk, tmp_path) -> No
     assert [a.id for a in after] == made[:0:-1]
 
 
+def test_the_sdk_lists_assets_by_id_and_by_type(sdk, tmp_path) -> None:
+    made = [
+        direct(sdk, sample_video(tmp_path / f"clip{i}.mp4", seconds=5 + i)).id
+        for i in range(3)
+    ]
+
+    def ids(**filters: Any) -> list[str]:
+        pager = sdk.assets.list(page_limit=50, **filters)
+        return [a.id for a in listed("GET /assets?…", pager, AssetsListResponse)]
+
+    assert ids(asset_ids=[made[0], made[2]]) == [made[2], made[0]]  # newest first
+    assert ids(asset_ids=made[1]) == [made[1]]
+    assert ids(asset_ids=["asset_gone"]) == []
+    assert ids(asset_types=["video", "audio"]) == made[::-1]
+    assert ids(asset_types="image") == []
+    assert ids(asset_ids=made[1], filename="clip0") == []
+
+
+def test_the_sdk_lists_items_newest_first_or_as_sorted(sdk, tmp_path) -> None:
+    store = sdk_call("POST /knowledge-stores", sdk.knowledge_stores.create, name="s")
+    assets = [direct(sdk, sample_video(tmp_path / f"v{i}.mp4")) for i in range(3)]
+    made = []
+    for asset in assets:
+        assert wait_asset(sdk, asset.id).status == "ready"
+        item = sdk.knowledge_store_items.create(store.id, asset_id=asset.id)
+        made.append(item.id)
+
+    def ids(**options: Any) -> list[str]:
+        pager = sdk.knowledge_store_items.list(store.id, page_limit=2, **options)
+        items = listed("GET …/items?…", pager, KnowledgeStoreItemsListResponse)
+        return [i.id for i in items]
+
+    assert ids() == made[::-1]  # the SDK's default: created_at, desc
+    assert ids(sort_by="created_at", sort_option="asc") == made
+    assert ids(sort_by="updated_at", sort_option="desc") == made[::-1]
+    with pytest.raises(SdkApiError) as caught:
+        ids(sort_by="name")
+    assert caught.value.status_code == 400
+
+
 # -- items ---------------------------------------------------------------------------
 
 

@@ -45,7 +45,6 @@ store = KnowledgeStore(
     api_key=os.environ["JOCKEY_TEST_KEY"],
     state_dir=Path(state),
     poll_interval=0.02,
-    poll_max=0.05,
 )
 
 
