@@ -65,7 +65,7 @@ _TYPES = {
 }
 _STREAM = re.compile(r"Stream #\d+:\d+\S*: (Video|Audio): (\w+)")
 _MAX_FAILED = 10_000  # videos remembered as unreadable
-_TIMEOUT = {"probe": 30.0, "thumbnail": 60.0, "playlist": 1800.0}  # seconds
+_TIMEOUT = {"probe": 30.0, "thumbnail": 60.0, "playlist": 1800.0, "exit": 5.0}  # s
 
 
 _found: list[str] = []  # the executable, once one is found
@@ -336,11 +336,11 @@ async def _run(args: list[str], timeout: float, *, check: bool = True) -> str:
     try:
         _, err = await asyncio.wait_for(process.communicate(), timeout)
     except asyncio.TimeoutError:
-        _kill(process)
+        await _kill(process)
         msg = f"ffmpeg took over {timeout:g} s"
         raise MediaError(msg) from None
     except BaseException:  # the emulator stopping: ffmpeg stops too
-        _kill(process)
+        await _kill(process)
         raise
     said = err.decode("utf-8", "replace")
     if check and process.returncode != 0:
@@ -348,6 +348,13 @@ async def _run(args: list[str], timeout: float, *, check: bool = True) -> str:
     return said
 
 
-def _kill(process: asyncio.subprocess.Process) -> None:
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    """Kill ffmpeg and wait for it, so that its pipes close while this loop runs.
+
+    Left to the garbage collector, they closed after the emulator's loop had,
+    raising "Event loop is closed" wherever the collection happened to run.
+    """
     with contextlib.suppress(ProcessLookupError):
         process.kill()
+    with contextlib.suppress(asyncio.TimeoutError):  # never long after a kill
+        await asyncio.wait_for(process.wait(), _TIMEOUT["exit"])

@@ -7,8 +7,11 @@ demo video from a stand-in test pattern as long as the video.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -222,3 +225,41 @@ def test_a_file_ffmpeg_cannot_read_gets_404_then_no_media_urls(
     assert "could not make" in failed.json()["message"]
     (again,) = cite(emu, "Who climbs the lighthouse?", store.knowledge_store_id)
     assert (again["thumbnail_url"], again["hls_url"]) == (None, None)
+
+
+def _stop_while_ffmpeg_makes_a_playlist(media: Path) -> Emulator:
+    """An emulator stopped while ffmpeg was making a playlist for a request."""
+    with Emulator(media_dir=media) as emu:
+        (note, *_) = cite(emu, "When do the fishing boats leave?")
+        url = note["hls_url"]
+        threading.Thread(target=_quietly_fetch, args=(url,), daemon=True).start()
+        deadline = time.monotonic() + 30
+        while not list(media.glob("*/*/.hls-*/*")):  # ffmpeg is writing
+            assert time.monotonic() < deadline, "ffmpeg did not start"
+            time.sleep(0.02)
+    return emu
+
+
+def _quietly_fetch(url: str) -> None:
+    with contextlib.suppress(httpx.HTTPError):  # the emulator stops meanwhile
+        fetch(url)
+
+
+def test_stopping_while_ffmpeg_makes_media_leaves_nothing_for_the_closed_loop(
+    tmp_path: Path,
+) -> None:
+    # Stopped mid-way, ffmpeg is killed and waited for on the emulator's loop:
+    # nothing of it is left to close once that loop is closed (its pipe was, and
+    # freeing the stopped emulator then raised "Event loop is closed").
+    emu = _stop_while_ffmpeg_makes_a_playlist(tmp_path)
+    unraisable: list[Any] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        for thread in threading.enumerate():  # asyncio's, each waiting for a child
+            if thread.name.startswith("asyncio-waitpid-"):
+                thread.join(10)
+        del emu
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert [u.exc_value for u in unraisable] == []
