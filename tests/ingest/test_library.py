@@ -28,6 +28,7 @@ from langchain_jockey.emulator._home import (
     stop,
 )
 from tests.ingest.test_data_dir import dead_pid
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEAD_URL = "http://127.0.0.1:9/v1.3"  # nothing answers there (the discard port)
@@ -186,7 +187,10 @@ def test_two_keyless_commands_at_once_start_one_emulator(library, tmp_path):
 def test_a_stale_library_lock_is_taken_over(library, capsys, tmp_path, pid):
     library.mkdir(parents=True)
     stale = {"pid": dead_pid() if pid == "dead" else os.getpid()}
-    stale["url"] = DEAD_URL
+    # A port free now: the emulator started in its place may take it again, and
+    # must not take the discard port that other tests count on nothing serving
+    # (root may bind port 9; under xdist a test elsewhere then got this one's 401).
+    stale["url"] = f"http://127.0.0.1:{free_port()}/v1.3"
     (library / "emulator.lock").write_text(json.dumps(stale))
     code, out, err = ingest(capsys, str(folder_of(tmp_path, "v")), "--create", "S")
     assert code == 0, out + err

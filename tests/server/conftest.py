@@ -39,7 +39,7 @@ except ImportError as err:  # never a silent skip
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_DIR = ROOT / "examples" / "server"
 KEY = f"tlk_server_test_{secrets.token_hex(12)}"  # unique: any copy of it is a leak
-DELTA_DELAY = 0.01  # seconds between Jockey's deltas: tokens that arrive together fail
+DELTA_DELAY = 0.03  # seconds between Jockey's deltas: tokens that arrive together fail
 STARTUP = 60.0  # seconds `langgraph dev` may take to answer
 OFFLINE = {
     "LANGGRAPH_CLI_NO_ANALYTICS": "1",  # the CLI's usage report

@@ -99,7 +99,10 @@ def assert_live(tokens: list[tuple[float, str]]) -> None:
     assert len(tokens) > 5
     assert all(len(text.split()) <= 2 for _, text in tokens)  # one delta each
     span = tokens[-1][0] - tokens[0][0]
-    assert span > 0.5 * DELTA_DELAY * (len(tokens) - 1)  # paced like the emulator
+    # Paced like the emulator: a quarter of its pace, so that a loaded machine's
+    # scheduling (4 test workers on 2 cores gathered 0.01 s deltas into a burst
+    # 0.047 s long) cannot fail it, while tokens gathered at the end (a few ms) do.
+    assert span > 0.25 * DELTA_DELAY * (len(tokens) - 1)
 
 
 async def test_the_agent_streams_jockey_tokens_and_progress_before_the_tool_result(
