@@ -135,7 +135,13 @@ def test_memory_while_a_200_mb_file_uploads_is_bounded_by_the_part_size(tmp_path
         assert status == "ready"
         part = emu.config.chunk_size  # 8 MiB
         print(f"{path}: peak RSS grew {int(growth) / 2**20:.1f} MiB for a 200 MB file")
-        assert int(growth) < 2 * part, f"{int(growth):,} bytes"
+        # Parts go 4 at once (part_concurrency), each on a thread reading 1 MiB
+        # blocks and hashing gaps; measured 11 MiB with one malloc arena and
+        # 14.5-16.5 MiB with glibc's arena per thread. 5 MiB per part in flight
+        # stays far below holding parts (8 MiB each) or the file.
+        in_flight = KnowledgeStore.model_fields["part_concurrency"].default
+        limit = 2 * part if path == "direct" else 5 * 2**20 * in_flight
+        assert int(growth) < limit, f"{int(growth):,} bytes"
         if path == "multipart":
             assert _count(emu, "PUT", "/emulator-uploads/") == 24  # 200 MB / 8 MiB
 
