@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/ingest.py            # about 3 minutes on 2 cores
     .venv/bin/python benchmarks/ingest.py --quick    # under a minute, a smoke test
+    .venv/bin/python benchmarks/ingest.py --only small,async  # some rows
 
 Every row of issue #32's item 10, against emulators spawned on loopback (a
 separate process each, so the client's CPU is its own):
@@ -12,6 +13,10 @@ separate process each, so the client's CPU is its own):
 2. a folder of 200 small files: `add` against the official SDK's loop
    (`assets.create`, `knowledge_store_items.create`, polling until ready) on
    as many threads as `add`'s `concurrency`;
+2b. the same folder: `aadd` against `add` (CPU and wall), and the requests
+   `add` makes for it (each file's asset form, then its item) in raw httpx,
+   async against sync: the transport's own async/sync CPU ratio, the floor of
+   `aadd`'s. Target: `aadd`'s CPU ratio at most 1.1 × that one;
 3. 24 small videos whose assets take 0.5 s and items 3 s to process, polled
    every 0.25 s: `add`'s wall time against those 3.5 s;
 4. adding an unchanged library of over 1 GB again: against the time to hash
@@ -19,7 +24,7 @@ separate process each, so the client's CPU is its own):
 5. the TCP connections `add` opens for one multipart upload, counted at the
    socket level, against the part PUTs it had in flight at once, plus one.
 
-Rows 1 and 2 process instantly (`--asset-time 0 --index-time 0`), so they
+Rows 1, 2 and 2b process instantly (`--asset-time 0 --index-time 0`), so they
 measure the clients, not the waiting. Each round gives each contender a new
 store and `add` a new `state_dir`, so every round adds new files (row 4 keeps
 its store and `state_dir`: that is the point). The contenders alternate, A B
@@ -38,6 +43,8 @@ run, as the first one was, is all "before"), so the figures before #32 stay.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import collections
 import contextlib
 import datetime as dt
 import hashlib
@@ -406,8 +413,13 @@ class Bench:
         With `watch`, the sockets of the `add` call alone are watched.
         """
         store = emu.store(emu.new_store(name), self.dirs.new("state"), **fields)
+        run = (
+            (lambda: asyncio.run(store.aadd(sources)))
+            if name.endswith("aadd")
+            else (lambda: store.add(sources))
+        )
         with watch or contextlib.nullcontext():
-            wall, results = self.clock.run(name, lambda: store.add(sources))
+            wall, results = self.clock.run(name, run)
         if isinstance(sources, list):
             count = len(sources)
         else:
@@ -482,6 +494,95 @@ def small_files(bench: Bench) -> None:
     bench.add(emu, "warm-up small_add", paths[:threads])  # a few of the files
     loop("warm-up small_sdk", paths[:threads])
     alternate(bench.scale.rounds, lambda: bench.add(emu, "small_add", folder), loop)
+
+
+# -- row 2b: aadd against add, and the transport's own async/sync ratio -----------
+
+
+def raw_form(path: Path) -> tuple[bytes, str]:
+    """The `POST /assets` form of `path`: its body and content type."""
+    boundary = os.urandom(16).hex()
+    fields = {"method": "direct", "filename": path.name}
+    head = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'
+        f"{v}\r\n".encode()
+        for k, v in fields.items()
+    )
+    head += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{path.name}"\r\nContent-Type: video/mp4\r\n\r\n'
+    ).encode()
+    body = head + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def raw_sync(url: str, paths: list[Path], store_id: str, threads: int) -> None:
+    """Each file's asset form, then its item, in sync httpx on `threads` threads."""
+    with httpx.Client(base_url=url, headers=KEY, timeout=120) as http:
+
+        def one(path: Path) -> None:
+            body, kind = raw_form(path)
+            made = http.post("assets", content=body, headers={"content-type": kind})
+            item = {"asset_id": made.raise_for_status().json()["_id"]}
+            path_ = f"knowledge-stores/{store_id}/items"
+            http.post(path_, json={**item, "asset_type": "video"}).raise_for_status()
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(one, paths))
+
+
+async def raw_async(url: str, paths: list[Path], store_id: str, threads: int) -> None:
+    """`raw_sync`'s requests in async httpx, `threads` at once (files read alike)."""
+    lane = asyncio.Semaphore(threads)
+    async with httpx.AsyncClient(base_url=url, headers=KEY, timeout=120) as http:
+
+        async def one(path: Path) -> None:
+            async with lane:
+                body, kind = await asyncio.to_thread(raw_form, path)
+                made = await http.post(
+                    "assets", content=body, headers={"content-type": kind}
+                )
+                item = {"asset_id": made.raise_for_status().json()["_id"]}
+                path_ = f"knowledge-stores/{store_id}/items"
+                answer = await http.post(path_, json={**item, "asset_type": "video"})
+                answer.raise_for_status()
+
+        await asyncio.gather(*(one(p) for p in paths))
+
+
+def async_small_files(bench: Bench) -> None:
+    """Row 2b: `aadd` vs `add` of the small files; raw httpx async vs sync.
+
+    The raw pair makes the requests `add` makes for a new small file (its
+    asset's form, its item), 2 per file, on as many threads (tasks) as
+    `concurrency`, each file read in one hop to a thread on the async side:
+    its async/sync CPU ratio is the transport's own, the floor of `aadd`'s.
+    """
+    emu, folder = bench.instant, bench.files.small
+    paths = sorted(folder.iterdir())
+    threads = KnowledgeStore.model_fields["concurrency"].default
+
+    def raw(name: str) -> Callable[[], float]:
+        def go(store_id: str) -> None:
+            if name.endswith("async"):
+                asyncio.run(raw_async(emu.url, paths, store_id, threads))
+            else:
+                raw_sync(emu.url, paths, store_id, threads)
+
+        def run() -> float:
+            store_id = emu.new_store(name)
+            return bench.clock.run(name, lambda: go(store_id))[0]
+
+        return run
+
+    bench.add(emu, "warm-up small_aadd", paths[:threads])
+    raw("warm-up raw_async")()
+    alternate(
+        bench.scale.rounds,
+        lambda: bench.add(emu, "small_add2", folder),
+        lambda: bench.add(emu, "small_aadd", folder),
+    )
+    alternate(bench.scale.rounds, raw("raw_sync"), raw("raw_async"))
 
 
 # -- row 3: waiting for processing ---------------------------------------------
@@ -599,15 +700,17 @@ def report(results: dict[str, Any]) -> str:
 
 def rows(bench: Bench, scale: Scale) -> list[dict[str, Any]]:
     """The issue's targets, each a ratio within this run; CPU for reference."""
-    wall, cpu, facts = bench.clock.wall, bench.clock.cpu, bench.facts
+    wall = collections.defaultdict(list, bench.clock.wall)
+    cpu, facts = collections.defaultdict(list, bench.clock.cpu), bench.facts
     mb = scale.big / 1e6
-    c = facts["connections"]
+    c = facts.get("connections", {"parts": 0, "opened": 0, "peak_parts_in_flight": 0})
     reads = facts.get("again_read_bytes")
     read = f" (add read {statistics.median(reads) / 1e9:.2f} GB)" if reads else ""
+    gb = facts.get("library_bytes", 0) / 1e9
     # The measure and its unit, add's samples and the baseline's, the limit
     # (None: a reference) and the target's words.
-    floor = f"raw httpx, no hashing, {facts['floor_in_flight']} part(s) in flight"
-    sdk = f"the SDK loop on {facts['threads']} threads"
+    floor = f"raw httpx, no hashing, {facts.get('floor_in_flight')} part(s) in flight"
+    sdk = f"the SDK loop on {facts.get('threads')} threads"
     specs: list[tuple[str, str, list[float], list[float], float | None, str]] = [
         (
             f"one {mb:.0f} MB file: add",
@@ -637,7 +740,7 @@ def rows(bench: Bench, scale: Scale) -> list[dict[str, Any]]:
             "≤ 2.5 × one processing time",
         ),
         (
-            f"an unchanged {facts['library_bytes'] / 1e9:.2f} GB library again{read}",
+            f"an unchanged {gb:.2f} GB library again{read}",
             "s",
             wall["again_add"],
             wall["again_hash"],
@@ -647,7 +750,7 @@ def rows(bench: Bench, scale: Scale) -> list[dict[str, Any]]:
         (
             f"one {mb:.0f} MB multipart upload ({c['parts']} parts): connections",
             "",
-            [c["opened"]],
+            [c["opened"]] if "connections" in facts else [],
             [c["peak_parts_in_flight"] + 1],
             1.0,
             "≤ parts in flight at once + 1 (for the API calls)",
@@ -669,7 +772,59 @@ def rows(bench: Bench, scale: Scale) -> list[dict[str, Any]]:
             f"reference: {sdk}",
         ),
     ]
-    return [row(*spec) for spec in specs]
+    n = scale.small_files
+    raw = (
+        row(
+            f"{2 * n} requests, raw httpx: async's CPU",
+            "s",
+            cpu["raw_async"],
+            cpu["raw_sync"],
+            None,
+            "reference: the same in sync httpx",
+        )
+        if "raw_async" in cpu
+        else None
+    )
+    if raw is not None:
+        limit = 1.1 * raw["ratio"]
+        specs += [
+            (
+                f"{n} small files: aadd's CPU",
+                "s",
+                cpu["small_aadd"],
+                cpu["small_add2"],
+                limit,
+                f"≤ 1.1 × raw httpx's async/sync CPU ({raw['ratio']:.2f}×), vs add's",
+            ),
+            (
+                f"{n} small files: aadd",
+                "s",
+                wall["small_aadd"],
+                wall["small_add2"],
+                None,
+                "reference: add, same rounds",
+            ),
+            (
+                f"{2 * n} requests, raw httpx: async",
+                "s",
+                wall["raw_async"],
+                wall["raw_sync"],
+                None,
+                "reference: the same in sync httpx",
+            ),
+        ]
+    # A row whose contenders did not run (`--only`) is left out.
+    ran = [spec for spec in specs if spec[2] and spec[3]]
+    return [row(*spec) for spec in ran] + ([raw] if raw is not None else [])
+
+
+ROWS: dict[str, Callable[[Bench], None]] = {
+    "large": one_large_file,  # rows 1 and 5
+    "small": small_files,  # row 2
+    "async": async_small_files,  # row 2b
+    "waits": processing,  # row 3
+    "again": library_again,  # row 4
+}
 
 
 def commit() -> str:
@@ -705,7 +860,15 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="small sizes, one round (a smoke test)"
     )
+    parser.add_argument(
+        "--only",
+        help="the rows to run, of: " + ", ".join(ROWS) + " (comma-separated); "
+        "results go to benchmarks/ingest-only.json",
+    )
     args = parser.parse_args()
+    only = (args.only or ",".join(ROWS)).split(",")
+    if unknown := set(only) - set(ROWS):
+        parser.error(f"no such rows: {', '.join(sorted(unknown))}")
     scale = QUICK if args.quick else FULL
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="jockey-ingest-bench-") as tmp:
@@ -725,10 +888,8 @@ def main() -> None:
             raise
         bench = Bench(instant, paced, files, Dirs(root), scale, Clock(), {})
         try:
-            one_large_file(bench)
-            small_files(bench)
-            processing(bench)
-            library_again(bench)
+            for name in only:
+                ROWS[name](bench)
         finally:
             instant.close()
             paced.close()
@@ -737,7 +898,7 @@ def main() -> None:
         f"{os.cpu_count()} cores, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}",
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python benchmarks/ingest.py" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python benchmarks/ingest.py", *sys.argv[1:]]),
         "commit": commit(),
         "seconds": round(time.perf_counter() - started, 1),
         "rows": rows(bench, scale),
@@ -745,7 +906,13 @@ def main() -> None:
         "wall_s": bench.clock.wall,
         "cpu_s": bench.clock.cpu,
     }
-    out = HERE / ("ingest-quick.json" if args.quick else "ingest.json")
+    out = HERE / (
+        "ingest-quick.json"
+        if args.quick
+        else "ingest-only.json"
+        if args.only
+        else "ingest.json"
+    )
     both = {"before": before(out), "after": results}
     out.write_text(json.dumps(both, indent=2) + "\n", encoding="utf-8")
     print(report(results))
