@@ -60,9 +60,7 @@ lines that await) run the flows of one `add`:
   wide, so that processing never holds an upload slot and never waits for one.
   (A source that waited on another's claim, and takes it over because that
   `add` was cancelled, uploads in a slot of the second kind.) The sync driver
-  runs each source on a thread of its own, the async one as a task, which
-  hops to a thread to read a file (once for a small one) but does the
-  bookkeeping in `state_dir` on its loop (`Local.quick`).
+  runs each source on a thread of its own, the async one as a task.
 - Waiting is done by one `Watcher` per `add`, itself a flow of calls run next
   to the sources: each round it asks `GET /assets?asset_ids=…` for every asset
   still processing (50 ids a request), and lists the store's items whose
@@ -202,18 +200,10 @@ class Send:
 
 @dataclass(frozen=True)
 class Local:
-    """Blocking local work (hashing, the journal): `fn(*args)`.
-
-    `quick`: bookkeeping in `state_dir` (a lock file taken or let go, a
-    journal file written or removed, a line of the log read or appended):
-    a few small file operations, which `aadd` runs on its event loop, as a
-    hop to a thread costs more CPU than they do. Reading or hashing a
-    file's content never is.
-    """
+    """Blocking local work (hashing, the journal): `fn(*args)`."""
 
     fn: Callable[..., Any]
     args: tuple[Any, ...]
-    quick: bool = False
 
 
 @dataclass(frozen=True)
@@ -1011,15 +1001,11 @@ def _add(source: Source, ctx: Context) -> Flow:
             key, sent = file.sha256, None
             if key is None:  # new by its size: hashed while it is sent
                 sent = yield from _asset(source, None, file, ctx, journaled)
-                key = yield Local(
-                    _sent,
-                    (file, source.mime, ctx.records),
-                    quick=file.sha256 is not None,  # all of it went through the hash
-                )
+                key = yield Local(_sent, (file, source.mime, ctx.records))
             adding = _Adding(source, str(key), file, sent, locks)
         result = yield from _claimed(adding, ctx)
         if locks.holding:  # a failure before its item was made
-            yield Local(locks.release, (), quick=True)
+            yield Local(locks.release, ())
         return result
     finally:
         locks.release()  # a flow closed or failed: no call can be yielded
@@ -1173,7 +1159,7 @@ def _add_new(adding: _Adding, ctx: Context) -> Flow:
         adding.let_go()
         yield from _spare(adding, ctx)
         if locks.holding:
-            yield Local(locks.release, (), quick=True)
+            yield Local(locks.release, ())
         return (yield from _held(item, adding, ctx))
     sent = adding.sent
     if sent is None:
@@ -1189,12 +1175,12 @@ def _add_new(adding: _Adding, ctx: Context) -> Flow:
         error = asset.get("error")
         why = error.get("message") if isinstance(error, dict) else error
         why = str(why or f"asset {asset.get('status')}")
-        yield Local(ctx.journal.drop, (journal_key,), quick=True)
+        yield Local(ctx.journal.drop, (journal_key,))
         return AddResult(source.name, asset_id, None, "failed", why, uploaded)
     made = yield _new_item(asset_id, source, key, ctx)
     item = obj(made, "the new item")
     item_id = text(item, "_id", "the new item")
-    yield Local(_made, (ctx, journal_key, key, item_id, locks), quick=True)
+    yield Local(_made, (ctx, journal_key, key, item_id, locks))
     status = str(item.get("status", "queued"))
     ctx.progress.emit("indexing", source, status=status)
     result = AddResult(source.name, asset_id, item_id, status, None, uploaded)
@@ -1327,7 +1313,7 @@ def _asset(
     state: dict[str, Any] = (
         journaled
         if journaled is not None
-        else (yield Local(journal.load, (journal_key,), quick=True))
+        else (yield Local(journal.load, (journal_key,)))
     )
     if safe_id(state.get("asset_id")) and state.get("complete"):
         try:
@@ -1368,7 +1354,7 @@ def _spare(adding: _Adding, ctx: Context) -> Generator[Call, Any, None]:
     if safe_id(asset_id):
         with suppress(*FAILURES):  # left: it costs storage, not a result
             yield Api("DELETE", f"assets/{asset_id}")
-    yield Local(ctx.journal.drop, (_journal_key(file.sha256, file),), quick=True)
+    yield Local(ctx.journal.drop, (_journal_key(file.sha256, file),))
 
 
 def _acquired(lock: FileLock, then: Callable[[], T] | None) -> tuple[bool, T | None]:
@@ -1401,7 +1387,7 @@ class _Locks:
         self.held.append(lock)
         delay = _JOIN
         while True:
-            taken, value = yield Local(_acquired, (lock, then), quick=True)
+            taken, value = yield Local(_acquired, (lock, then))
             if taken:
                 return cast("T | None", value)
             yield Wait(delay)
@@ -1460,7 +1446,7 @@ def _upload(  # noqa: PLR0917 - the source, where it is journaled, its content
     stream, kind = form_stream(fields, source, ctx.progress.sent(source), file)
     asset = obj((yield Send("assets", stream, kind, api=True)), "the new asset")
     saved = {"asset_id": text(asset, "_id", "the new asset"), "complete": True}
-    yield Local(ctx.journal.save, (journal_key, saved), quick=True)
+    yield Local(ctx.journal.save, (journal_key, saved))
     ctx.progress.emit("uploaded", source, status=asset.get("status"))
     return asset
 
@@ -1521,7 +1507,7 @@ def _multipart(  # noqa: PLR0917 - the source, where it is journaled, its conten
         }
         # Checked before it is journaled: a bad plan would fail every run for 24 h.
         urls = _urls(made, _plan(state, source.size)[2])
-        yield Local(ctx.journal.save, (journal_key, state), quick=True)
+        yield Local(ctx.journal.save, (journal_key, state))
     upload_id, size, total = _plan(state, source.size)
     ctx.progress.sent(source)(
         sum(min(size, source.size - (i - 1) * size) for i in done)
@@ -1543,9 +1529,7 @@ def _multipart(  # noqa: PLR0917 - the source, where it is journaled, its conten
         yield Fork(tuple(parts.sender() for _ in range(width)))
     if rest := parts.batch(None):
         yield Api("POST", parts.path, {"completed_chunks": rest})
-    yield Local(
-        ctx.journal.save, (journal_key, {**state, "complete": True}), quick=True
-    )
+    yield Local(ctx.journal.save, (journal_key, {**state, "complete": True}))
     # Read once: an asset ready at once (a server that is quick with it, as
     # the emulator) is not watched for a round.
     asset = obj((yield Api("GET", f"assets/{state['asset_id']}")), "the asset")

@@ -729,8 +729,6 @@ class KnowledgeStore(JockeyConnection):
     ) -> Any:
         """Async twin of `_do`."""
         if isinstance(call, Local):
-            if call.quick:  # cheaper here than a hop to a thread
-                return call.fn(*call.args)
             return await asyncio.to_thread(call.fn, *call.args)
         if isinstance(call, Wait):
             await asyncio.sleep(call.seconds)

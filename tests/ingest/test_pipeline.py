@@ -282,14 +282,13 @@ def _hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.mark.parametrize("sizes", [(300_000, 300_001), (300_000, 300_000)])
-def test_aadd_hops_to_a_thread_once_per_small_new_file(
+def test_aadd_reads_a_files_journal_in_the_hop_that_takes_its_lock(
     store, tmp_path, monkeypatch, sizes
 ):
     # New sizes are hashed as they are sent, under the file's lock; one size
     # twice is hashed first, and sent under the content's lock. Either way
-    # the file is read in one hop to a thread, and the bookkeeping in
-    # state_dir (locks, the journal, the log) runs on the loop: each hop
-    # costs aadd CPU that add does not spend (#32 item 5).
+    # the journal is read in the hop that took the lock: each hop costs
+    # aadd CPU that add does not spend.
     folder = tmp_path / "v"
     folder.mkdir()
     for name, size in zip(("a.mp4", "b.mp4"), sizes, strict=True):
@@ -297,10 +296,8 @@ def test_aadd_hops_to_a_thread_once_per_small_new_file(
     hops = _hops(monkeypatch)
     results = asyncio.run(store.aadd(folder))
     assert [r.uploaded for r in results] == [True, True]
-    read = "_first" if sizes[0] != sizes[1] else "_hash_first"
-    # One hop for the whole aadd (the sources checked), then one per file.
-    assert len(hops) == 1 + 2, hops
-    assert hops[1:] == [read, read], hops
+    assert "load" not in hops, hops
+    assert hops.count("_acquired") == 2 * (1 if sizes[0] == sizes[1] else 2), hops
 
 
 def test_a_source_gets_a_thread_or_task_only_once_it_has_an_upload_slot(mode, tmp_path):
