@@ -563,12 +563,22 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    """`ask`: stream the answer, then its citations; the exit status."""
-    if KnowledgeStore(knowledge_store_id=args.store).knowledge_store_id is None:
+    """`ask`: stream the answer, then its citations; the exit status.
+
+    Without a store, the emulator's demo store is asked (as `web` does); with
+    a key, a store is required, and its absence refused before any request.
+    """
+    store_id = KnowledgeStore(knowledge_store_id=args.store).knowledge_store_id
+    if store_id is None and KnowledgeStore().api_key is not None:
         msg = "ask needs a store: --store ks_… or TWELVE_LABS_KNOWLEDGE_STORE_ID."
         raise JockeyInputError(msg)
     target = _target()
-    store = KnowledgeStore(knowledge_store_id=args.store, **target.settings)
+    if store_id is None:  # no key: the emulator's demo store
+        from langchain_jockey.emulator import DEMO_STORE_ID  # noqa: PLC0415
+
+        store_id = DEMO_STORE_ID
+        _say(f"No store given: asking the emulator's demo store ({store_id}).")
+    store = KnowledgeStore(knowledge_store_id=store_id, **target.settings)
     answer: BaseMessageChunk | None = None
     try:
         with store.as_chat_model() as llm:

@@ -255,12 +255,31 @@ def test_ask_streams_the_answer_then_its_citations(monkeypatch, capsys, emulator
     assert "\u2013" in cited[0]  # a time range
 
 
-def test_ask_without_a_store_is_refused_before_any_emulator_starts(library, capsys):
+def test_ask_with_a_key_but_no_store_is_refused_before_any_request(
+    library, monkeypatch, capsys
+):
+    monkeypatch.setenv("TWELVE_LABS_API_KEY", "tlk_not_sent")
+    monkeypatch.setenv("TWELVE_LABS_BASE_URL", "http://127.0.0.1:9/v1.3")
     code = main(["ask", "Anything?"])
     _, err = capsys.readouterr()
     assert code == 2
     assert "--store" in err
     assert not library.exists()
+
+
+def test_ask_without_a_key_or_a_store_asks_the_emulators_demo_store(
+    monkeypatch, capsys, emulator
+):
+    """As `web` does: a keyless user's first question needs no store id."""
+    for name in list(os.environ):
+        if name.startswith(("TWELVE_LABS_", "TWELVELABS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TWELVE_LABS_BASE_URL", emulator.base_url)
+    code = main(["ask", "When do the fishing boats leave?"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"demo store ({DEMO_STORE_ID})" in out
+    assert [line for line in out.splitlines() if line.startswith("[1] ")]
 
 
 @pytest.mark.slow
